@@ -1,0 +1,175 @@
+"""examples/hyper_resnet/train.py on real Fashion-MNIST: exact resume, signals, DDP, accuracy, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import vision_fixtures as vf  # noqa: E402
+
+torch.set_num_threads(1)
+T = vf.load_train_module()
+
+
+def small_run(tmp, arch="hyper_convnet", extra=()):
+    """A short Fashion-MNIST run: 240 training images, batch 40 -> 6 steps per epoch."""
+    return ["--dataset", "fashion_mnist", "--data", str(vf.fashion_mnist_dir()), "--arch", arch,
+            "--train-size", "240", "--batch-size", "40", "--test-size", "200", "--val-fraction", "0.01",
+            "--threads", "1", "--no-progress", "--save-dir", str(tmp), "--save-interval", "0", *extra]
+
+
+def state(path):
+    ckpt = torch.load(os.path.join(path, "checkpoint.pt"), weights_only=True)
+    return ckpt
+
+
+def assert_same_state(a, b):
+    assert a["step"] == b["step"]
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        for k in sa:
+            assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), k
+
+
+@pytest.mark.parametrize("arch,optim", [("hyper_convnet", "adam"), ("convnet", "sgd")])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, arch, optim):
+    lr = "1000:0.005" if optim == "adam" else "8:0.05,1000:0.01"  # SGD schedule changes mid-run
+    opts = ["--optimizer", optim, "--lr-schedule", lr]
+    assert T.main(small_run(tmp_path / "full", arch, opts + ["--max-steps", "14"])) == 0
+    assert T.main(small_run(tmp_path / "part", arch, opts + ["--max-steps", "5"])) == 0
+    ckpt = str(tmp_path / "part" / "checkpoint.pt")
+    # the resumed run takes its settings from the checkpoint; only the length is given again
+    resume = ["--resume", ckpt, "--max-steps", "14", "--data", str(vf.fashion_mnist_dir()), "--train-size", "240",
+              "--test-size", "200", "--threads", "1", "--no-progress", "--save-dir", str(tmp_path / "part"),
+              "--save-interval", "0"]
+    assert T.main(resume) == 0
+    assert_same_state(state(tmp_path / "full"), state(tmp_path / "part"))
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
+    first_checkpoint = tmp_path / "cut" / "checkpoint.pt"
+    done = threading.Event()
+
+    def interrupt_once_training_runs():
+        # the first periodic checkpoint proves the loop (and its signal handler) is running
+        while not done.is_set() and not first_checkpoint.exists():
+            done.wait(0.05)
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=interrupt_once_training_runs, daemon=True)
+    watcher.start()
+    try:
+        rc = T.main(small_run(tmp_path / "cut", extra=["--max-steps", "100000", "--save-interval", "1"]))
+    finally:
+        done.set()
+        watcher.join()
+    assert rc == 128 + signal.SIGTERM
+    stopped = state(tmp_path / "cut")["step"]
+    assert 0 < stopped < 100000
+    target = str(stopped + 4)
+    resume = ["--resume", str(tmp_path / "cut" / "checkpoint.pt"), "--max-steps", target,
+              "--data", str(vf.fashion_mnist_dir()), "--test-size", "200", "--threads", "1", "--no-progress",
+              "--save-dir", str(tmp_path / "cut"), "--save-interval", "0"]
+    assert T.main(resume) == 0
+    assert T.main(small_run(tmp_path / "full", extra=["--max-steps", target])) == 0
+    assert_same_state(state(tmp_path / "full"), state(tmp_path / "cut"))
+
+
+def test_two_gloo_processes_equal_one_process_with_the_same_total_batch(tmp_path):
+    args = small_run(tmp_path / "two", extra=["--max-steps", "8"])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(vf.TRAIN_PY), *args, "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, cwd=str(vf.REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert T.main(small_run(tmp_path / "one", extra=["--max-steps", "8"])) == 0
+    two, one = state(tmp_path / "two"), state(tmp_path / "one")
+    moved = 0.0
+    for k in one["model"]:
+        torch.testing.assert_close(two["model"][k], one["model"][k], rtol=1e-5, atol=1e-6)
+    # and training did move the weights (so the comparison is not trivially between initial values)
+    torch.manual_seed(1)
+    init = T.make_model("hyper_convnet", "fashion_mnist", "he").state_dict()
+    moved = max((init[k] - one["model"][k]).abs().max().item() for k in init)
+    assert moved > 1e-3
+
+
+def test_convnet_and_hyper_convnet_learn_fashion_mnist(tmp_path, capsys):
+    """Trained briefly (100 steps of batch 100), both score far above chance (10%) on held-out images."""
+    accuracy = {}
+    for arch in ("convnet", "hyper_convnet"):
+        record = tmp_path / f"{arch}.json"
+        args = ["--dataset", "fashion_mnist", "--data", str(vf.fashion_mnist_dir()), "--arch", arch,
+                "--batch-size", "100", "--max-steps", "100", "--lr-schedule", "1000:0.005", "--test-size", "2000",
+                "--threads", "1", "--no-progress", "--save-dir", str(tmp_path / arch), "--save-interval", "0",
+                "--results-json", str(record)]
+        assert T.main(args) == 0
+        result = json.loads(record.read_text())
+        assert {"command", "git_commit", "hardware", "versions", "wall_time_s"} <= result.keys()
+        accuracy[arch] = result["results"]["test"]["accuracy"]
+        assert result["results"]["test"]["images"] == 2000
+    assert accuracy["convnet"] > 0.70 and accuracy["hyper_convnet"] > 0.70, accuracy
+    # evaluating the saved checkpoint reproduces the number the run reported
+    capsys.readouterr()
+    assert T.main(["--eval", "--resume", str(tmp_path / "hyper_convnet" / "checkpoint.pt"), "--data",
+                   str(vf.fashion_mnist_dir()), "--test-size", "2000", "--threads", "1"]) == 0
+    assert f"test accuracy {accuracy['hyper_convnet']:.4f}" in capsys.readouterr().out
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    assert T.main(small_run(tmp_path, extra=["--max-steps", "3", "--bf16"])) == 0
+    assert state(tmp_path)["settings"]["bf16"] is True
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    data = str(vf.fashion_mnist_dir())
+
+    def error_of(argv):
+        capsys.readouterr()
+        assert T.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("train.py: error:") and "Traceback" not in err
+        return err
+
+    assert "expected one of" in error_of(["--arch", "wrn_40_3", "--dataset", "mnist", "--data", data])
+    assert "train-images-idx3-ubyte" in error_of(small_run(tmp_path / "x")[:2] + ["--data", str(tmp_path), "--arch", "convnet"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in os.listdir(data):
+        (bad / name).write_bytes(b"\x1f\x8b garbage")
+    assert "cannot be read" in error_of(["--dataset", "fashion_mnist", "--data", str(bad), "--arch", "convnet"])
+    assert T.main(small_run(tmp_path / "c", "convnet", ["--max-steps", "1"])) == 0
+    ckpt = str(tmp_path / "c" / "checkpoint.pt")
+    msg = error_of(["--eval", "--resume", ckpt, "--arch", "hyper_convnet", "--data", data])
+    assert "holds a 'convnet' model" in msg
+    assert "file not found" in error_of(["--eval", "--resume", str(tmp_path / "none.pt"), "--data", data])
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert "not a readable checkpoint" in error_of(["--resume", str(tmp_path / "junk.pt"), "--data", data])
+    assert "--seed 9 differs" in error_of(["--resume", ckpt, "--seed", "9", "--data", data])
+
+
+def test_unknown_architecture_on_the_command_line_prints_no_traceback():
+    proc = subprocess.run([sys.executable, str(vf.TRAIN_PY), "--count-params", "--arch", "resnet_9000"],
+                          capture_output=True, text=True, timeout=120, cwd=str(vf.REPO))
+    assert proc.returncode == 2
+    assert "unknown --arch 'resnet_9000'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_count_params_prints_ours_beside_the_paper(capsys):
+    assert T.main(["--count-params"]) == 0
+    out = capsys.readouterr().out
+    for arch, ours, paper in [("wrn_40_1", "563,930", "0.563 M"), ("hyper_wrn_40_1", "97,770", "0.097 M"),
+                              ("wrn_40_2", "2,243,546", "2.236 M"), ("hyper_wrn_40_2", "155,626", "0.148 M"),
+                              ("hyper_convnet", "4,240", "4,244")]:
+        line = next(l for l in out.splitlines() if l.startswith(arch + " "))
+        assert ours in line and paper in line
+    assert "75,920" in out and "C2" in out
