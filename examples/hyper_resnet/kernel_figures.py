@@ -16,10 +16,8 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-for _p in (REPO, HERE):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)  # train.py (imported in main) puts the checkout on sys.path if needed
 
 
 def kernel_grid(kernel: torch.Tensor, gap: int = 1) -> np.ndarray:

@@ -21,11 +21,14 @@ import sys
 import time
 from typing import Dict, Optional
 
+import importlib.util  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-for path in (REPO, HERE):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+if importlib.util.find_spec("hyperfairseq") is None:  # not installed: use this checkout
+    sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402

@@ -1,0 +1,6 @@
+"""hyperfairseq: HyperNetworks (Ha, Dai & Le, ICLR 2017) as a fairseq plugin (`--user-dir hyperfairseq`).
+
+Importing the package registers its models, tasks and criterions with fairseq.
+"""
+
+from . import models  # noqa: F401

@@ -1,0 +1,3 @@
+"""fairseq models built on hyperfairseq.modules (registration happens on import)."""
+
+from . import hyperlstm_lm  # noqa: F401

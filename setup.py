@@ -1,0 +1,36 @@
+"""hyperfairseq: HyperNetworks (Ha, Dai & Le, ICLR 2017) as a fairseq plugin."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="hyperfairseq",
+    version="0.1.0",
+    description="HyperLSTMs and static hypernetworks for fairseq (Ha, Dai & Le, HyperNetworks, ICLR 2017)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["hyperfairseq", "hyperfairseq.*"]),
+    install_requires=[
+        "torch>=2.1",
+        # Official fairseq 0.12.2 fails to import on Python >= 3.11 (dataclass mutable defaults);
+        # ve-fairseq 0.12.3 is upstream fairseq with that fix, prebuilt for cp311 / cp312.
+        "fairseq==0.12.2; python_version < '3.11'",
+        "ve-fairseq==0.12.3; python_version >= '3.11'",
+        "hydra-core>=1.0.7",
+        "omegaconf>=2.0.6",
+        "numpy",
+        "sentencepiece",
+        "sacrebleu>=2.0",
+    ],
+    extras_require={
+        "vision": ["torchvision", "Pillow", "tqdm"],
+        "plots": ["matplotlib"],
+        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "License :: OSI Approved :: MIT License",
+    ],
+)
