@@ -3,4 +3,4 @@
 Importing the package registers its models, tasks and criterions with fairseq.
 """
 
-from . import models  # noqa: F401
+from . import criterions, models, tasks  # noqa: F401

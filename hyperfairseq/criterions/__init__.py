@@ -1,0 +1,1 @@
+"""fairseq criterions (registration happens on import)."""
