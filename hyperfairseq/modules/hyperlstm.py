@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .hyperlstm_fused import fast_path_applies, fused_layer
 from .init import d_projection_, orthogonal_gates_, z_projection_
 
 NUM_GATES = 4
@@ -348,6 +349,9 @@ class HyperLSTM(nn.Module):
         num_layers: stacked layers, each feeding its h to the next (no skip connections, as the
             paper's parameter counts imply).
         dropout: drop probability on the outputs of every layer but the last (like nn.LSTM).
+        fast: run hyper layers through `hyperlstm_fused.fused_layer` (same maths, hand-written
+            backward) where it applies: float32/bf16/fp16 and no internals; `run_layer` (the
+            reference) otherwise. Set `fast=False` (or the attribute) to force the reference.
 
     Inputs: input, state=None, lengths=None, return_internals=False
         input: (T, B, N_x).
@@ -381,6 +385,7 @@ class HyperLSTM(nn.Module):
         forget_bias: float = 1.0,
         ln_eps: float = 1e-3,
         dropout: float = 0.0,
+        fast: bool = True,
     ):
         super().__init__()
         _check_sizes(num_layers=num_layers)
@@ -391,6 +396,7 @@ class HyperLSTM(nn.Module):
         self.num_layers = num_layers
         self.use_hyper = use_hyper
         self.dropout = dropout
+        self.fast = fast
         self.layers = nn.ModuleList(
             HyperLSTMCell(
                 input_size if layer == 0 else hidden_size, hidden_size, hyper_hidden_size, n_z,
@@ -421,7 +427,8 @@ class HyperLSTM(nn.Module):
         for layer, cell in enumerate(self.layers):
             if layer > 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
-            x, final, layer_internals = run_layer(cell, x, layer_state(state, layer), keep, return_internals)
+            run = fused_layer if self.fast and fast_path_applies(cell, x, return_internals) else run_layer
+            x, final, layer_internals = run(cell, x, layer_state(state, layer), keep, return_internals)
             finals.append(final)
             internals.append(layer_internals)
         new_state = stack_states(finals)
