@@ -14,14 +14,13 @@ MNIST-format data: 55k/5k/10k, pad-1 random crop (28 -> 30 -> 28), Adam 1e-3, ba
 50 epochs by default (the reference notebook's length; the paper does not say).
 """
 import argparse
+import importlib.util
 import json
 import os
 import signal
 import sys
 import time
 from typing import Dict, Optional
-
-import importlib.util  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -226,6 +225,9 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame):
+        if self.signum:  # a second signal while the step finishes: leave at once, no checkpoint
+            print(f"signal {signum} again: exiting without a checkpoint", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         self.signum = signum
 
     def __exit__(self, *exc):
