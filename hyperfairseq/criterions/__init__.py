@@ -1,1 +1,2 @@
 """fairseq criterions (registration happens on import)."""
+from . import mdn  # noqa: F401

@@ -2,3 +2,4 @@
 
 from . import hyperlstm_lm  # noqa: F401
 from . import hyperlstm_mt  # noqa: F401
+from . import hyperlstm_handwriting  # noqa: F401

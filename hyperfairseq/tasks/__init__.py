@@ -1,1 +1,2 @@
 """fairseq tasks (registration happens on import)."""
+from . import handwriting  # noqa: F401

@@ -1,0 +1,164 @@
+"""Pen strokes as (Δx, Δy, end-of-stroke) rows, and the prepared stroke-dataset layout on disk.
+
+Shared by the IAM-OnDB, KanjiVG and LASA preparers (stdlib + numpy only). Paper-spec §3.5 and H1–H3.
+
+Rows: one per pen point; (Δx, Δy) is the offset from the previous point, end-of-stroke is 1 on the last
+point of each stroke (the pen lifts after it). y points up. A line of P points gives P − 1 rows: the
+first point only fixes the origin (Graves' offsets between successive points).
+
+Prepared dataset (directory written by `write_dataset`)::
+
+    meta.json               source, label, normalisation constants (train mean/std of Δx, Δy: H1),
+                            min_length (H2), per-split counts, skipped-file counts
+    <split>.strokes.npy     (N, 3) float32 rows of every line of the split, normalised, concatenated
+    <split>.index.npy       (lines + 1,) int64 row offsets: line i is rows [index[i], index[i+1])
+
+It is written to a temporary sibling directory and renamed when complete.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+TRAIN, VALID = "train", "valid"
+META = "meta.json"
+
+
+def points_to_offsets(strokes: Sequence[np.ndarray], origin: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Strokes [(P_i, 2) absolute points] -> (ΣP_i, 3) rows; row 0 is the first point minus `origin` (default 0)."""
+    rows = []
+    prev = np.zeros(2) if origin is None else np.asarray(origin, dtype=np.float64)
+    for stroke in strokes:
+        stroke = np.asarray(stroke, dtype=np.float64).reshape(-1, 2)
+        if len(stroke) == 0:
+            continue
+        deltas = np.diff(np.vstack([prev, stroke]), axis=0)
+        eos = np.zeros((len(stroke), 1))
+        eos[-1] = 1.0  # a single-point stroke is one row with the pen lifted after it
+        rows.append(np.hstack([deltas, eos]))
+        prev = stroke[-1]
+    if not rows:
+        return np.zeros((0, 3))
+    return np.vstack(rows)
+
+
+def offsets_to_points(rows: np.ndarray, origin: Optional[Sequence[float]] = None) -> List[np.ndarray]:
+    """Inverse of `points_to_offsets`: (T, 3) rows -> strokes [(P_i, 2)], split after each end-of-stroke."""
+    rows = np.asarray(rows, dtype=np.float64)
+    start = np.zeros(2) if origin is None else np.asarray(origin, dtype=np.float64)
+    points = start + np.cumsum(rows[:, :2], axis=0)
+    ends = np.flatnonzero(rows[:, 2] > 0.5) + 1
+    return [s for s in np.split(points, ends) if len(s)]
+
+
+def line_rows(strokes: Sequence[np.ndarray]) -> np.ndarray:
+    """A line's training rows: offsets between successive points (the first point is the origin)."""
+    return points_to_offsets(strokes)[1:]
+
+
+def normalisation(lines: Sequence[np.ndarray]) -> Dict[str, List[float]]:
+    """Per-axis mean and std of (Δx, Δy) over all rows of `lines` (H1: training set only)."""
+    rows = np.vstack([line[:, :2] for line in lines]).astype(np.float64)
+    std = rows.std(axis=0)
+    std[std == 0] = 1.0
+    return {"mean": [float(v) for v in rows.mean(axis=0)], "std": [float(v) for v in std]}
+
+
+def normalise(line: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    out = np.array(line, dtype=np.float64)
+    out[:, :2] = (out[:, :2] - np.asarray(mean)) / np.asarray(std)
+    return out
+
+
+def denormalise(line: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    out = np.array(line, dtype=np.float64)
+    out[:, :2] = out[:, :2] * np.asarray(std) + np.asarray(mean)
+    return out
+
+
+def split_by_length(lines: Sequence[np.ndarray], min_length: int):
+    """(kept, dropped count): lines with at least `min_length` rows (H2, applied to training lines only)."""
+    kept = [line for line in lines if len(line) >= min_length]
+    return kept, len(lines) - len(kept)
+
+
+def write_dataset(
+    out_dir: str,
+    splits: Dict[str, Sequence[np.ndarray]],
+    meta: dict,
+    min_length: int = 0,
+) -> dict:
+    """Filter training lines by length, normalise every split with training statistics, write atomically.
+
+    splits: {"train": [...], "valid": [...]} lists of raw (T, 3) rows. Returns the written meta.
+    """
+    if not splits.get(TRAIN):
+        raise ValueError(f"no training lines to write to {out_dir}")
+    train, dropped = split_by_length(splits[TRAIN], min_length)
+    if not train:
+        raise ValueError(f"all {dropped} training lines are shorter than --min-length {min_length}; nothing to write")
+    stats = normalisation(train)
+    meta = dict(meta, min_length=min_length, mean=stats["mean"], std=stats["std"], splits={})
+    meta["dropped_short_train_lines"] = dropped
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".tmp-", dir=parent)
+    try:
+        for name, lines in ((n, train if n == TRAIN else ls) for n, ls in splits.items()):
+            lines = [normalise(line, stats["mean"], stats["std"]) for line in lines if len(line)]
+            _write_split(tmp, name, lines)
+            meta["splits"][name] = {"lines": len(lines), "points": int(sum(len(x) for x in lines))}
+        with open(os.path.join(tmp, META), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _write_split(directory: str, name: str, lines: Sequence[np.ndarray]) -> None:
+    index = np.zeros(len(lines) + 1, dtype=np.int64)
+    index[1:] = np.cumsum([len(x) for x in lines])
+    rows = np.vstack(lines).astype(np.float32) if lines else np.zeros((0, 3), np.float32)
+    np.save(os.path.join(directory, f"{name}.strokes.npy"), rows)
+    np.save(os.path.join(directory, f"{name}.index.npy"), index)
+
+
+def _replace_dir(tmp: str, out_dir: str) -> None:
+    if os.path.exists(out_dir):
+        old = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".old-", dir=os.path.dirname(os.path.abspath(out_dir)))
+        os.rename(out_dir, os.path.join(old, "d"))
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out_dir)
+
+
+def read_meta(data_dir: str) -> dict:
+    path = os.path.join(data_dir, META)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: prepare the data first (python -m hyperfairseq.data.iam_ondb prepare or "
+            "python -m hyperfairseq.data.kanjivg prepare)"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_split(data_dir: str, split: str):
+    """(rows (N, 3) float32, index (lines + 1,) int64) of a prepared split, memory-mapped."""
+    rows_path = os.path.join(data_dir, f"{split}.strokes.npy")
+    index_path = os.path.join(data_dir, f"{split}.index.npy")
+    for path in (rows_path, index_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: split {split!r} was not prepared in {data_dir}")
+    rows = np.load(rows_path, mmap_mode="r", allow_pickle=False)
+    index = np.load(index_path, allow_pickle=False)
+    if rows.ndim != 2 or rows.shape[1] != 3 or index[-1] != len(rows):
+        raise ValueError(f"{rows_path}: expected (N, 3) rows matching {index_path}; got {rows.shape}, last index {index[-1]}")
+    return rows, index
