@@ -178,16 +178,19 @@ def run_record(results: Dict, wall_time_s: float) -> Dict:
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-    def git(*args: str) -> str:
+    def git(*args: str):
         try:
-            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
+            proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
-            return ""
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
 
+    commit = git("rev-parse", "--verify", "HEAD^{commit}")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
         "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], repo)] + sys.argv[1:]),
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": commit or "unknown (no git repository here)",
+        "git_dirty": None if status is None else bool(status),
         "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                      "platform": platform.platform()},

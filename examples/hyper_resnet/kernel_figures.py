@@ -37,12 +37,12 @@ def figure_layers(model) -> List[Tuple[str, torch.Tensor]]:
     with torch.no_grad():
         kernels = model.main_kernels()
     if len(kernels) == 1:
-        return [("conv2 7x7x16x16", kernels[0])]
+        return [("conv2 7x7x16x16", kernels[0].detach())]
     chosen = []
     for want in (16, 32):
         for j, k in enumerate(kernels):
             if k.shape[0] == want and k.shape[1] == want:
-                chosen.append((f"layer {j} 3x3x{want}x{want}", k))
+                chosen.append((f"layer {j} 3x3x{want}x{want}", k.detach()))
                 break
     return chosen
 
