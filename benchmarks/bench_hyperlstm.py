@@ -1,0 +1,216 @@
+"""Forward+backward speed, saved-for-backward bytes and one-step latency of the HyperLSTM fast path.
+
+Every variant runs side by side in one process, interleaved repeat by repeat; the figures are medians
+and the ratios are taken against nn.LSTM of the same hidden size and input (paper-spec §7 of
+fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
+
+    python benchmarks/bench_hyperlstm.py --device cpu --json docs/runs/bench_hyperlstm_cpu.json
+    python benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --json out.json
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from hyperfairseq.modules import HyperLSTM
+
+SIZES = {  # name: (input N_x, hidden N_h, hyper N_ĥ, N_z)
+    "ptb": (64, 1000, 128, 4),
+    "enwik8": (64, 1800, 256, 64),
+}
+
+
+class CellLoop(nn.Module):
+    """nn.LSTMCell in a Python loop (fairseq's lstm_lm does this)."""
+
+    def __init__(self, n_x, n_h):
+        super().__init__()
+        self.cell = nn.LSTMCell(n_x, n_h)
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        outs = []
+        for t in range(x.shape[0]):
+            h, c = self.cell(x[t], (h, c))
+            outs.append(h)
+        return torch.stack(outs)
+
+
+def make_variants(size, device, dtype, with_reference):
+    n_x, n_h, n_hat, n_z = SIZES[size]
+    hyper = lambda ln, fast=True: HyperLSTM(n_x, n_h, 1, n_hat, n_z, layer_norm=ln, fast=fast)  # noqa: E731
+    variants = {
+        "nn.LSTM": nn.LSTM(n_x, n_h),
+        "LSTMCell loop": CellLoop(n_x, n_h),
+        "HyperLSTM": hyper(False),
+        "LN-HyperLSTM": hyper(True),
+    }
+    if with_reference:
+        variants["HyperLSTM (reference)"] = hyper(False, fast=False)
+        variants["LN-HyperLSTM (reference)"] = hyper(True, fast=False)
+    return {k: v.to(device=device, dtype=dtype).train() for k, v in variants.items()}
+
+
+def output_of(module, x):
+    out = module(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_train_step(module, x, device):
+    sync(device)
+    start = time.perf_counter()
+    out = output_of(module, x)
+    out.float().sum().backward()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def saved_bytes(module, x):
+    """Bytes of distinct storages saved for backward (parameters included), via saved_tensors_hooks."""
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = output_of(module, x)
+    del out
+    return sum(seen.values())
+
+
+def peak_memory(module, x, device):
+    if device != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    output_of(module, x).float().sum().backward()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def bench_throughput(size, batch, steps, repeats, device, dtype, with_reference):
+    variants = make_variants(size, device, dtype, with_reference)
+    x = torch.randn(steps, batch, SIZES[size][0], device=device, dtype=dtype, requires_grad=True)
+    times = {k: [] for k in variants}
+    for module in variants.values():  # warm-up
+        time_train_step(module, x, device)
+    for _ in range(repeats):
+        for name, module in variants.items():
+            times[name].append(time_train_step(module, x, device))
+            module.zero_grad(set_to_none=True)
+    tokens = steps * batch
+    rows = {}
+    for name, module in variants.items():
+        median = statistics.median(times[name])
+        rows[name] = {
+            "tokens_per_s": tokens / median,
+            "seconds": times[name],
+            "saved_bytes": saved_bytes(module, x),
+            "peak_bytes": peak_memory(module, x, device),
+        }
+    lstm = rows["nn.LSTM"]
+    for row in rows.values():
+        row["speed_vs_nn_lstm"] = row["tokens_per_s"] / lstm["tokens_per_s"]
+        row["saved_bytes_vs_nn_lstm"] = row["saved_bytes"] / lstm["saved_bytes"]
+    return rows
+
+
+@torch.no_grad()
+def bench_one_step(size, batch, repeats, device, dtype):
+    """Latency of one incremental step (T = 1, eval, state carried) against an LSTMCell step."""
+    n_x, n_h, n_hat, n_z = SIZES[size]
+    cell = nn.LSTMCell(n_x, n_h).to(device=device, dtype=dtype).eval()
+    rnns = {
+        "HyperLSTM": HyperLSTM(n_x, n_h, 1, n_hat, n_z).to(device=device, dtype=dtype).eval(),
+        "LN-HyperLSTM": HyperLSTM(n_x, n_h, 1, n_hat, n_z, layer_norm=True).to(device=device, dtype=dtype).eval(),
+    }
+    x = torch.randn(1, batch, n_x, device=device, dtype=dtype)
+    hc = (x.new_zeros(batch, n_h), x.new_zeros(batch, n_h))
+    states = {k: m.zero_state(batch, x) for k, m in rnns.items()}
+    runs = {"LSTMCell": lambda: cell(x[0], hc)}
+    for k, m in rnns.items():
+        runs[k] = lambda m=m, k=k: m(x, states[k])
+    times = {k: [] for k in runs}
+    for _ in range(3):
+        for f in runs.values():
+            f()
+    for _ in range(repeats):
+        for k, f in runs.items():
+            sync(device)
+            start = time.perf_counter()
+            f()
+            sync(device)
+            times[k].append(time.perf_counter() - start)
+    cell_ms = statistics.median(times["LSTMCell"]) * 1e3
+    return {k: {"ms": statistics.median(v) * 1e3, "vs_lstmcell": statistics.median(v) * 1e3 / cell_ms}
+            for k, v in times.items()}
+
+
+def hardware(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--sizes", default="ptb,enwik8")
+    parser.add_argument("--batches", default="32,128")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--step-repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--with-reference", action="store_true", help="also time the reference loop")
+    parser.add_argument("--no-tf32", action="store_true", help="CUDA: full fp32 matmuls (default TF32)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    result = {
+        "device": args.device, "hardware": hardware(args.device), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "dtype": args.dtype,
+        "tf32": args.device == "cuda" and not args.no_tf32, "steps": args.steps, "repeats": args.repeats,
+        "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in args.sizes.split(",")},
+        "throughput": {}, "one_step": {},
+    }
+    for size in args.sizes.split(","):
+        for batch in map(int, args.batches.split(",")):
+            key = f"{size}/B{batch}"
+            rows = bench_throughput(size, batch, args.steps, args.repeats, args.device, dtype, args.with_reference)
+            result["throughput"][key] = rows
+            for name, row in rows.items():
+                print(f"{key:12s} {name:26s} {row['tokens_per_s']:10.0f} tok/s  x{row['speed_vs_nn_lstm']:.2f}  "
+                      f"saved {row['saved_bytes'] / 2**20:8.1f} MiB  x{row['saved_bytes_vs_nn_lstm']:.2f}", flush=True)
+    for batch in (1, 32):
+        key = f"ptb/B{batch}"
+        result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)
+        for name, row in result["one_step"][key].items():
+            print(f"one step {key:8s} {name:14s} {row['ms']:8.3f} ms  x{row['vs_lstmcell']:.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
