@@ -8,8 +8,10 @@ What changes against the reference:
   Eq. 10, R9) into one per-step buffer G, whose gradient is the one buffer the weight gradients need;
 * the 12 maps z -> d_h, d_x, β (Eq. 12) are one batched matmul (`baddbmm`) whose bias is b_0 (+ the
   forget bias, R2, when there is no layer norm);
+* gate-major layout (4, B, n): every gate is one contiguous block;
 * per-step elementwise work uses fused ATen kernels (`addcmul`, `sigmoid_backward`, `tanh_backward`,
-  `native_layer_norm[_backward]`) writing into preallocated buffers;
+  `native_layer_norm[_backward]`) with `out=` into buffers allocated once per call: nothing is
+  allocated inside the time loop (fresh memory costs page faults, more than the arithmetic on CPU);
 * the backward through time is hand-written (`_FusedLayer.backward`): per step only what feeds the
   recurrence; the weight gradients of W_h, Ŵ_x, Ŵ_h and W_z are one matmul each over all T·B rows.
 
@@ -97,83 +99,112 @@ def _ln_params(cell, forget_bias: float, like: Tensor) -> _LN:
 
 # -- one cell's update (Eq. 13 with optional LN, R8), forward and backward ------------------------
 # Gate-major layout: pre-activations and activations are (4, B, n), so every gate is one contiguous
-# (B, n) block.
+# (B, n) block. `_Cell` holds one cell's per-step saved buffers (T, ...) and its scratch buffers.
+
+_SAVED = ("act", "tc", "xhat", "rstd", "c_mean", "c_rstd", "c_new")
 
 
-class _UpdateSaved(NamedTuple):
-    act: Tensor  # (4, B, n): σ(i), σ(f), tanh(g) (before dropout), σ(o)
-    tc: Tensor  # (B, n): tanh(LN(c_t)) or tanh(c_t)
-    xhat: Optional[Tensor]  # (4, B, n) normalised gate pre-activations (LN only)
-    rstd: Optional[Tensor]  # (4, B, 1)
-    c_new: Optional[Tensor]  # (B, n) un-normalised c_t (LN only: the input of LN(c))
-    c_mean: Optional[Tensor]
-    c_rstd: Optional[Tensor]
+class _Cell:
+    """Buffers and the update (Eq. 13) of one cell over T steps: the main cell or the hyper cell."""
 
+    def __init__(self, like: Tensor, T: int, B: int, n: int, ln: Optional[_LN], eps: float, fresh_c: bool,
+                 saved: Optional[List[Optional[Tensor]]] = None):
+        self.n, self.ln, self.eps = n, ln, eps
+        new = like.new_empty
+        if saved is None:
+            saved = [new(T, NUM_GATES, B, n), new(T, B, n)]
+            saved += [new(T, NUM_GATES, B, n), new(T, NUM_GATES, B, 1), new(T, B, 1), new(T, B, 1)] if ln else [None] * 4
+            saved += [new(T, B, n) if (ln is not None and fresh_c) else None]
+        self.saved = saved
+        self.act, self.tc, self.xhat, self.rstd, self.c_mean, self.c_rstd, self.c_new = saved
+        self.like, self.B = like, B
+        self.scratch = {}
 
-def _update_forward(pre, c_prev, ln: Optional[_LN], eps, mask, h_out, c_out) -> _UpdateSaved:
-    """pre (4, B, n) incl. b_0 and, without LN, the forget bias -> writes h_t, c_t (Eq. 12-13)."""
-    n = c_prev.shape[1]
-    xhat = rstd = c_mean = c_rstd = None
-    if ln is not None:
-        xhat, _, rstd = torch.native_layer_norm(pre, [n], None, None, eps)
-        pre = torch.addcmul(ln.gate_b, xhat, ln.gate_w)  # per-gate LN (R8); forget bias in the shift (R2)
-    act = torch.empty_like(pre, memory_format=torch.contiguous_format)
-    torch.sigmoid(pre[:2], out=act[:2])
-    torch.tanh(pre[2], out=act[2])
-    torch.sigmoid(pre[3], out=act[3])
-    g = act[2] if mask is None else act[2] * mask  # recurrent dropout on the candidate only (R6)
-    torch.mul(act[1], c_prev, out=c_out)
-    c_out.addcmul_(act[0], g)  # Eq. 13
-    if ln is not None:
-        c_norm, c_mean, c_rstd = torch.native_layer_norm(c_out, [n], ln.cell_w, ln.cell_b, eps)
-        tc = torch.tanh(c_norm)  # LN(c_t) on the output path only (R8)
-    else:
-        tc = torch.tanh(c_out)
-    torch.mul(act[3], tc, out=h_out)
-    return _UpdateSaved(act, tc, xhat, rstd, c_out if ln is not None else None, c_mean, c_rstd)
+    def buf(self, name: str, *shape: int) -> Tensor:
+        t = self.scratch.get(name)
+        if t is None:
+            t = self.scratch[name] = self.like.new_empty(shape)
+        return t
 
+    def forward(self, t: int, pre: Tensor, c_prev: Tensor, mask: Optional[Tensor], h_out: Tensor, c_out: Tensor):
+        """pre (4, B, n) incl. b_0 and, without LN, the forget bias -> writes h_t, c_t (Eq. 12-13)."""
+        n, B, ln, act = self.n, self.B, self.ln, self.act[t]
+        if ln is not None:
+            y = self.buf("y", NUM_GATES, B, n)
+            torch.ops.aten.native_layer_norm.out(pre, [n], None, None, self.eps, out0=self.xhat[t],
+                                                 out1=self.buf("mean", NUM_GATES, B, 1), out2=self.rstd[t])
+            pre = torch.addcmul(ln.gate_b, self.xhat[t], ln.gate_w, out=y)  # per-gate LN (R8), forget bias in shift
+        torch.sigmoid(pre[:2], out=act[:2])
+        torch.tanh(pre[2], out=act[2])
+        torch.sigmoid(pre[3], out=act[3])
+        g = act[2] if mask is None else torch.mul(act[2], mask, out=self.buf("g", B, n))  # dropout (R6)
+        torch.mul(act[1], c_prev, out=c_out)
+        c_out.addcmul_(act[0], g)  # Eq. 13
+        if ln is not None:
+            if self.c_new is not None:
+                self.c_new[t] = c_out
+            c_norm = self.buf("c_norm", B, n)
+            torch.ops.aten.native_layer_norm.out(c_out, [n], ln.cell_w, ln.cell_b, self.eps, out0=c_norm,
+                                                 out1=self.c_mean[t], out2=self.c_rstd[t])
+            torch.tanh(c_norm, out=self.tc[t])  # LN(c_t) on the output path only (R8)
+        else:
+            torch.tanh(c_out, out=self.tc[t])
+        torch.mul(act[3], self.tc[t], out=h_out)
 
-def _update_backward(dh, dc, s: _UpdateSaved, c_prev, ln: Optional[_LN], mask, ln_grads, dy_out):
-    """Gradients of Eq. 13: (dh_t, dc_t) -> gate gradient (4, B, n) written to `dy_out`; returns dc_{t-1}.
+    def backward(self, t: int, dh: Tensor, dc: Tensor, c_prev: Tensor, c_new: Optional[Tensor],
+                 mask: Optional[Tensor], dy_out: Tensor, dc_out: Tensor, ln_grads) -> None:
+        """Gradients of Eq. 13: (dh_t, dc_t) -> gate gradient (4, B, n) into `dy_out`, dc_{t-1} into `dc_out`.
 
-    With LN, `dy_out` receives the gradient of the normalised gates (see `_gate_ln_backward`) and
-    ln_grads [gate_w, gate_b, cell_w, cell_b] receives the LN(c) gain/shift gradients in place.
-    """
-    n = dh.shape[1]
-    act = s.act
-    dcn = torch.ops.aten.tanh_backward(dh * act[3], s.tc)
-    if ln is not None:
-        dcx, dcw, dcb = torch.ops.aten.native_layer_norm_backward(
-            dcn, s.c_new, [n], s.c_mean, s.c_rstd, ln.cell_w, ln.cell_b, [True, True, True]
-        )
-        ln_grads[2] += dcw
-        ln_grads[3] += dcb
-        dc = dc + dcx
-    else:
-        dc = dc + dcn
-    dact = torch.empty_like(act)
-    g = act[2] if mask is None else act[2] * mask
-    torch.mul(dc, g, out=dact[0])
-    torch.mul(dc, c_prev, out=dact[1])
-    torch.mul(dc, act[0], out=dact[2])
-    if mask is not None:
-        dact[2] *= mask
-    torch.mul(dh, s.tc, out=dact[3])
-    torch.ops.aten.sigmoid_backward(dact[:2], act[:2], grad_input=dy_out[:2])
-    torch.ops.aten.tanh_backward(dact[2], act[2], grad_input=dy_out[2])
-    torch.ops.aten.sigmoid_backward(dact[3], act[3], grad_input=dy_out[3])
-    return dc * act[1]
+        With LN, `dy_out` receives the gradient of the normalised gates' output y (`gate_ln_backward`
+        turns it into the pre-activation gradient) and ln_grads [gate_w, gate_b, cell_w, cell_b] gets the
+        LN(c) gain/shift gradients added in place.
+        """
+        n, B, ln, act, tc = self.n, self.B, self.ln, self.act[t], self.tc[t]
+        dcn = self.buf("dcn", B, n)
+        torch.mul(dh, act[3], out=dcn)
+        torch.ops.aten.tanh_backward(dcn, tc, grad_input=dcn)
+        dct = self.buf("dct", B, n)
+        if ln is not None:
+            dcx, dcw, dcb = self.buf("dcx", B, n), self.buf("dcw", n), self.buf("dcb", n)
+            torch.ops.aten.native_layer_norm_backward.out(
+                dcn, c_new, [n], self.c_mean[t], self.c_rstd[t], ln.cell_w, ln.cell_b, [True, True, True],
+                out0=dcx, out1=dcw, out2=dcb)
+            ln_grads[2] += dcw
+            ln_grads[3] += dcb
+            torch.add(dc, dcx, out=dct)
+        else:
+            torch.add(dc, dcn, out=dct)
+        dact = self.buf("dact", NUM_GATES, B, n)
+        g = act[2] if mask is None else torch.mul(act[2], mask, out=self.buf("g", B, n))
+        torch.mul(dct, g, out=dact[0])
+        torch.mul(dct, c_prev, out=dact[1])
+        torch.mul(dct, act[0], out=dact[2])
+        if mask is not None:
+            dact[2] *= mask
+        torch.mul(dh, tc, out=dact[3])
+        torch.ops.aten.sigmoid_backward(dact[:2], act[:2], grad_input=dy_out[:2])
+        torch.ops.aten.tanh_backward(dact[2], act[2], grad_input=dy_out[2])
+        torch.ops.aten.sigmoid_backward(dact[3], act[3], grad_input=dy_out[3])
+        torch.mul(dct, act[1], out=dc_out)
 
+    def gate_ln_backward(self, t: int, dy: Tensor, out: Tensor, ln_grads) -> None:
+        """Per-gate LN backward from x̂ and rstd: dx = rstd·(g - mean g - x̂·mean(g x̂)), g = dy·w.
 
-def _gate_ln_backward(dy, s: _UpdateSaved, ln: _LN, zero, one, out):
-    """Per-gate LN backward from x̂ and rstd: dx = rstd·(g - mean g - x̂·mean(g x̂)), g = dy·w.
-
-    ATen's kernel is called on x̂ itself with mean 0 and rstd 1, then scaled by the saved rstd.
-    """
-    dx, _, _ = torch.ops.aten.native_layer_norm_backward(
-        dy * ln.gate_w, s.xhat, [dy.shape[-1]], zero, one, None, None, [True, False, False]
-    )
-    torch.mul(dx, s.rstd, out=out)
+        ATen's kernel runs gate by gate on x̂ itself with mean 0 and rstd 1 (so it also returns the
+        gain/shift gradients Σ dy·x̂, Σ dy); dx is then scaled by the saved rstd.
+        """
+        n, B = self.n, self.B
+        if "zero" not in self.scratch:
+            self.buf("zero", B, 1).zero_()
+            self.buf("one", B, 1).fill_(1.0)
+        dx, dw, db = self.buf("dx", NUM_GATES, B, n), self.buf("dw", n), self.buf("db", n)
+        for k in range(NUM_GATES):
+            torch.ops.aten.native_layer_norm_backward.out(
+                dy[k], self.xhat[t, k], [n], self.scratch["zero"], self.scratch["one"], self.ln.gate_w[k, 0],
+                self.ln.gate_b[k, 0], [True, True, True], out0=dx[k], out1=dw, out2=db)
+            ln_grads[0][k, 0] += dw
+            ln_grads[1][k, 0] += db
+        torch.mul(dx, self.rstd[t], out=out)
 
 
 # -- the layer ---------------------------------------------------------------------------------------
@@ -201,31 +232,31 @@ class _FusedLayer(torch.autograd.Function):
         Hs[0], Cs[0], HHs[0], HCs[0] = h0, c0, hh0, hc0
         G = new(T, B, G4 + NUM_GATES * NH)  # [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}] per step
         Z = new(T, B, 3 * NUM_GATES * NZ)
-        out = new(T, B, N) if keep is not None else None
-        saved, hsaved = [], []
+        padded = keep is not None
+        # with padding, the new (pre-`where`) values get their own buffers; ĥ_t's feeds dW_z
+        NEW = [new(T, B, N), new(T, B, N), new(T, B, NH), new(T, B, NH)] if padded else None
+        out = new(T, B, N) if padded else None
+        main, hyper = _Cell(xp, T, B, N, ln, eps, padded), _Cell(xp, T, B, NH, hln, heps, padded)
         w_hh_t, w_hx_t, w_hh_hat_t, w_z_t = w_hh.t(), w_hx.t(), w_hh_hat.t(), w_z.t()
         w_d_hx, w_d_b = w_d[:2 * NUM_GATES], w_d[2 * NUM_GATES:]
+        hpre, d_hx = new(B, NUM_GATES * NH), new(2 * NUM_GATES, B, N)
+        pre = new(NUM_GATES, B, N)
         for t in range(T):
             h, c, hh, hc = Hs[t], Cs[t], HHs[t], HCs[t]
             torch.mm(h, w_hh_t, out=G[t, :, :G4])  # W_h h_{t-1}
             torch.mm(h, w_hx_t, out=G[t, :, G4:])
-            hpre = torch.addmm(hxp[t], hh, w_hh_hat_t)
+            torch.addmm(hxp[t], hh, w_hh_hat_t, out=hpre)
             hpre += G[t, :, G4:]  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9)
-            if keep is None:
-                targets = (Hs[t + 1], Cs[t + 1], HHs[t + 1], HCs[t + 1])
-            else:  # fresh buffers: the saved c_t of LN cells must outlive the step
-                targets = [new(B, N), new(B, N), new(B, NH), new(B, NH)]
-            hsaved.append(_update_forward(_gate_major(hpre), hc, hln, heps, None if hmask is None else hmask[t],
-                                          targets[2], targets[3]))
+            targets = (Hs[t + 1], Cs[t + 1], HHs[t + 1], HCs[t + 1]) if not padded else [b[t] for b in NEW]
+            hyper.forward(t, _gate_major(hpre), hc, None if hmask is None else hmask[t], targets[2], targets[3])
             torch.addmm(b_z, targets[2], w_z_t, out=Z[t])  # Eq. 11 from the current ĥ_t (R1)
             zt = Z[t].view(B, 3 * NUM_GATES, NZ).transpose(0, 1)  # (12, B, N_z)
-            d_hx = torch.bmm(zt[:2 * NUM_GATES], w_d_hx)  # d_h, d_x (8, B, N), Eq. 12
-            pre = torch.baddbmm(d_bias, zt[2 * NUM_GATES:], w_d_b)  # β + b_0 (4, B, N)
+            torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # d_h, d_x (8, B, N), Eq. 12
+            torch.baddbmm(d_bias, zt[2 * NUM_GATES:], w_d_b, out=pre)  # β + b_0 (4, B, N)
             pre.addcmul_(d_hx[:NUM_GATES], _gate_major(G[t, :, :G4]))  # + d_h ⊙ W_h h_{t-1}
             pre.addcmul_(d_hx[NUM_GATES:], _gate_major(xp[t]))  # + d_x ⊙ W_x x_t  (Eq. 12)
-            saved.append(_update_forward(pre, c, ln, eps, None if mask is None else mask[t],
-                                         targets[0], targets[1]))
-            if keep is not None:  # padding: state frozen after a sequence's end, output zero
+            main.forward(t, pre, c, None if mask is None else mask[t], targets[0], targets[1])
+            if padded:  # state frozen after a sequence's end, output zero
                 k = keep[t].bool()
                 for dst, val, old in zip((Hs[t + 1], Cs[t + 1], HHs[t + 1], HCs[t + 1]), targets, (h, c, hh, hc)):
                     torch.where(k, val, old, out=dst)
@@ -233,98 +264,91 @@ class _FusedLayer(torch.autograd.Function):
         if out is None:
             out = Hs[1:]
         ctx.meta = meta
-        per_step = [v for s_ in saved + hsaved for v in s_]  # through save_for_backward: hooks see all
         ctx.save_for_backward(xp, w_hh, w_hx, w_hh_hat, w_z, w_d, d_bias, mask, hmask, keep,
-                              Hs, Cs, HHs, HCs, G, Z, *ln_params, *per_step)
+                              Hs, Cs, HHs, HCs, G, Z, None if NEW is None else NEW[2],
+                              *ln_params, *main.saved, *hyper.saved)
         return out, Hs[T].clone(), Cs[T].clone(), HHs[T].clone(), HCs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, dhT, dcT, dhhT, dhcT):
         (xp, w_hh, w_hx, w_hh_hat, w_z, w_d, d_bias, mask, hmask, keep,
-         Hs, Cs, HHs, HCs, G, Z, *rest) = ctx.saved_tensors
+         Hs, Cs, HHs, HCs, G, Z, h_hat_new, *rest) = ctx.saved_tensors
         n_ln, n_hln, eps, heps = ctx.meta
-        ln_params, per_step = rest[:n_ln + n_hln], rest[n_ln + n_hln:]
-        k_ = len(_UpdateSaved._fields)
-        steps = [_UpdateSaved(*per_step[i:i + k_]) for i in range(0, len(per_step), k_)]
-        saved, hsaved = steps[:len(steps) // 2], steps[len(steps) // 2:]
-        ln = _LN(*ln_params[:4]) if n_ln else None
-        hln = _LN(*ln_params[n_ln:n_ln + 4]) if n_hln else None
+        ln = _LN(*rest[:4]) if n_ln else None
+        hln = _LN(*rest[n_ln:n_ln + 4]) if n_hln else None
+        ln_params, cells = rest[:n_ln + n_hln], rest[n_ln + n_hln:]
         T, B, G4 = xp.shape
         N, NH = G4 // NUM_GATES, HHs.shape[2]
         NZ = w_d.shape[1]
-        zeros = lambda *s: xp.new_zeros(*s)  # noqa: E731
-        dh = zeros(B, N) if dhT is None else dhT.clone()
-        dc = zeros(B, N) if dcT is None else dcT.clone()
-        dhh = zeros(B, NH) if dhhT is None else dhhT.clone()
-        dhc = zeros(B, NH) if dhcT is None else dhcT.clone()
+        padded = keep is not None
+        k_ = len(_SAVED)
+        main = _Cell(xp, T, B, N, ln, eps, padded, list(cells[:k_]))
+        hyper = _Cell(xp, T, B, NH, hln, heps, padded, list(cells[k_:]))
+        new, zeros = xp.new_empty, xp.new_zeros
+        dh, dc = (zeros(B, N) if g is None else g.clone() for g in (dhT, dcT))
+        dhh, dhc = (zeros(B, NH) if g is None else g.clone() for g in (dhhT, dhcT))
         d_out = zeros(T, B, N) if d_out is None else d_out
-        DG = xp.new_empty(T, B, G.shape[2])  # grads of G, i.e. [d(W_h h) | dĥ-pre], per step
-        DXP = xp.new_empty(T, B, G4)
-        DZ = xp.new_empty(T, B, Z.shape[2])
-        DYg = xp.new_empty(T, NUM_GATES, B, N) if ln is not None else None
-        DYh = xp.new_empty(T, NUM_GATES, B, NH) if hln is not None else None
-        E = xp.new_empty(3, NUM_GATES, B, N)  # (d(d_h), d(d_x), dβ = dpre) gate-major, one step
-        e = E.view(3 * NUM_GATES, B, N)
-        dpre = E[2]
+        DG = new(T, B, G.shape[2])  # grads of G, i.e. [d(W_h h) | dĥ-pre], per step
+        DXP = new(T, B, G4)
+        DZ = new(T, B, Z.shape[2])
+        DYg = new(NUM_GATES, B, N) if ln is not None else None
+        DYh = new(NUM_GATES, B, NH) if hln is not None else None
+        E = new(3, NUM_GATES, B, N)  # (d(d_h), d(d_x), dβ = dpre) gate-major, one step
+        e, dpre = E.view(3 * NUM_GATES, B, N), E[2]
+        d_hx, dz = new(2 * NUM_GATES, B, N), new(3 * NUM_GATES, B, NZ)
+        dh_new, dhh_new = new(B, N), new(B, NH)
         dw_d = torch.zeros_like(w_d)
         d_beta = zeros(NUM_GATES, 1, N)
         ln_g = [zeros(p.shape) for p in ln_params[:4]] if ln is not None else None
         hln_g = [zeros(p.shape) for p in ln_params[n_ln:n_ln + 4]] if hln is not None else None
-        zero, one = zeros(NUM_GATES, B, 1), xp.new_ones(NUM_GATES, B, 1)
         w_d_hx, w_d_t = w_d[:2 * NUM_GATES], w_d.transpose(1, 2)
         for t in reversed(range(T)):
-            if keep is None:
-                dh_new, dc_new, dhh_new, dhc_new = dh + d_out[t], dc, dhh, dhc
-                carry = None
-            else:
-                k = keep[t]
-                dh_new, dc_new, dhh_new, dhc_new = (dh + d_out[t]) * k, dc * k, dhh * k, dhc * k
-                nk = 1.0 - k
+            torch.add(dh, d_out[t], out=dh_new)
+            dc_new, dhh_in, dhc_new = dc, dhh, dhc
+            if padded:
+                k, nk = keep[t], 1.0 - keep[t]
                 carry = (dh * nk, dc * nk, dhh * nk, dhc * nk)
+                dh_new.mul_(k)
+                dc_new, dhh_in, dhc_new = dc * k, dhh * k, dhc * k
             # main cell: Eq. 13, then Eq. 12
             m = None if mask is None else mask[t]
-            dc = _update_backward(dh_new, dc_new, saved[t], Cs[t], ln, m, ln_g, dpre if ln is None else DYg[t])
+            c_new = None if ln is None else (main.c_new[t] if padded else Cs[t + 1])
+            main.backward(t, dh_new, dc_new, Cs[t], c_new, m, dpre if ln is None else DYg, dc, ln_g)
             if ln is not None:
-                _gate_ln_backward(DYg[t], saved[t], ln, zero, one, out=dpre)
+                main.gate_ln_backward(t, DYg, dpre, ln_g)
             zt = Z[t].view(B, 3 * NUM_GATES, NZ).transpose(0, 1)
-            d_hx = torch.bmm(zt[:2 * NUM_GATES], w_d_hx)  # recomputed d_h, d_x
+            torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # recomputed d_h, d_x
             torch.mul(dpre, d_hx[:NUM_GATES], out=_gate_major(DG[t, :, :G4]))
             torch.mul(dpre, d_hx[NUM_GATES:], out=_gate_major(DXP[t]))
             torch.mul(dpre, _gate_major(G[t, :, :G4]), out=E[0])
             torch.mul(dpre, _gate_major(xp[t]), out=E[1])
             dw_d.baddbmm_(zt.transpose(1, 2), e)
-            dz = torch.bmm(e, w_d_t)  # (12, B, N_z)
+            torch.bmm(e, w_d_t, out=dz)  # (12, B, N_z)
             DZ[t].view(B, 3 * NUM_GATES, NZ).copy_(dz.transpose(0, 1))
             d_beta += dpre.sum(1, keepdim=True)
             # hyper cell: ĥ_t feeds z (Eq. 11) and the next step
-            dhh_new = torch.addmm(dhh_new, DZ[t], w_z)
+            torch.addmm(dhh_in, DZ[t], w_z, out=dhh_new)
             hm = None if hmask is None else hmask[t]
-            dyh = _gate_major(DG[t, :, G4:]) if hln is None else DYh[t]
-            dhc = _update_backward(dhh_new, dhc_new, hsaved[t], HCs[t], hln, hm, hln_g, dyh)
+            dyh = _gate_major(DG[t, :, G4:])
+            hc_new = None if hln is None else (hyper.c_new[t] if padded else HCs[t + 1])
+            hyper.backward(t, dhh_new, dhc_new, HCs[t], hc_new, hm, dyh if hln is None else DYh, dhc, hln_g)
             if hln is not None:
-                _gate_ln_backward(dyh, hsaved[t], hln, zero[:, :, :], one, out=_gate_major(DG[t, :, G4:]))
-            dh = torch.mm(DG[t, :, :G4], w_hh).addmm_(DG[t, :, G4:], w_hx)
-            dhh = torch.mm(DG[t, :, G4:], w_hh_hat)
-            if carry is not None:
+                hyper.gate_ln_backward(t, DYh, dyh, hln_g)
+            torch.mm(DG[t, :, :G4], w_hh, out=dh).addmm_(DG[t, :, G4:], w_hx)
+            torch.mm(DG[t, :, G4:], w_hh_hat, out=dhh)
+            if padded:
                 dh += carry[0]
-                dc = dc + carry[1]
+                dc += carry[1]
                 dhh += carry[2]
-                dhc = dhc + carry[3]
+                dhc += carry[3]
         TB = T * B
         h_prev = Hs[:T].reshape(TB, N)
         d_w_hh = DG[..., :G4].reshape(TB, -1).t().mm(h_prev)
         d_w_hx = DG[..., G4:].reshape(TB, -1).t().mm(h_prev)
         d_w_hh_hat = DG[..., G4:].reshape(TB, -1).t().mm(HHs[:T].reshape(TB, NH))
-        h_hat_new = torch.stack([s_.act[3] * s_.tc for s_ in hsaved]) if keep is not None else HHs[1:]
+        h_hat_new = HHs[1:] if h_hat_new is None else h_hat_new
         d_w_z = DZ.view(TB, -1).t().mm(h_hat_new.reshape(TB, NH))
         d_b_z = DZ.sum((0, 1))
-        ln_grads: List[Optional[Tensor]] = []
-        for grads, DY, steps_ in ((ln_g, DYg, saved), (hln_g, DYh, hsaved)):
-            if grads is None:
-                continue
-            xhat = torch.stack([s_.xhat for s_ in steps_])
-            grads[0] += (DY * xhat).sum((0, 2), keepdim=True)[0]
-            grads[1] += DY.sum((0, 2), keepdim=True)[0]
-            ln_grads += grads
+        ln_grads = (ln_g or []) + (hln_g or [])
         return (None, DXP, DG[..., G4:], dh, dc, dhh, dhc, d_w_hh, d_w_hx, d_w_hh_hat, d_w_z, d_b_z, dw_d,
                 d_beta, None, None, None, *ln_grads)
