@@ -41,10 +41,11 @@ def assert_same_state(a, b):
 
 @pytest.mark.parametrize("arch,optim", [("hyper_convnet", "adam"), ("convnet", "sgd")])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, arch, optim):
-    lr = "1000:0.005" if optim == "adam" else "8:0.05,1000:0.01"  # SGD schedule changes mid-run
+    lr = "1000:0.005" if optim == "adam" else "10:0.05,1000:0.01"  # SGD schedule changes mid-run
     opts = ["--optimizer", optim, "--lr-schedule", lr]
     assert T.main(small_run(tmp_path / "full", arch, opts + ["--max-steps", "14"])) == 0
-    assert T.main(small_run(tmp_path / "part", arch, opts + ["--max-steps", "5"])) == 0
+    # stop inside the second epoch (6 steps each), so the resumed run must rebuild epoch 1's order
+    assert T.main(small_run(tmp_path / "part", arch, opts + ["--max-steps", "8"])) == 0
     ckpt = str(tmp_path / "part" / "checkpoint.pt")
     # the resumed run takes its settings from the checkpoint; only the length is given again
     resume = ["--resume", ckpt, "--max-steps", "14", "--data", str(vf.fashion_mnist_dir()), "--train-size", "240",
