@@ -111,6 +111,7 @@ def test_convnet_and_hyper_convnet_learn_fashion_mnist(tmp_path, capsys):
         record = tmp_path / f"{arch}.json"
         args = ["--dataset", "fashion_mnist", "--data", str(vf.fashion_mnist_dir()), "--arch", arch,
                 "--batch-size", "100", "--max-steps", "100", "--lr-schedule", "1000:0.005", "--test-size", "2000",
+                "--val-fraction", "0.02",
                 "--threads", "1", "--no-progress", "--save-dir", str(tmp_path / arch), "--save-interval", "0",
                 "--results-json", str(record)]
         assert T.main(args) == 0
