@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", help="STEP:LR,... lr while step < STEP (default Table 8 / Table 9 / 1e-3)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="default: sgd (Nesterov) for wrn_*, adam otherwise")
     p.add_argument("--momentum", type=float, help="Nesterov momentum (default 0.9, C5)")
-    p.add_argument("--weight-decay", type=float, help="L2 coefficient on (generated) kernels (default 5e-4, C3)")
+    p.add_argument("--weight-decay", type=float, help="L2 coefficient on (generated) kernels (default 5e-4, C3; 5e-6 fits hyper WRNs better with Adam, see README)")
     p.add_argument("--val-fraction", type=float, help="held-out validation fraction of the training file")
     p.add_argument("--train-size", type=int, help="use only the first N training images (smoke runs)")
     p.add_argument("--test-size", type=int, help="evaluate on only the first N test images")
