@@ -63,6 +63,9 @@ class StrokeDataset(FairseqDataset):
     def num_tokens(self, index: int) -> int:
         return int(self.sizes[index])
 
+    def num_tokens_vec(self, indices):
+        return self.sizes[indices]
+
     def size(self, index: int) -> int:
         return int(self.sizes[index])
 
