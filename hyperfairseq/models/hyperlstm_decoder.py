@@ -6,6 +6,7 @@ token inputs (one-hot by default, R10, or a learned embedding), input and output
 state so that fairseq's sequence generator can sample one token at a time.
 """
 
+import hashlib
 from typing import Dict, Optional
 
 import torch
@@ -31,6 +32,13 @@ def reorder_state(state: HyperLSTMState, new_order: Tensor) -> HyperLSTMState:
     return HyperLSTMState(*(None if s is None else s.index_select(1, new_order) for s in state))
 
 
+def dictionary_md5(dictionary) -> Optional[str]:
+    """Fingerprint of a dictionary's symbols in order (None without a dictionary, as in `params`)."""
+    if dictionary is None:
+        return None
+    return hashlib.md5("\n".join(dictionary.symbols).encode("utf-8")).hexdigest()
+
+
 class HyperLSTMDecoder(FairseqIncrementalDecoder):
     """Tokens (B, T) -> next-token logits (B, T, V) through a multi-layer HyperLSTM.
 
@@ -39,7 +47,15 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
     input vector and output dropout to the top hidden state before the softmax layer.
     Right-padded rows (fairseq's language_modeling batches) are run with `lengths`, so padding never
     reaches the state.
+
+    Carried state (truncated BPTT, `--task char_lm`): a batch whose net_input holds
+    `carry={"stream": name, "reset": bool}` starts from the state the previous batch of that stream
+    ended in (zeros when `reset`), and leaves its own final state, detached, for the next one. One state
+    is kept per stream name, so validation never disturbs training; the states are saved in
+    checkpoints (`get_extra_state`) so that a resumed run continues its streams exactly.
     """
+
+    supports_carry = True
 
     def __init__(
         self,
@@ -58,6 +74,8 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         self.dropout_in = dropout_in
         self.dropout_out = dropout_out
         self.output_projection = nn.Linear(rnn.hidden_size, num_symbols)
+        self.carried: Dict[str, HyperLSTMState] = {}
+        self.dictionary_md5 = dictionary_md5(dictionary)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """(B, T) token ids -> (T, B, N_x) inputs, input dropout applied."""
@@ -100,9 +118,46 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
     def output_layer(self, features: Tensor, **kwargs) -> Tensor:
         return self.output_projection(features)
 
-    def forward(self, prev_output_tokens: Tensor, src_lengths=None, incremental_state=None, state=None, **kwargs):
+    def forward(
+        self, prev_output_tokens: Tensor, src_lengths=None, incremental_state=None, state=None, carry=None, **kwargs
+    ):
+        if carry is not None and state is None:
+            state = self.carried_state(carry, prev_output_tokens.shape[0])
         features, extra = self.extract_features(prev_output_tokens, incremental_state, state)
+        if carry is not None:
+            self.carried[carry["stream"]] = HyperLSTMState(*(None if s is None else s.detach() for s in extra["state"]))
         return self.output_layer(features), extra
+
+    def carried_state(self, carry, batch: int) -> Optional[HyperLSTMState]:
+        """The state the previous segment of `carry["stream"]` ended in; None (zeros) when reset."""
+        if carry["reset"]:
+            return None
+        state = self.carried.get(carry["stream"])
+        if state is None or state.h.shape[1] != batch:
+            raise RuntimeError(
+                f"stream '{carry['stream']}' continues a segment but no state of batch {batch} was carried; "
+                "a stream must start with a reset segment"
+            )
+        return state
+
+    def get_extra_state(self):
+        """Saved in checkpoints: the carried states {stream: {field: tensor}} and the dictionary's md5."""
+        carried = {name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()}
+        return {"carried": carried, "dictionary_md5": self.dictionary_md5}
+
+    def set_extra_state(self, extra) -> None:
+        extra = extra or {}
+        theirs = extra.get("dictionary_md5")
+        if theirs and self.dictionary_md5 and theirs != self.dictionary_md5:
+            raise ValueError(
+                f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's dict.txt "
+                f"(md5 {self.dictionary_md5}, {len(self.dictionary)} symbols): point --data / the data folder "
+                "at the folder the model was trained on"
+            )
+        self.carried = {
+            name: HyperLSTMState(**{k: fields.get(k) for k in HyperLSTMState._fields})
+            for name, fields in extra.get("carried", {}).items()
+        }
 
     def reorder_incremental_state(self, incremental_state, new_order: Tensor) -> None:
         cached = self.get_incremental_state(incremental_state, STATE_KEY)

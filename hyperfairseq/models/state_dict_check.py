@@ -11,7 +11,8 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], li
     fairseq wraps load errors in "please ensure that the architectures match"; this says *what* differs
     (e.g. a checkpoint of `lstm_lm_ptb_1000` loaded into `hyperlstm_lm_ptb` lacks every `.hyper.` tensor).
     """
-    own = model.state_dict()
+    own = {k: v for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
+    state_dict = {k: v for k, v in state_dict.items() if not k.endswith("_extra_state")}
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = [

@@ -1,2 +1,4 @@
 """fairseq tasks (registration happens on import)."""
+
+from . import char_lm  # noqa: F401
 from . import handwriting  # noqa: F401

@@ -1,0 +1,1 @@
+"""Dataset readers and converters that fairseq does not have."""

