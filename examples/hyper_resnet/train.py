@@ -278,6 +278,8 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     step, best = 0, {}
     if ckpt is not None:
         restore_model(model, ckpt, args.resume)
+        if ckpt["optimizer"] is None:
+            raise UsageError(f"--resume {args.resume} is an exported network without optimizer state; use it with --eval")
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt["best"]
     max_steps = args.max_steps if args.max_steps is not None else schedule.last_step
@@ -358,13 +360,17 @@ def finish(results: Dict, model, args, wall: float, ckpt_path: str) -> None:
 
         save_model_kernels(model, args.figure, title=f"{results['arch']} ({results['dataset']})")
     if args.export:
-        export(model, args)
+        export(model, ckpt_path, args.export)
 
 
-def export(model, args) -> None:
+def export(model, ckpt_path: str, out: str) -> None:
+    """Write ``ckpt_path`` again as the plain network with materialised kernels (usable with --eval)."""
+    ckpt = load_checkpoint(ckpt_path)
     plain = export_plain(model) if model.use_hyper else model
-    torch.save({"arch": plain.arch, "config": plain.config, "model": plain.state_dict()}, args.export)
-    print(f"exported {plain.arch} with materialised kernels to {args.export}")
+    ckpt.update(arch=plain.arch, model=plain.state_dict(), optimizer=None, exported_from=model.arch)
+    ckpt["settings"] = dict(ckpt["settings"], arch=plain.arch)
+    torch.save(ckpt, out)
+    print(f"exported {plain.arch} with materialised kernels to {out}")
 
 
 def write_json(path: str, record: Dict) -> None:

@@ -113,7 +113,7 @@ def test_convnet_and_hyper_convnet_learn_fashion_mnist(tmp_path, capsys):
                 "--batch-size", "100", "--max-steps", "100", "--lr-schedule", "1000:0.005", "--test-size", "2000",
                 "--val-fraction", "0.02",
                 "--threads", "1", "--no-progress", "--save-dir", str(tmp_path / arch), "--save-interval", "0",
-                "--results-json", str(record)]
+                "--results-json", str(record), "--export", str(tmp_path / f"{arch}_plain.pt")]
         assert T.main(args) == 0
         result = json.loads(record.read_text())
         assert {"command", "git_commit", "hardware", "versions", "wall_time_s"} <= result.keys()
@@ -125,6 +125,11 @@ def test_convnet_and_hyper_convnet_learn_fashion_mnist(tmp_path, capsys):
     assert T.main(["--eval", "--resume", str(tmp_path / "hyper_convnet" / "checkpoint.pt"), "--data",
                    str(vf.fashion_mnist_dir()), "--test-size", "2000", "--threads", "1"]) == 0
     assert f"test accuracy {accuracy['hyper_convnet']:.4f}" in capsys.readouterr().out
+    # so does the exported plain convnet with the materialised generated kernel
+    assert T.main(["--eval", "--resume", str(tmp_path / "hyper_convnet_plain.pt"), "--data",
+                   str(vf.fashion_mnist_dir()), "--test-size", "2000", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("convnet on fashion_mnist") and f"test accuracy {accuracy['hyper_convnet']:.4f}" in out
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
