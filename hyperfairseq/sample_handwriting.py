@@ -42,11 +42,12 @@ def generate(
 ) -> Generated:
     """Sample `steps` rows for `n` lines, one step at a time, carrying the recurrent state."""
     model.eval()
-    dtype = next(model.parameters()).dtype
-    x = torch.tensor(START_ROW, dtype=dtype).expand(n, 1, 3)
+    weight = next(model.parameters())
+    dtype, device = weight.dtype, weight.device
+    x = torch.tensor(START_ROW, dtype=dtype, device=device).expand(n, 1, 3)
     state = None
     if prime is not None and len(prime):
-        seq = torch.cat([x, prime.to(dtype).expand(n, -1, 3)], dim=1)
+        seq = torch.cat([x, prime.to(device, dtype).expand(n, -1, 3)], dim=1)
         state = model(seq[:, :-1], bias=bias).state
         x = seq[:, -1:]
     rows, internals = [], [] if record_internals else None
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prime-data", default=None, help="prepared dataset to take a priming line from")
     parser.add_argument("--prime-split", default="valid")
     parser.add_argument("--prime-line", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true", help="(sampling runs on the CPU unless a GPU is present)")
+    parser.add_argument("--cpu", action="store_true", help="sample on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     for name in ("num_samples", "steps"):
         if getattr(args, name) < 1:
