@@ -31,6 +31,7 @@ import re
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
+import zlib
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -163,7 +164,7 @@ def _iter_archive(archive: str):
                 if m and member.isfile():
                     data = tar.extractfile(member).read()
                     yield f"{archive}:{member.name}", m.group(3), int(m.group(4)), data
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise IamOnDbError(f"{archive}: not a readable tar.gz archive ({e})") from None
 
 

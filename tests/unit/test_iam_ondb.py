@@ -211,3 +211,14 @@ def test_scale_augmentation_is_per_axis_bounded_and_training_only(tmp_path):
     assert batch["ntokens"] == int(plain.sizes[0] + plain.sizes[i])
 
 
+
+
+def test_truncated_archive_stops_with_a_message_and_writes_nothing(tmp_path, capsys):
+    raw = copy_raw(tmp_path)
+    archive = _tar(raw, "lineStrokes-all.tar.gz")
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    assert iam_ondb.main(["prepare", "--raw", str(raw), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "lineStrokes-all.tar.gz: not a readable tar.gz archive" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["raw"]
