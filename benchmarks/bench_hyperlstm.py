@@ -4,7 +4,7 @@ Every variant runs side by side in one process, interleaved repeat by repeat; th
 and the ratios are taken against nn.LSTM of the same hidden size and input (paper-spec §7 of
 fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 
-    python benchmarks/bench_hyperlstm.py --device cpu --json docs/runs/bench_hyperlstm_cpu.json
+    python benchmarks/bench_hyperlstm.py --device cpu --threads 1 --clock process --json docs/runs/bench_hyperlstm_cpu.json
     python benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --json out.json
 """
 
@@ -12,6 +12,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -66,13 +67,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+CLOCK = time.perf_counter  # --clock process: CPU time of this process (robust to a shared, loaded CPU)
+
+
 def time_train_step(module, x, device):
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     out = output_of(module, x)
     out.float().sum().backward()
     sync(device)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def saved_bytes(module, x):
@@ -150,10 +154,10 @@ def bench_one_step(size, batch, repeats, device, dtype):
     for _ in range(repeats):
         for k, f in runs.items():
             sync(device)
-            start = time.perf_counter()
+            start = CLOCK()
             f()
             sync(device)
-            times[k].append(time.perf_counter() - start)
+            times[k].append(CLOCK() - start)
     cell_ms = statistics.median(times["LSTMCell"]) * 1e3
     return {k: {"ms": statistics.median(v) * 1e3, "vs_lstmcell": statistics.median(v) * 1e3 / cell_ms}
             for k, v in times.items()}
@@ -177,8 +181,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--with-reference", action="store_true", help="also time the reference loop")
     parser.add_argument("--no-tf32", action="store_true", help="CUDA: full fp32 matmuls (default TF32)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "process"],
+                        help="process: CPU time of this process (use with --threads 1 on a shared CPU)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "process" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":
@@ -188,7 +196,8 @@ def main(argv=None):
     torch.manual_seed(0)
     result = {
         "device": args.device, "hardware": hardware(args.device), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "dtype": args.dtype,
+        "threads": torch.get_num_threads(), "dtype": args.dtype, "clock": args.clock,
+        "command": " ".join(["python benchmarks/bench_hyperlstm.py", *(argv if argv is not None else sys.argv[1:])]),
         "tf32": args.device == "cuda" and not args.no_tf32, "steps": args.steps, "repeats": args.repeats,
         "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in args.sizes.split(",")},
         "throughput": {}, "one_step": {},

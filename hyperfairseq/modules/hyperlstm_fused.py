@@ -116,8 +116,10 @@ class _Cell:
             saved += [new(T, NUM_GATES, B, n), new(T, NUM_GATES, B, 1), new(T, B, 1), new(T, B, 1)] if ln else [None] * 4
             saved += [new(T, B, n) if (ln is not None and fresh_c) else None]
         self.saved = saved
-        self.act, self.tc, self.xhat, self.rstd, self.c_mean, self.c_rstd, self.c_new = saved
-        self.like, self.B = like, B
+        # per-step views, made once (one unbind instead of an index per use)
+        self.act, self.tc, self.xhat, self.rstd, self.c_mean, self.c_rstd, self.c_new = (
+            None if b is None else b.unbind(0) for b in saved)
+        self.like, self.B, self.T = like, B, T
         self.scratch = {}
 
     def buf(self, name: str, *shape: int) -> Tensor:
@@ -128,83 +130,95 @@ class _Cell:
 
     def forward(self, t: int, pre: Tensor, c_prev: Tensor, mask: Optional[Tensor], h_out: Tensor, c_out: Tensor):
         """pre (4, B, n) incl. b_0 and, without LN, the forget bias -> writes h_t, c_t (Eq. 12-13)."""
-        n, B, ln, act = self.n, self.B, self.ln, self.act[t]
+        n, B, ln, act, tc = self.n, self.B, self.ln, self.act[t], self.tc[t]
         if ln is not None:
-            y = self.buf("y", NUM_GATES, B, n)
             torch.ops.aten.native_layer_norm.out(pre, [n], None, None, self.eps, out0=self.xhat[t],
                                                  out1=self.buf("mean", NUM_GATES, B, 1), out2=self.rstd[t])
-            pre = torch.addcmul(ln.gate_b, self.xhat[t], ln.gate_w, out=y)  # per-gate LN (R8), forget bias in shift
+            # per-gate LN (R8); the forget bias sits in the shift (R2)
+            pre = torch.addcmul(ln.gate_b, self.xhat[t], ln.gate_w, out=self.buf("y", NUM_GATES, B, n))
+        a_i, a_f, a_g, a_o = act.unbind(0)
+        p_i, p_f, p_g, p_o = pre.unbind(0)
         torch.sigmoid(pre[:2], out=act[:2])
-        torch.tanh(pre[2], out=act[2])
-        torch.sigmoid(pre[3], out=act[3])
-        g = act[2] if mask is None else torch.mul(act[2], mask, out=self.buf("g", B, n))  # dropout (R6)
-        torch.mul(act[1], c_prev, out=c_out)
-        c_out.addcmul_(act[0], g)  # Eq. 13
+        torch.tanh(p_g, out=a_g)
+        torch.sigmoid(p_o, out=a_o)
+        g = a_g if mask is None else torch.mul(a_g, mask, out=self.buf("g", B, n))  # dropout (R6)
+        torch.mul(a_f, c_prev, out=c_out)
+        c_out.addcmul_(a_i, g)  # Eq. 13
         if ln is not None:
             if self.c_new is not None:
-                self.c_new[t] = c_out
+                self.c_new[t].copy_(c_out)
             c_norm = self.buf("c_norm", B, n)
             torch.ops.aten.native_layer_norm.out(c_out, [n], ln.cell_w, ln.cell_b, self.eps, out0=c_norm,
                                                  out1=self.c_mean[t], out2=self.c_rstd[t])
-            torch.tanh(c_norm, out=self.tc[t])  # LN(c_t) on the output path only (R8)
+            torch.tanh(c_norm, out=tc)  # LN(c_t) on the output path only (R8)
         else:
-            torch.tanh(c_out, out=self.tc[t])
-        torch.mul(act[3], self.tc[t], out=h_out)
+            torch.tanh(c_out, out=tc)
+        torch.mul(a_o, tc, out=h_out)
+
+    def start_backward(self) -> None:
+        """Per-step LN gain/shift gradients land in (T, ...) buffers, summed once by `ln_grads`."""
+        if self.ln is not None:
+            T, B, n = self.T, self.B, self.n
+            self.dgw, self.dgb = self.like.new_empty(T, NUM_GATES, 1, n), self.like.new_empty(T, NUM_GATES, 1, n)
+            self.dcw, self.dcb = self.like.new_empty(T, n), self.like.new_empty(T, n)
+            self.buf("zero", NUM_GATES, B, 1).zero_()
+            self.buf("one", NUM_GATES, B, 1).fill_(1.0)
+
+    def ln_grads(self) -> List[Tensor]:
+        """[gate gain, gate shift, LN(c) gain, LN(c) shift] gradients, summed over steps."""
+        return [self.dgw.sum(0), self.dgb.sum(0), self.dcw.sum(0), self.dcb.sum(0)]
 
     def backward(self, t: int, dh: Tensor, dc: Tensor, c_prev: Tensor, c_new: Optional[Tensor],
-                 mask: Optional[Tensor], dy_out: Tensor, dc_out: Tensor, ln_grads) -> None:
+                 mask: Optional[Tensor], dy_out: Tensor, dc_out: Tensor) -> None:
         """Gradients of Eq. 13: (dh_t, dc_t) -> gate gradient (4, B, n) into `dy_out`, dc_{t-1} into `dc_out`.
 
         With LN, `dy_out` receives the gradient of the normalised gates' output y (`gate_ln_backward`
-        turns it into the pre-activation gradient) and ln_grads [gate_w, gate_b, cell_w, cell_b] gets the
-        LN(c) gain/shift gradients added in place.
+        turns it into the pre-activation gradient).
         """
         n, B, ln, act, tc = self.n, self.B, self.ln, self.act[t], self.tc[t]
+        a_i, a_f, a_g, a_o = act.unbind(0)
         dcn = self.buf("dcn", B, n)
-        torch.mul(dh, act[3], out=dcn)
+        torch.mul(dh, a_o, out=dcn)
         torch.ops.aten.tanh_backward(dcn, tc, grad_input=dcn)
         dct = self.buf("dct", B, n)
         if ln is not None:
-            dcx, dcw, dcb = self.buf("dcx", B, n), self.buf("dcw", n), self.buf("dcb", n)
+            dcx = self.buf("dcx", B, n)
             torch.ops.aten.native_layer_norm_backward.out(
                 dcn, c_new, [n], self.c_mean[t], self.c_rstd[t], ln.cell_w, ln.cell_b, [True, True, True],
-                out0=dcx, out1=dcw, out2=dcb)
-            ln_grads[2] += dcw
-            ln_grads[3] += dcb
+                out0=dcx, out1=self.dcw[t], out2=self.dcb[t])
             torch.add(dc, dcx, out=dct)
         else:
             torch.add(dc, dcn, out=dct)
         dact = self.buf("dact", NUM_GATES, B, n)
-        g = act[2] if mask is None else torch.mul(act[2], mask, out=self.buf("g", B, n))
-        torch.mul(dct, g, out=dact[0])
-        torch.mul(dct, c_prev, out=dact[1])
-        torch.mul(dct, act[0], out=dact[2])
+        d_i, d_f, d_g, d_o = dact.unbind(0)
+        g = a_g if mask is None else torch.mul(a_g, mask, out=self.buf("g", B, n))
+        torch.mul(dct, g, out=d_i)
+        torch.mul(dct, c_prev, out=d_f)
+        torch.mul(dct, a_i, out=d_g)
         if mask is not None:
-            dact[2] *= mask
-        torch.mul(dh, tc, out=dact[3])
+            d_g.mul_(mask)
+        torch.mul(dh, tc, out=d_o)
+        y_i, y_f, y_g, y_o = dy_out.unbind(0)
         torch.ops.aten.sigmoid_backward(dact[:2], act[:2], grad_input=dy_out[:2])
-        torch.ops.aten.tanh_backward(dact[2], act[2], grad_input=dy_out[2])
-        torch.ops.aten.sigmoid_backward(dact[3], act[3], grad_input=dy_out[3])
-        torch.mul(dct, act[1], out=dc_out)
+        torch.ops.aten.tanh_backward(d_g, a_g, grad_input=y_g)
+        torch.ops.aten.sigmoid_backward(d_o, a_o, grad_input=y_o)
+        torch.mul(dct, a_f, out=dc_out)
 
-    def gate_ln_backward(self, t: int, dy: Tensor, out: Tensor, ln_grads) -> None:
+    def gate_ln_backward(self, t: int, dy: Tensor, out: Tensor) -> None:
         """Per-gate LN backward from x̂ and rstd: dx = rstd·(g - mean g - x̂·mean(g x̂)), g = dy·w.
 
-        ATen's kernel runs gate by gate on x̂ itself with mean 0 and rstd 1 (so it also returns the
-        gain/shift gradients Σ dy·x̂, Σ dy); dx is then scaled by the saved rstd.
+        ATen's kernel runs on x̂ itself with mean 0 and rstd 1; dx is then scaled by the saved rstd.
+        The gain/shift gradients Σ_b dy·x̂ and Σ_b dy go to this step's slots.
         """
-        n, B = self.n, self.B
-        if "zero" not in self.scratch:
-            self.buf("zero", B, 1).zero_()
-            self.buf("one", B, 1).fill_(1.0)
-        dx, dw, db = self.buf("dx", NUM_GATES, B, n), self.buf("dw", n), self.buf("db", n)
-        for k in range(NUM_GATES):
-            torch.ops.aten.native_layer_norm_backward.out(
-                dy[k], self.xhat[t, k], [n], self.scratch["zero"], self.scratch["one"], self.ln.gate_w[k, 0],
-                self.ln.gate_b[k, 0], [True, True, True], out0=dx[k], out1=dw, out2=db)
-            ln_grads[0][k, 0] += dw
-            ln_grads[1][k, 0] += db
+        n, B, xhat = self.n, self.B, self.xhat[t]
+        g = self.buf("gw", NUM_GATES, B, n)
+        torch.mul(dy, self.ln.gate_w, out=g)
+        dx = torch.ops.aten.native_layer_norm_backward(
+            g, xhat, [n], self.scratch["zero"], self.scratch["one"], None, None, [True, False, False])[0]
         torch.mul(dx, self.rstd[t], out=out)
+        torch.mul(dy, xhat, out=g)
+        torch.sum(g, 1, keepdim=True, out=self.dgw[t])
+        torch.sum(dy, 1, keepdim=True, out=self.dgb[t])
 
 
 # -- the layer ---------------------------------------------------------------------------------------
@@ -213,6 +227,11 @@ class _Cell:
 def _gate_major(t: Tensor) -> Tensor:
     """(B, 4·n) -> (4, B, n) view."""
     return t.view(t.shape[0], NUM_GATES, -1).transpose(0, 1)
+
+
+def _steps(t: Optional[Tensor], T: int) -> List[Optional[Tensor]]:
+    """Per-step views of a (T, ...) tensor in one call; [None] * T for None."""
+    return [None] * T if t is None else list(t.unbind(0))
 
 
 class _FusedLayer(torch.autograd.Function):
@@ -240,27 +259,37 @@ class _FusedLayer(torch.autograd.Function):
         w_hh_t, w_hx_t, w_hh_hat_t, w_z_t = w_hh.t(), w_hx.t(), w_hh_hat.t(), w_z.t()
         w_d_hx, w_d_b = w_d[:2 * NUM_GATES], w_d[2 * NUM_GATES:]
         hpre, d_hx = new(B, NUM_GATES * NH), new(2 * NUM_GATES, B, N)
+        d_h, d_x = d_hx[:NUM_GATES], d_hx[NUM_GATES:]
+        hpre_g = _gate_major(hpre)
         pre = new(NUM_GATES, B, N)
+        states = [_steps(b, T + 1) for b in (Hs, Cs, HHs, HCs)]
+        news = [[b[t + 1] for b in states] for t in range(T)] if not padded else list(zip(*(_steps(b, T) for b in NEW)))
+        G_hh, G_hx = _steps(G[..., :G4], T), _steps(G[..., G4:], T)
+        G_hh_g = _steps(G[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        xp_g = _steps(xp.view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        Zs = _steps(Z, T)
+        zts = _steps(Z.view(T, B, 3 * NUM_GATES, NZ).transpose(1, 2), T)  # (12, B, N_z) per step
+        hxps, masks, hmasks = _steps(hxp, T), _steps(mask, T), _steps(hmask, T)
         for t in range(T):
-            h, c, hh, hc = Hs[t], Cs[t], HHs[t], HCs[t]
-            torch.mm(h, w_hh_t, out=G[t, :, :G4])  # W_h h_{t-1}
-            torch.mm(h, w_hx_t, out=G[t, :, G4:])
-            torch.addmm(hxp[t], hh, w_hh_hat_t, out=hpre)
-            hpre += G[t, :, G4:]  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9)
-            targets = (Hs[t + 1], Cs[t + 1], HHs[t + 1], HCs[t + 1]) if not padded else [b[t] for b in NEW]
-            hyper.forward(t, _gate_major(hpre), hc, None if hmask is None else hmask[t], targets[2], targets[3])
-            torch.addmm(b_z, targets[2], w_z_t, out=Z[t])  # Eq. 11 from the current ĥ_t (R1)
-            zt = Z[t].view(B, 3 * NUM_GATES, NZ).transpose(0, 1)  # (12, B, N_z)
+            h, c, hh, hc = (b[t] for b in states)
+            h_new, c_new, hh_new, hc_new = news[t]
+            torch.mm(h, w_hh_t, out=G_hh[t])  # W_h h_{t-1}
+            torch.mm(h, w_hx_t, out=G_hx[t])
+            torch.addmm(hxps[t], hh, w_hh_hat_t, out=hpre)
+            hpre += G_hx[t]  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9)
+            hyper.forward(t, hpre_g, hc, hmasks[t], hh_new, hc_new)
+            torch.addmm(b_z, hh_new, w_z_t, out=Zs[t])  # Eq. 11 from the current ĥ_t (R1)
+            zt = zts[t]
             torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # d_h, d_x (8, B, N), Eq. 12
             torch.baddbmm(d_bias, zt[2 * NUM_GATES:], w_d_b, out=pre)  # β + b_0 (4, B, N)
-            pre.addcmul_(d_hx[:NUM_GATES], _gate_major(G[t, :, :G4]))  # + d_h ⊙ W_h h_{t-1}
-            pre.addcmul_(d_hx[NUM_GATES:], _gate_major(xp[t]))  # + d_x ⊙ W_x x_t  (Eq. 12)
-            main.forward(t, pre, c, None if mask is None else mask[t], targets[0], targets[1])
+            pre.addcmul_(d_h, G_hh_g[t])  # + d_h ⊙ W_h h_{t-1}
+            pre.addcmul_(d_x, xp_g[t])  # + d_x ⊙ W_x x_t  (Eq. 12)
+            main.forward(t, pre, c, masks[t], h_new, c_new)
             if padded:  # state frozen after a sequence's end, output zero
                 k = keep[t].bool()
-                for dst, val, old in zip((Hs[t + 1], Cs[t + 1], HHs[t + 1], HCs[t + 1]), targets, (h, c, hh, hc)):
+                for dst, val, old in zip((b[t + 1] for b in states), news[t], (h, c, hh, hc)):
                     torch.where(k, val, old, out=dst)
-                torch.mul(targets[0], keep[t], out=out[t])
+                torch.mul(h_new, keep[t], out=out[t])
         if out is None:
             out = Hs[1:]
         ctx.meta = meta
@@ -276,7 +305,7 @@ class _FusedLayer(torch.autograd.Function):
         n_ln, n_hln, eps, heps = ctx.meta
         ln = _LN(*rest[:4]) if n_ln else None
         hln = _LN(*rest[n_ln:n_ln + 4]) if n_hln else None
-        ln_params, cells = rest[:n_ln + n_hln], rest[n_ln + n_hln:]
+        cells = rest[n_ln + n_hln:]
         T, B, G4 = xp.shape
         N, NH = G4 // NUM_GATES, HHs.shape[2]
         NZ = w_d.shape[1]
@@ -284,10 +313,12 @@ class _FusedLayer(torch.autograd.Function):
         k_ = len(_SAVED)
         main = _Cell(xp, T, B, N, ln, eps, padded, list(cells[:k_]))
         hyper = _Cell(xp, T, B, NH, hln, heps, padded, list(cells[k_:]))
+        main.start_backward()
+        hyper.start_backward()
         new, zeros = xp.new_empty, xp.new_zeros
         dh, dc = (zeros(B, N) if g is None else g.clone() for g in (dhT, dcT))
         dhh, dhc = (zeros(B, NH) if g is None else g.clone() for g in (dhhT, dhcT))
-        d_out = zeros(T, B, N) if d_out is None else d_out
+        d_outs = _steps(zeros(T, B, N) if d_out is None else d_out, T)
         DG = new(T, B, G.shape[2])  # grads of G, i.e. [d(W_h h) | dĥ-pre], per step
         DXP = new(T, B, G4)
         DZ = new(T, B, Z.shape[2])
@@ -295,15 +326,27 @@ class _FusedLayer(torch.autograd.Function):
         DYh = new(NUM_GATES, B, NH) if hln is not None else None
         E = new(3, NUM_GATES, B, N)  # (d(d_h), d(d_x), dβ = dpre) gate-major, one step
         e, dpre = E.view(3 * NUM_GATES, B, N), E[2]
+        E_h, E_x = E[0], E[1]
         d_hx, dz = new(2 * NUM_GATES, B, N), new(3 * NUM_GATES, B, NZ)
+        d_h, d_x = d_hx[:NUM_GATES], d_hx[NUM_GATES:]
+        dz_bt = dz.transpose(0, 1)
         dh_new, dhh_new = new(B, N), new(B, NH)
         dw_d = torch.zeros_like(w_d)
         d_beta = zeros(NUM_GATES, 1, N)
-        ln_g = [zeros(p.shape) for p in ln_params[:4]] if ln is not None else None
-        hln_g = [zeros(p.shape) for p in ln_params[n_ln:n_ln + 4]] if hln is not None else None
         w_d_hx, w_d_t = w_d[:2 * NUM_GATES], w_d.transpose(1, 2)
+        Cs_, HCs_ = _steps(Cs, T + 1), _steps(HCs, T + 1)
+        G_hh_g = _steps(G[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        xp_g = _steps(xp.view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        DG_hh, DG_hx = _steps(DG[..., :G4], T), _steps(DG[..., G4:], T)
+        DG_hh_g = _steps(DG[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        DG_hx_g = _steps(DG[..., G4:].view(T, B, NUM_GATES, NH).transpose(1, 2), T)
+        DXP_g = _steps(DXP.view(T, B, NUM_GATES, N).transpose(1, 2), T)
+        DZs = _steps(DZ, T)
+        DZ_12 = _steps(DZ.view(T, B, 3 * NUM_GATES, NZ), T)
+        zts = _steps(Z.view(T, B, 3 * NUM_GATES, NZ).transpose(1, 2), T)
+        masks, hmasks = _steps(mask, T), _steps(hmask, T)
         for t in reversed(range(T)):
-            torch.add(dh, d_out[t], out=dh_new)
+            torch.add(dh, d_outs[t], out=dh_new)
             dc_new, dhh_in, dhc_new = dc, dhh, dhc
             if padded:
                 k, nk = keep[t], 1.0 - keep[t]
@@ -311,31 +354,29 @@ class _FusedLayer(torch.autograd.Function):
                 dh_new.mul_(k)
                 dc_new, dhh_in, dhc_new = dc * k, dhh * k, dhc * k
             # main cell: Eq. 13, then Eq. 12
-            m = None if mask is None else mask[t]
-            c_new = None if ln is None else (main.c_new[t] if padded else Cs[t + 1])
-            main.backward(t, dh_new, dc_new, Cs[t], c_new, m, dpre if ln is None else DYg, dc, ln_g)
+            c_new = None if ln is None else (main.c_new[t] if padded else Cs_[t + 1])
+            main.backward(t, dh_new, dc_new, Cs_[t], c_new, masks[t], dpre if ln is None else DYg, dc)
             if ln is not None:
-                main.gate_ln_backward(t, DYg, dpre, ln_g)
-            zt = Z[t].view(B, 3 * NUM_GATES, NZ).transpose(0, 1)
+                main.gate_ln_backward(t, DYg, dpre)
+            zt = zts[t]
             torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # recomputed d_h, d_x
-            torch.mul(dpre, d_hx[:NUM_GATES], out=_gate_major(DG[t, :, :G4]))
-            torch.mul(dpre, d_hx[NUM_GATES:], out=_gate_major(DXP[t]))
-            torch.mul(dpre, _gate_major(G[t, :, :G4]), out=E[0])
-            torch.mul(dpre, _gate_major(xp[t]), out=E[1])
+            torch.mul(dpre, d_h, out=DG_hh_g[t])
+            torch.mul(dpre, d_x, out=DXP_g[t])
+            torch.mul(dpre, G_hh_g[t], out=E_h)
+            torch.mul(dpre, xp_g[t], out=E_x)
             dw_d.baddbmm_(zt.transpose(1, 2), e)
             torch.bmm(e, w_d_t, out=dz)  # (12, B, N_z)
-            DZ[t].view(B, 3 * NUM_GATES, NZ).copy_(dz.transpose(0, 1))
+            DZ_12[t].copy_(dz_bt)
             d_beta += dpre.sum(1, keepdim=True)
             # hyper cell: ĥ_t feeds z (Eq. 11) and the next step
-            torch.addmm(dhh_in, DZ[t], w_z, out=dhh_new)
-            hm = None if hmask is None else hmask[t]
-            dyh = _gate_major(DG[t, :, G4:])
-            hc_new = None if hln is None else (hyper.c_new[t] if padded else HCs[t + 1])
-            hyper.backward(t, dhh_new, dhc_new, HCs[t], hc_new, hm, dyh if hln is None else DYh, dhc, hln_g)
+            torch.addmm(dhh_in, DZs[t], w_z, out=dhh_new)
+            dyh = DG_hx_g[t]
+            hc_new = None if hln is None else (hyper.c_new[t] if padded else HCs_[t + 1])
+            hyper.backward(t, dhh_new, dhc_new, HCs_[t], hc_new, hmasks[t], dyh if hln is None else DYh, dhc)
             if hln is not None:
-                hyper.gate_ln_backward(t, DYh, dyh, hln_g)
-            torch.mm(DG[t, :, :G4], w_hh, out=dh).addmm_(DG[t, :, G4:], w_hx)
-            torch.mm(DG[t, :, G4:], w_hh_hat, out=dhh)
+                hyper.gate_ln_backward(t, DYh, dyh)
+            torch.mm(DG_hh[t], w_hh, out=dh).addmm_(DG_hx[t], w_hx)
+            torch.mm(DG_hx[t], w_hh_hat, out=dhh)
             if padded:
                 dh += carry[0]
                 dc += carry[1]
@@ -349,6 +390,6 @@ class _FusedLayer(torch.autograd.Function):
         h_hat_new = HHs[1:] if h_hat_new is None else h_hat_new
         d_w_z = DZ.view(TB, -1).t().mm(h_hat_new.reshape(TB, NH))
         d_b_z = DZ.sum((0, 1))
-        ln_grads = (ln_g or []) + (hln_g or [])
+        ln_grads = (main.ln_grads() if ln is not None else []) + (hyper.ln_grads() if hln is not None else [])
         return (None, DXP, DG[..., G4:], dh, dc, dhh, dhc, d_w_hh, d_w_hx, d_w_hh_hat, d_w_z, d_b_z, dw_d,
                 d_beta, None, None, None, *ln_grads)

@@ -24,26 +24,26 @@ def perturbed(module, scale=0.3, seed=0):
     return module
 
 
-def random_cell_state(dtype=torch.float64, seed=1):
+def random_cell_state(dtype=torch.float64, seed=1, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    r = lambda n: torch.randn(B, n, generator=g, dtype=dtype).requires_grad_()  # noqa: E731
+    r = lambda n: torch.randn(B, n, generator=g, dtype=dtype).to(device).requires_grad_()  # noqa: E731
     return _CellState(r(N_H), r(N_H), r(N_HAT), r(N_HAT))
 
 
-def run_both(layer_norm, dropout=0.0, hyper_dropout=0.0, lengths=None, dtype=torch.float64, seed=0):
+def run_both(layer_norm, dropout=0.0, hyper_dropout=0.0, lengths=None, dtype=torch.float64, seed=0, device="cpu"):
     """The same layer, input, state and masks through run_layer and fused_layer; returns both results."""
     torch.manual_seed(seed)
     rnn = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm, recurrent_dropout=dropout,
-                              hyper_recurrent_dropout=hyper_dropout)).to(dtype)
+                              hyper_recurrent_dropout=hyper_dropout)).to(dtype=dtype, device=device)
     cell = rnn.layers[0]
-    x = torch.randn(T, B, N_X, dtype=dtype, requires_grad=True)
-    state = random_cell_state(dtype)
+    x = torch.randn(T, B, N_X, dtype=dtype).to(device).requires_grad_()
+    state = random_cell_state(dtype, device=device)
     keep = None
     if lengths is not None:
-        keep = (torch.arange(T).unsqueeze(1) < torch.tensor(lengths).unsqueeze(0)).unsqueeze(-1)
+        keep = (torch.arange(T).unsqueeze(1) < torch.tensor(lengths).unsqueeze(0)).unsqueeze(-1).to(device)
     g = torch.Generator().manual_seed(7)
-    w_out = torch.randn(T, B, N_H, generator=g, dtype=dtype)
-    w_state = [torch.randn(B, n, generator=g, dtype=dtype) for n in (N_H, N_H, N_HAT, N_HAT)]
+    w_out = torch.randn(T, B, N_H, generator=g, dtype=dtype).to(device)
+    w_state = [torch.randn(B, n, generator=g, dtype=dtype).to(device) for n in (N_H, N_H, N_HAT, N_HAT)]
     results = []
     for run in (run_layer, fused_layer):
         torch.manual_seed(123)  # same RNG stream: masks must be drawn identically
@@ -86,6 +86,12 @@ def test_fused_equals_reference_with_lengths_padding(layer_norm):
     assert_same(results, names)
     out = results[1][0]
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_fused_equals_reference_cuda_float64_dropout_and_padding(layer_norm):
+    assert_same(*run_both(layer_norm, dropout=0.3, hyper_dropout=0.2, lengths=[T, 2, 0, 5], device="cuda"))
 
 
 def test_fused_float32_tolerance():
