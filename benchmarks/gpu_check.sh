@@ -9,7 +9,7 @@
 # Every stage has its own time limit and writes its log under $OUT even when it fails.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
-TRAIN_MIN=${TRAIN_MIN:-2.5}
+TRAIN_MIN=${TRAIN_MIN:-1.5}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -19,35 +19,35 @@ export PYTHONPATH=/tmp/site:$PWD
 stage() { echo "== $1 $(date +%T)"; }
 
 stage tests
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/unit/test_hyperlstm_fused.py -k "cuda or float64 or float32" \
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/unit/test_hyperlstm_fused.py -k "cuda or float64 or float32" \
   > "$OUT/gpu_tests.log" 2>&1; tail -3 "$OUT/gpu_tests.log"
 
 stage bench-tf32
-timeout 120 python3 benchmarks/bench_hyperlstm.py --device cuda --repeats 5 --with-reference \
+timeout 100 python3 benchmarks/bench_hyperlstm.py --device cuda --repeats 5 --with-reference \
   --json "$OUT/bench_hyperlstm_cuda_tf32.json" > "$OUT/gpu_bench.log" 2>&1; grep -v Warn "$OUT/gpu_bench.log" | tail -30
 stage bench-bf16
-timeout 90 python3 benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --repeats 5 \
+timeout 70 python3 benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --repeats 5 \
   --json "$OUT/bench_hyperlstm_cuda_bf16.json" >> "$OUT/gpu_bench.log" 2>&1; tail -24 "$OUT/gpu_bench.log" | grep tok/s
 
 COMMON="data-bin/ptb_char --user-dir hyperfairseq --optimizer adam --lr 0.001 --clip-norm 1.0 --batch-size 128 \
   --tokens-per-sample 100 --num-workers 0 --log-format simple --no-save --disable-validation --seed 1"
 stage speed-lstm_lm
-timeout 75 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch lstm_lm \
-  --decoder-embed-dim 64 --decoder-hidden-size 1000 --max-update 150 --log-interval 50 \
+timeout 60 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch lstm_lm \
+  --decoder-embed-dim 64 --decoder-hidden-size 1000 --max-update 120 --log-interval 40 \
   > "$OUT/gpu_train_speed.log" 2>&1; grep -o "wps=[0-9.]*\|ups=[0-9.]*" "$OUT/gpu_train_speed.log" | tail -4
 stage speed-ln_hyperlstm_lm_ptb
-timeout 75 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch ln_hyperlstm_lm_ptb \
-  --max-update 150 --log-interval 50 >> "$OUT/gpu_train_speed.log" 2>&1
+timeout 60 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch ln_hyperlstm_lm_ptb \
+  --max-update 120 --log-interval 40 >> "$OUT/gpu_train_speed.log" 2>&1
 grep -o "wps=[0-9.]*\|ups=[0-9.]*" "$OUT/gpu_train_speed.log" | tail -4
 
 stage train-char_lm
-timeout $(python3 -c "print(int($TRAIN_MIN * 60 + 60))") fairseq-train data-bin/ptb_char --user-dir hyperfairseq \
+timeout $(python3 -c "print(int($TRAIN_MIN * 60 + 45))") fairseq-train data-bin/ptb_char --user-dir hyperfairseq \
   --task char_lm --arch ln_hyperlstm_lm_ptb --optimizer adam --lr 0.001 --clip-norm 1.0 --batch-size 128 \
   --tokens-per-sample 100 --num-workers 0 --log-format simple --log-interval 100 --seed 1 \
   --stop-time-hours $(python3 -c "print($TRAIN_MIN / 60)") --save-dir /tmp/ckpt --no-epoch-checkpoints \
   > "$OUT/gpu_train.log" 2>&1; grep -v Warn "$OUT/gpu_train.log" | grep "valid\|train \|epoch 0" | tail -6
 stage eval
-timeout 90 fairseq-eval-lm data-bin/ptb_char --user-dir hyperfairseq --task char_lm --path /tmp/ckpt/checkpoint_last.pt \
+timeout 60 fairseq-eval-lm data-bin/ptb_char --user-dir hyperfairseq --task char_lm --path /tmp/ckpt/checkpoint_last.pt \
   --batch-size 128 --tokens-per-sample 100 --gen-subset test --num-workers 0 > "$OUT/gpu_eval.log" 2>&1
 tail -3 "$OUT/gpu_eval.log"
 stage done
