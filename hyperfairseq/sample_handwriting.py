@@ -6,7 +6,8 @@
 
 Writes samples/sample_NN.svg and .png per sample and samples.npz (`rows`: (n, steps, 3) in pen units,
 `rows_normalised`, and the prime if any). Graves' bias b sharpens samples (π ∝ exp(π̂(1+b)),
-σ = exp(σ̂ − b)); temperature τ scales the mixture logits by 1/τ and the variances by τ. With a prime,
+σ = exp(σ̂ − b)); temperature τ scales the mixture logits by 1/τ and the variances by τ
+(not the end-of-stroke probability). With a prime,
 the model first reads a real line, and the drawing shows the prime followed by the continuation.
 The checkpoint alone suffices: the normalisation constants are model buffers. Sampling under a seed is
 reproducible. `generate(..., record_internals=True)` also returns the per-step HyperLSTM internals

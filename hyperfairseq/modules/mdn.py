@@ -102,8 +102,9 @@ def sample_point(
 ) -> Tensor:
     """Draw one (Δx, Δy, end-of-stroke) per row from parameters with leading shape (B,) -> (B, 3).
 
-    temperature τ scales the mixture logits by 1/τ, the variances by τ and the end-of-stroke logit by 1/τ;
-    τ = 1 samples the model's own distribution. Graves' bias is applied earlier, in `split_outputs`.
+    temperature τ scales the mixture logits by 1/τ and the variances by τ; the end-of-stroke probability is
+    left as predicted (tempering it too makes low-τ samples never lift the pen). τ = 1 samples the model's
+    own distribution. Graves' bias is applied earlier, in `split_outputs`.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive; got {temperature}")
@@ -118,6 +119,6 @@ def sample_point(
     n = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     dx = mu[:, 0] + sigma[:, 0] * n[:, 0]
     dy = mu[:, 1] + sigma[:, 1] * (rho * n[:, 0] + torch.sqrt((1.0 - rho) * (1.0 + rho)) * n[:, 1])
-    p_eos = torch.sigmoid(params.eos_logit / temperature)
+    p_eos = torch.sigmoid(params.eos_logit)
     eos = (torch.rand(p_eos.shape, generator=generator, dtype=p_eos.dtype, device=p_eos.device) < p_eos)
     return torch.stack([dx, dy, eos.to(dx.dtype)], dim=-1)

@@ -120,3 +120,15 @@ def test_sampling_is_reproducible_under_a_seed_and_follows_the_mixture():
     torch.testing.assert_close(s[:, :2].std(0), torch.tensor([0.5, 0.5]), atol=0.02, rtol=0)
     assert abs(torch.corrcoef(s[:, :2].T)[0, 1].item() - 0.8) < 0.02
     assert abs(s[:, 2].mean().item() - torch.sigmoid(torch.tensor(2.0)).item()) < 0.02
+
+
+def test_temperature_sharpens_the_mixture_but_keeps_the_pen_lift_rate():
+    n = 20000
+    params = MixtureParams(
+        torch.log(torch.tensor([0.7, 0.3])).expand(n, 2), torch.tensor([[0.0, 0.0], [10.0, 10.0]]).expand(n, 2, 2),
+        torch.zeros(n, 2, 2), torch.zeros(n, 2), torch.full((n,), -1.0),
+    )
+    cold = sample_point(params, torch.Generator().manual_seed(0), temperature=0.25)
+    assert (cold[:, 0] > 5).float().mean() < 0.05  # weights ∝ π^(1/τ): 0.3^4 / (0.7^4 + 0.3^4) ≈ 0.03
+    assert abs(cold[:, 1][cold[:, 0] < 5].std().item() - 0.5) < 0.02  # σ·√τ
+    assert abs(cold[:, 2].mean().item() - torch.sigmoid(torch.tensor(-1.0)).item()) < 0.02
