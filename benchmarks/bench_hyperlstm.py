@@ -193,16 +193,17 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
     dtype = getattr(torch, args.dtype)
+    sizes = [k for k in args.sizes.split(",") if k]  # --sizes "": one-step latency only
     torch.manual_seed(0)
     result = {
         "device": args.device, "hardware": hardware(args.device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "dtype": args.dtype, "clock": args.clock,
         "command": " ".join(["python benchmarks/bench_hyperlstm.py", *(argv if argv is not None else sys.argv[1:])]),
         "tf32": args.device == "cuda" and not args.no_tf32, "steps": args.steps, "repeats": args.repeats,
-        "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in args.sizes.split(",")},
+        "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         "throughput": {}, "one_step": {},
     }
-    for size in args.sizes.split(","):
+    for size in sizes:
         for batch in map(int, args.batches.split(",")):
             key = f"{size}/B{batch}"
             rows = bench_throughput(size, batch, args.steps, args.repeats, args.device, dtype, args.with_reference)

@@ -23,6 +23,7 @@ the reference (same RNG calls, same order).
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 NUM_GATES = 4
@@ -54,6 +55,9 @@ def fused_layer(cell, x: Tensor, state, keep: Optional[Tensor], return_internals
     if cell.hyper is None or return_internals:
         raise ValueError("fused_layer runs hyper cells without internals; use run_layer otherwise")
     steps, batch = x.shape[:2]
+    if steps == 1 and keep is None and not torch.is_grad_enabled() and not cell.training:
+        h, c, h_hat, c_hat = _inference_step(cell, x[0], state)  # incremental decoding
+        return h.unsqueeze(0), _CellState(h, c, h_hat, c_hat), None
     n_h, hyper = cell.hidden_size, cell.hyper
     hcell = hyper.cell
     x_proj, hyper_x_proj = cell.input_projection(x)
@@ -84,6 +88,41 @@ def fused_layer(cell, x: Tensor, state, keep: Optional[Tensor], return_internals
     )
     out, h, c, h_hat, c_hat = outs
     return out, _CellState(h, c, h_hat, c_hat), None
+
+
+@torch.no_grad()
+def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One step without autograd, dropout or padding (incremental decoding): Eq. 10-13 in few kernels."""
+    hyper, hcell = cell.hyper, cell.hyper.cell
+    n_x, B = cell.input_size, x.shape[0]
+    hh = torch.mm(state.h, cell.weight_hh.t())  # W_h h_{t-1}
+    hpre = torch.mm(x, hcell.weight_ih[:, :n_x].t())  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
+    hpre.addmm_(state.h, hcell.weight_ih[:, n_x:].t()).addmm_(state.h_hat, hcell.weight_hh.t())
+    if hcell.bias is not None:
+        hpre += hcell.bias
+    h_hat, c_hat = _inference_update(hcell, hpre.view(B, NUM_GATES, -1), state.c_hat)
+    z = torch.mm(h_hat, hyper.weight_z.t())  # Eq. 11 from ĥ_t (R1)
+    z[:, :hyper.bias_z.numel()] += hyper.bias_z
+    d = torch.bmm(z.view(B, 3 * NUM_GATES, hyper.n_z).transpose(0, 1), hyper.weight_d.flatten(0, 1))
+    d = d.view(3, NUM_GATES, B, -1).transpose(1, 2)  # (3, B, 4, N_h): d_h, d_x, β (Eq. 12)
+    pre = torch.addcmul(d[2], d[0], hh.view(B, NUM_GATES, -1))
+    pre.addcmul_(d[1], torch.mm(x, cell.weight_ih.t()).view(B, NUM_GATES, -1))
+    pre += cell.bias.view(NUM_GATES, -1)
+    return (*_inference_update(cell, pre, state.c), h_hat, c_hat)
+
+
+def _inference_update(cell, pre: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
+    """Eq. 13 on pre (B, 4, n) (b_0 included), in place where possible; returns (h_t, c_t)."""
+    n = c.shape[1]
+    if cell.layer_norm:
+        pre = F.layer_norm(pre, (n,), eps=cell.ln_gates.eps)
+        pre.mul_(cell.ln_gates.weight).add_(cell.ln_gates.bias)
+    pre[:, 1] += cell.forget_bias  # R2
+    act = torch.sigmoid(pre)
+    torch.tanh(pre[:, 2], out=act[:, 2])
+    c = torch.addcmul(act[:, 1] * c, act[:, 0], act[:, 2])  # Eq. 13
+    c_out = F.layer_norm(c, (n,), cell.ln_cell.weight, cell.ln_cell.bias, cell.ln_cell.eps) if cell.layer_norm else c
+    return act[:, 3] * torch.tanh(c_out), c
 
 
 def _forget_vector(n: int, forget_bias: float, like: Tensor) -> Tensor:

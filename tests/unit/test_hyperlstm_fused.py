@@ -175,3 +175,18 @@ def test_full_state_gradcheck_small_float64():
 
     assert torch.autograd.gradcheck(f, (x, *st))
     assert HyperLSTMState  # re-exported state type stays importable alongside the fast path
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_incremental_one_step_inference_equals_reference(layer_norm):
+    torch.manual_seed(0)
+    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm, recurrent_dropout=0.3)).double()
+    cell = cell.eval().layers[0]
+    state = random_cell_state()
+    x = torch.randn(1, B, N_X, dtype=torch.float64)
+    with torch.no_grad():
+        out, final, _ = run_layer(cell, x, state, None, False)
+        f_out, f_final, _ = fused_layer(cell, x, state, None)
+    torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
+    for name, a, b in zip(_CellState._fields, f_final, final):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
