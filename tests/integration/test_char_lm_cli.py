@@ -41,7 +41,7 @@ def test_train_then_eval_lm_beats_the_unigram_entropy_of_real_ptb(trained_lm, pt
 
 def test_checkpoint_loads_with_weights_only(trained_lm):
     state = torch.load(trained_lm, map_location="cpu", weights_only=True)
-    assert state["cfg"]["model"]["_name"] == "hyperlstm_lm"
+    assert state["cfg"]["model"]["_name"] == "ln_hyperlstm_lm_ptb" and state["cfg"]["model"]["layer_norm"] is True
     assert any(".hyper." in k for k in state["model"])
 
 

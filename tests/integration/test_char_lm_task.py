@@ -1,6 +1,5 @@
 """`--task char_lm` on real char-PTB: carried state, resume, data parallel, sampling, bytes, bad input."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -32,8 +31,8 @@ def model_params(checkpoint):
 
 
 def test_carried_state_beats_resetting_every_segment_on_the_same_checkpoint(trained_lm, ptb_slice_bin):
-    carry = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 20)
-    reset = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 20,
+    carry = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 5)
+    reset = eval_lm_bits(ptb_slice_bin, trained_lm, "--task", "char_lm", "--tokens-per-sample", 5,
                          "--reset-every-segment")
     assert carry < reset - 0.05, f"carried {carry:.3f} vs reset {reset:.3f} bits/char"
 
@@ -66,7 +65,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_
     train_streams(ptb_slice_bin, tmp_path / "whole", *flags, "--max-update", 8)
     train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 4)
     resumed = train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 8)
-    assert "loaded checkpoint" in resumed.stderr + resumed.stdout
+    assert "loaded checkpoint" in (resumed.stderr + resumed.stdout).lower()
     whole, split = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(tmp_path / "split/checkpoint_last.pt")
     for name in whole:
         torch.testing.assert_close(split[name], whole[name], rtol=0, atol=1e-6, msg=name)
@@ -138,7 +137,7 @@ def test_byte_corpus_round_trip_and_a_smoke_step_of_the_enwik8_architecture(ptb_
             "--cpu", "--save-dir", save, "--disable-validation", "--no-save")
 
 
-def test_bad_input_is_named(ptb_slice_bin, trained_lm, tmp_path):
+def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path):
     base = [ptb_slice_bin, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", tmp_path / "ck", "--max-update", 1]
     proc = run_cli("fairseq_cli.train", *base, "--max-tokens", 800, check=False)
     assert proc.returncode != 0 and "does not take --max-tokens (got 800)" in proc.stderr
@@ -152,4 +151,29 @@ def test_bad_input_is_named(ptb_slice_bin, trained_lm, tmp_path):
     proc = run_cli("fairseq_cli.eval_lm", other, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
                    "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid", check=False)
     assert proc.returncode != 0
-    assert "another dictionary" in proc.stderr or "shape differs: decoder.output_projection.weight" in proc.stderr
+    assert "shape differs" in proc.stderr and "decoder.output_projection.weight: checkpoint" in proc.stderr
+    # same size, other order: a dictionary mismatch that shapes cannot reveal
+    lines = (ptb_slice_bin / "dict.txt").read_text().splitlines()
+    lines[0], lines[1] = lines[1], lines[0]
+    (tmp_path / "swapped.txt").write_text("\n".join(lines) + "\n")
+    swapped = tmp_path / "swapped"
+    run_cli("fairseq_cli.preprocess", "--only-source", "--srcdict", tmp_path / "swapped.txt", "--validpref",
+            ptb_slice_text / "valid.txt", "--destdir", swapped, "--workers", 1)
+    proc = run_cli("fairseq_cli.eval_lm", swapped, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
+                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid", check=False)
+    assert proc.returncode != 0 and "trained with another dictionary" in proc.stderr
+
+
+def test_hydra_config_trains_through_fairseq_hydra_train(ptb_slice_bin, tmp_path):
+    config_dir = REPO / "examples/hydra/char_lm"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", str(config_dir),
+         "--config-name", "ln_hyperlstm_lm_ptb", f"task.data={ptb_slice_bin}", f"common.user_dir={USER_DIR}",
+         "model.decoder_hidden_size=32", "model.hyper_hidden_size=8", "dataset.batch_size=4",
+         "task.tokens_per_sample=20", "optimization.max_update=2", "common.cpu=true",
+         f"checkpoint.save_dir={tmp_path}", "dataset.disable_validation=true", f"hydra.run.dir={tmp_path}/hydra"],
+        capture_output=True, text=True, env=CLI_ENV, cwd=tmp_path, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(tmp_path / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert state["cfg"]["model"]["layer_norm"] is True and state["cfg"]["task"]["_name"] == "char_lm"
