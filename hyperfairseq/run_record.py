@@ -38,7 +38,8 @@ def hardware() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
+    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_1min": os.getloadavg()[0]}
     try:
         import torch
 
