@@ -42,10 +42,10 @@ for ROW in hyperlstm_wmt lstm_wmt; do
            --arch $ROW "${SHRINK[@]}" "${TRAIN_FLAGS[@]}" --max-update "$MAX_UPDATE" --seed 1 "${CPU[@]}"
            --save-dir "$SAVE" --no-epoch-checkpoints --log-format simple --num-workers 0)
     VALID=(fairseq-validate "$DATA" --user-dir "$REPO/hyperfairseq" --task translation --source-lang $SRC --target-lang $TGT
-           --path "$SAVE/checkpoint_last.pt" --valid-subset test --max-tokens 4096 "${CPU[@]}" --num-workers 0)
+           --path "$SAVE/checkpoint_last.pt" --valid-subset test --max-tokens 4096 --required-batch-size-multiple 1 "${CPU[@]}" --num-workers 0)
     GEN=(fairseq-generate "$DATA" --user-dir "$REPO/hyperfairseq" --source-lang $SRC --target-lang $TGT
          --path "$SAVE/checkpoint_last.pt" --gen-subset test --beam 4 --remove-bpe sentencepiece --scoring sacrebleu
-         --max-tokens 8000 "${CPU[@]}" --num-workers 0)
+         --max-tokens 8000 --required-batch-size-multiple 1 "${CPU[@]}" --num-workers 0)
     mkdir -p "$SAVE"
     echo "== $ROW: ${TRAIN[*]}"
     "${TRAIN[@]}" 2>&1 | tee "$SAVE/train.log" | grep -E "\| (train|valid) \|" || true
@@ -54,7 +54,7 @@ for ROW in hyperlstm_wmt lstm_wmt; do
     BLEU=$("${GEN[@]}" 2>&1 | tee "$SAVE/generate.log" | sed -n 's/.*BLEU = \([0-9.]*\) .*/\1/p' | tail -n 1)
     [[ -n "$LOSS" && -n "$BLEU" ]] || die "could not read loss/BLEU for $ROW (see $SAVE/validate.log, $SAVE/generate.log)"
     NATS=$(awk -v b="$LOSS" 'BEGIN { printf "%.4f", b * log(2) }')
-    PARAMS=$(sed -n 's/.*num. model params: \([0-9,]*\).*/\1/p' "$SAVE/train.log" | head -n 1 | tr -d ,)
+    PARAMS=$(sed -n 's/.*num. shared model params: \([0-9,]*\).*/\1/p' "$SAVE/train.log" | head -n 1 | tr -d ,)
     cat > "$OUT/table6_$ROW$SUFFIX.json" <<JSON
 {
   "row": "$ROW", "smoke": $([[ $SMOKE == 1 ]] && echo true || echo false), "data": "$DATA", "max_update": $MAX_UPDATE,
