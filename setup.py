@@ -24,9 +24,10 @@ setup(
         "sacrebleu>=2.0",
     ],
     extras_require={
-        "vision": ["torchvision", "Pillow", "tqdm"],
+        "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
+        "handwriting": ["matplotlib", "scipy"],
         "plots": ["matplotlib"],
-        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib"],
+        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -5,6 +5,7 @@
 #   bash scripts/demo.sh [MINUTES]          (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONWARNINGS=ignore
 minutes=${1:-5}
 data=data-bin/ptb_char
 save=checkpoints/demo

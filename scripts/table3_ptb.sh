@@ -8,6 +8,7 @@
 #          2 updates per row, to check that every row builds, trains, evaluates and records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONWARNINGS=ignore
 rows="lstm_lm_ptb_1000 lstm_lm_ptb_1250 lstm_lm_ptb_2layer ln_lstm_lm_ptb hyperlstm_lm_ptb ln_hyperlstm_lm_ptb ln_hyperlstm_lm_ptb_large_emb ln_hyperlstm_lm_ptb_2layer"
 smoke=0; max_epoch=${MAX_EPOCH:-100}; device=()
 while [ $# -gt 0 ]; do

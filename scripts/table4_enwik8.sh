@@ -7,6 +7,7 @@
 # --smoke: the same pipeline on the first 200 kB of SRC with 4 streams of 25 bytes and 1 update per row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONWARNINGS=ignore
 [ $# -ge 1 ] || { echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu]" >&2; exit 2; }
 src=$1; shift
 rows="lstm_lm_enwik8_1800 lstm_lm_enwik8_2000 ln_lstm_lm_enwik8 hyperlstm_lm_enwik8 ln_hyperlstm_lm_enwik8 ln_hyperlstm_lm_enwik8_2048"
