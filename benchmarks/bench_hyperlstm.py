@@ -166,7 +166,12 @@ def bench_one_step(size, batch, repeats, device, dtype):
 def hardware(device):
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{model or platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
 
 
 def main(argv=None):
