@@ -13,7 +13,7 @@ from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL
 from torch import nn
 
 import hyperfairseq  # noqa: F401  (registers the architectures)
-from hyperfairseq.models.hyperlstm_lm import PAPER_PARAMS
+from hyperfairseq.models.hyperlstm_lm import PAPER_PARAMS as LM_PAPER_PARAMS
 
 GROUPS = ("main", "hyper", "input", "output")
 
@@ -21,7 +21,7 @@ GROUPS = ("main", "hyper", "input", "output")
 def build_config(arch: str):
     """The model config an architecture produces, without fairseq's command line."""
     if arch not in ARCH_MODEL_NAME_REGISTRY:
-        known = ", ".join(sorted(PAPER_PARAMS))
+        known = ", ".join(sorted(LM_PAPER_PARAMS))
         raise SystemExit(f"error: unknown --arch {arch!r}; hyperfairseq architectures: {known}")
     model_name = ARCH_MODEL_NAME_REGISTRY[arch]
     model_cls = MODEL_REGISTRY[model_name]
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     counts = breakdown(decoder)
     for group in GROUPS:
         print(f"{group}: {counts[group]}")
-    paper = PAPER_PARAMS.get(args.arch)
+    paper = getattr(sys.modules[model_cls.__module__], "PAPER_PARAMS", {}).get(args.arch)
     if paper is not None:
         print(f"paper: {paper['paper_millions']:.2f} M (vocab {paper['vocab']})")
     print(f"total: {sum(counts.values())}")

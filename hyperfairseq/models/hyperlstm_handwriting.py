@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
-from fairseq.utils import safe_getattr
 from torch import Tensor, nn
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
 from hyperfairseq.modules.mdn import StrokeModelOutput, output_size, split_outputs
 
+from .arch_utils import set_defaults as _set
 from .state_dict_check import check_state_dict_fits
 
 INPUT_SIZE = 3  # (Δx, Δy, end-of-stroke)
@@ -158,11 +158,6 @@ def _arch(name, paper_m, exact):
         return register_model_architecture(MODEL_NAME, name)(fn)
 
     return register
-
-
-def _set(cfg, **defaults):
-    for key, value in defaults.items():
-        setattr(cfg, key, safe_getattr(cfg, key, value))
 
 
 def base_architecture(cfg):

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import FairseqLanguageModel, register_model, register_model_architecture
-from fairseq.utils import safe_getattr
 from torch import nn
 
 from hyperfairseq.modules import HyperLSTM
 
 from .hyperlstm_decoder import HyperLSTMDecoder
+from .arch_utils import set_defaults as _set
 from .state_dict_check import check_state_dict_fits
 
 INPUT_MODES = ChoiceEnum(["one_hot", "embedding"])
@@ -124,11 +124,6 @@ def _arch(name, paper_m, vocab):
         return register_model_architecture("hyperlstm_lm", name)(fn)
 
     return register
-
-
-def _set(cfg, **defaults):
-    for key, value in defaults.items():
-        setattr(cfg, key, safe_getattr(cfg, key, value))
 
 
 def base_architecture(cfg):
