@@ -1,0 +1,429 @@
+"""docs/results.md from the run records under docs/runs/ and the figure records under docs/figures/.
+
+Every table of the paper (paper-spec §4) is printed with the paper's numbers and, beside them, ours:
+a record fills the row of its architecture (smoke runs are listed but never fill a row), and every number
+of ours names its data set, since most of our runs are on substitutes (Fashion-MNIST for MNIST and
+CIFAR-10, KanjiVG strokes for IAM-OnDB, Bible En→Es for WMT'14) or reduced sizes. Under each table every
+record assigned to it is listed with its command, commit, hardware and wall time. Records of unexpected
+shape never stop the page: what cannot be read or placed is listed under "Other runs". The output holds
+nothing that changes between runs (no dates), so regenerating without new records changes nothing.
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+
+class PaperTable(NamedTuple):
+    key: str
+    title: str
+    columns: Tuple[str, ...]  # the paper's columns after "Model"
+    rows: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...]], ...]  # (model, paper values, our archs)
+    ours: Tuple[str, ...]  # our columns
+    extract: Callable[[dict], Dict[str, Optional[str]]]
+
+
+class Record(NamedTuple):
+    name: str
+    data: dict
+    table: Optional[str]
+    arch: Optional[str]
+    smoke: bool
+    note: str
+
+
+def dig(data, path: str):
+    """data["a"]["b"]... for "a.b", or None when any step is missing or not a dict."""
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def first(data, *paths):
+    for path in paths:
+        value = dig(data, path)
+        if value is not None:
+            return value
+    return None
+
+
+def fmt(value, spec: str = "{:.3f}") -> Optional[str]:
+    try:
+        return spec.format(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def millions(value) -> Optional[str]:
+    try:
+        return f"{float(value) / 1e6:.3f} M"
+    except (TypeError, ValueError):
+        return None
+
+
+def _vision(rec: dict) -> Dict[str, Optional[str]]:
+    error = first(rec, "results.test.error", "result.test.error")
+    return {"test error": fmt(None if error is None else 100 * float(error), "{:.2f}%"),
+            "params": millions(first(rec, "results.params", "result.params", "params"))}
+
+
+def _char_lm(rec: dict) -> Dict[str, Optional[str]]:
+    return {"test BPC": fmt(first(rec, "result.bpc", "results.bpc", "bpc", "test_bpc")),
+            "valid BPC": fmt(first(rec, "result.valid_bpc", "results.valid_bpc", "valid_bpc")),
+            "params": millions(first(rec, "result.params", "results.params", "params", "num_params"))}
+
+
+def _handwriting(rec: dict) -> Dict[str, Optional[str]]:
+    return {"valid log-loss (nats/line)": fmt(first(rec, "valid_log_loss_nats_per_line", "result.valid_log_loss"), "{:.1f}"),
+            "params": millions(first(rec, "num_params", "params", "result.params"))}
+
+
+def _translation(rec: dict) -> Dict[str, Optional[str]]:
+    return {"test BLEU": fmt(first(rec, "test_bleu_sacrebleu_detok_beam4", "test_bleu_sacrebleu_detok", "result.bleu"), "{:.2f}"),
+            "log perplexity (nats)": fmt(first(rec, "loss_nats_per_token.test", "test_log_perplexity_nats")),
+            "params": millions(first(rec, "parameters", "params", "num_params"))}
+
+
+TABLES = (
+    PaperTable("7", "Table 7 — MNIST (test error)", ("Test Error", "Params of 2nd kernel"), (
+        ("Normal Convnet", ("0.72%", "12,544"), ("convnet",)),
+        ("Hyper Convnet", ("0.76%", "4,244"), ("hyper_convnet",)),
+    ), ("test error", "params"), _vision),
+    PaperTable("2", "Table 2 — CIFAR-10 (test error, parameter count)", ("Test Error", "Param Count"), (
+        ("Network in Network (Lin et al., 2014)", ("8.81%", ""), ()),
+        ("FitNet (Romero et al., 2014)", ("8.39%", ""), ()),
+        ("Deeply Supervised Nets (Lee et al., 2015)", ("8.22%", ""), ()),
+        ("Highway Networks (Srivastava et al., 2015)", ("7.72%", ""), ()),
+        ("ELU (Clevert et al., 2015)", ("6.55%", ""), ()),
+        ("Original Resnet-110 (He et al., 2016a)", ("6.43%", "1.7 M"), ()),
+        ("Stochastic Depth Resnet-110 (Huang et al., 2016b)", ("5.23%", "1.7 M"), ()),
+        ("Wide Residual Network 40-1 (Zagoruyko & Komodakis)", ("6.85%", "0.6 M"), ()),
+        ("Wide Residual Network 40-2 (Zagoruyko & Komodakis)", ("5.33%", "2.2 M"), ()),
+        ("Wide Residual Network 28-10 (Zagoruyko & Komodakis)", ("4.17%", "36.5 M"), ()),
+        ("ResNet of ResNet 58-4 (Zhang et al., 2016)", ("3.77%", "13.3 M"), ()),
+        ("DenseNet (Huang et al., 2016a)", ("3.74%", "27.2 M"), ()),
+        ("Wide Residual Network 40-1 (their implementation)", ("6.73%", "0.563 M"), ("wrn_40_1",)),
+        ("**Hyper Residual Network 40-1**", ("**8.02%**", "**0.097 M**"), ("hyper_wrn_40_1",)),
+        ("Wide Residual Network 40-2 (their implementation)", ("5.66%", "2.236 M"), ("wrn_40_2",)),
+        ("**Hyper Residual Network 40-2**", ("**7.23%**", "**0.148 M**"), ("hyper_wrn_40_2",)),
+    ), ("test error", "params"), _vision),
+    PaperTable("3", "Table 3 — Character-level Penn Treebank (BPC)", ("Test", "Validation", "Param Count"), (
+        ("ME n-gram (Mikolov et al., 2012)", ("1.37", "", ""), ()),
+        ("Batch Norm LSTM (Cooijmans et al., 2016)", ("1.32", "", ""), ()),
+        ("Recurrent Dropout LSTM (Semeniuta et al., 2016)", ("1.301", "1.338", ""), ()),
+        ("Zoneout RNN (Krueger et al., 2016)", ("1.27", "", ""), ()),
+        ("HM-LSTM (Chung et al., 2016)", ("1.27", "", ""), ()),
+        ("LSTM, 1000 units (their impl.)", ("1.312", "1.347", "4.25 M"), ("lstm_lm_ptb_1000",)),
+        ("LSTM, 1250 units (their impl.)", ("1.306", "1.340", "6.57 M"), ("lstm_lm_ptb_1250",)),
+        ("2-Layer LSTM, 1000 units (their impl.)", ("1.281", "1.312", "12.26 M"), ("lstm_lm_ptb_2layer",)),
+        ("Layer Norm LSTM, 1000 units (their impl.)", ("1.267", "1.300", "4.26 M"), ("ln_lstm_lm_ptb",)),
+        ("**HyperLSTM, 1000 units**", ("**1.265**", "**1.296**", "**4.91 M**"), ("hyperlstm_lm_ptb",)),
+        ("**Layer Norm HyperLSTM, 1000 units**", ("**1.250**", "**1.281**", "**4.92 M**"), ("ln_hyperlstm_lm_ptb",)),
+        ("**Layer Norm HyperLSTM, 1000 units, Large Embedding**", ("**1.233**", "**1.263**", "**5.06 M**"),
+         ("ln_hyperlstm_lm_ptb_large_emb",)),
+        ("**2-Layer Norm HyperLSTM, 1000 units**", ("**1.219**", "**1.245**", "**14.41 M**"), ("ln_hyperlstm_lm_ptb_2layer",)),
+    ), ("test BPC", "valid BPC", "params"), _char_lm),
+    PaperTable("4", "Table 4 — enwik8 (test BPC)", ("enwik8", "Param Count"), (
+        ("Stacked LSTM (Graves, 2013)", ("1.67", "27.0 M"), ()),
+        ("MRNN (Sutskever et al., 2011)", ("1.60", ""), ()),
+        ("GF-RNN (Chung et al., 2015)", ("1.58", "20.0 M"), ()),
+        ("Grid-LSTM (Kalchbrenner et al., 2016)", ("1.47", "16.8 M"), ()),
+        ("LSTM (Rocki, 2016b)", ("1.45", ""), ()),
+        ("MI-LSTM (Wu et al., 2016)", ("1.44", ""), ()),
+        ("Recurrent Highway Networks (Zilly et al., 2016)", ("1.42", "8.0 M"), ()),
+        ("Recurrent Memory Array Structures (Rocki, 2016a)", ("1.40", ""), ()),
+        ("HM-LSTM (Chung et al., 2016)", ("1.40", ""), ()),
+        ("Surprisal Feedback LSTM (Rocki, 2016b; not comparable)", ("1.37", ""), ()),
+        ("LSTM, 1800 units, no recurrent dropout (their impl.)", ("1.470", "14.81 M"), ("lstm_lm_enwik8_1800",)),
+        ("LSTM, 2000 units, no recurrent dropout (their impl.)", ("1.461", "18.06 M"), ("lstm_lm_enwik8_2000",)),
+        ("Layer Norm LSTM, 1800 units (their impl.)", ("1.402", "14.82 M"), ("ln_lstm_lm_enwik8",)),
+        ("**HyperLSTM, 1800 units**", ("**1.391**", "**18.71 M**"), ("hyperlstm_lm_enwik8",)),
+        ("**Layer Norm HyperLSTM, 1800 units**", ("**1.353**", "**18.78 M**"), ("ln_hyperlstm_lm_enwik8",)),
+        ("**Layer Norm HyperLSTM, 2048 units**", ("**1.340**", "**26.54 M**"), ("ln_hyperlstm_lm_enwik8_2048",)),
+    ), ("test BPC", "params"), _char_lm),
+    PaperTable("5", "Table 5 — IAM On-Line handwriting (validation log-loss, nats; lower is better)", ("Log-Loss", "Param Count"), (
+        ("LSTM, 900 units (Graves, 2013)", ("-1,026", ""), ()),
+        ("3-Layer LSTM, 400 units (Graves, 2013)", ("-1,041", ""), ()),
+        ("3-Layer LSTM, 400 units, adaptive weight noise (Graves, 2013)", ("-1,058", ""), ()),
+        ("LSTM, 900 units, no dropout, no data augmentation (their impl.)", ("-1,026", "3.36 M"), ()),
+        ("3-Layer LSTM, 400 units, no dropout, no data augmentation (their impl.)", ("-1,039", "3.26 M"), ()),
+        ("LSTM, 900 units (their impl., + augmentation, dropout, rec. dropout)", ("-1,055", "3.36 M"), ("lstm_handwriting_900",)),
+        ("LSTM, 1000 units (same)", ("-1,048", "4.14 M"), ("lstm_handwriting_1000",)),
+        ("3-Layer LSTM, 400 units (same)", ("-1,068", "3.26 M"), ("lstm_handwriting_3layer_400",)),
+        ("2-Layer LSTM, 650 units (same)", ("-1,135", "5.16 M"), ("lstm_handwriting_2layer_650",)),
+        ("Layer Norm LSTM, 900 units (same)", ("-1,096", "3.37 M"), ("ln_lstm_handwriting_900",)),
+        ("Layer Norm LSTM, 1000 units (same)", ("-1,106", "4.14 M"), ("ln_lstm_handwriting_1000",)),
+        ("**Layer Norm HyperLSTM, 900 units**", ("**-1,067**", "**3.95 M**"), ("ln_hyperlstm_handwriting",)),
+        ("**HyperLSTM, 900 units**", ("**-1,162**", "**3.94 M**"), ("hyperlstm_handwriting",)),
+    ), ("valid log-loss (nats/line)", "params"), _handwriting),
+    PaperTable("6", "Table 6 — WMT'14 En→Fr, newstest2014, single models", ("Test BLEU", "Log Perplexity"), (
+        ("Deep-Att + PosUnk (Zhou et al., 2016)", ("39.2", ""), ()),
+        ("GNMT WPM-32K, LSTM (Wu et al., 2016)", ("38.95", "1.027"), ("lstm_wmt", "lstm_mt_small")),
+        ("GNMT WPM-32K, ensemble of 8 LSTMs (Wu et al., 2016)", ("40.35", ""), ()),
+        ("**GNMT WPM-32K, HyperLSTM**", ("**40.03**", "**0.993**"), ("hyperlstm_wmt", "hyperlstm_mt_small")),
+    ), ("test BLEU", "log perplexity (nats)", "params"), _translation),
+)
+TABLE_BY_KEY = {t.key: t for t in TABLES}
+ALL_ARCHS = sorted({a for t in TABLES for _, _, archs in t.rows for a in archs}, key=len, reverse=True)
+
+# Records whose name or fields do not say their table and architecture.
+KNOWN = {
+    "demo_ptb_cpu": ("3", "ln_hyperlstm_lm_ptb", "reduced: 256 units, 5 min of CPU training (scripts/demo.sh)"),
+    "carry_vs_reset_demo_ptb": ("3", None, "state carried vs reset, same checkpoint as demo_ptb_cpu"),
+}
+DATASETS = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "mnist": "MNIST", "kanjivg": "KanjiVG strokes"}
+
+
+def classify(name: str, data) -> Record:
+    """Table, architecture and smoke flag of one record, from its fields, its name, or `KNOWN`."""
+    if not isinstance(data, dict):
+        return Record(name, {"value": data}, None, None, False, "not a json object")
+    if name in KNOWN:
+        table, arch, note = KNOWN[name]
+        return Record(name, data, table, arch, False, note)
+    match = re.match(r"table\s*(\d+)", str(data.get("table") or name), re.I) or re.match(r"table(\d+)", name)
+    table = match.group(1) if match and match.group(1) in TABLE_BY_KEY else None
+    arch = first(data, "arch", "results.arch", "result.arch", "row")
+    arch = str(arch).split()[0] if arch else next((a for a in ALL_ARCHS if a in name), None)
+    smoke = bool(data.get("smoke")) or "smoke" in name
+    return Record(name, data, table, arch, smoke, "")
+
+
+def data_label(rec: Record) -> str:
+    data = rec.data
+    label = first(data, "dataset_label")
+    if label is None:
+        dataset = first(data, "results.dataset", "result.dataset", "dataset")
+        label = DATASETS.get(str(dataset), dataset) if dataset else None
+    if label is None and isinstance(data.get("data"), str):
+        label = data["data"]
+    if label is None and isinstance(data.get("what"), str):
+        label = data["what"].split(";")[0]
+    return str(label or "?")
+
+
+def commit_of(data: dict) -> str:
+    commit = first(data, "commit", "git_commit")
+    if commit is None:
+        return "?"
+    commit = str(commit)
+    dirty = data.get("git_dirty") is True or commit.endswith("+dirty")
+    return commit.replace("+dirty", "")[:10] + ("+dirty" if dirty else "")
+
+
+def hardware_of(data: dict) -> str:
+    hw = data.get("hardware")
+    if isinstance(hw, dict):
+        gpu = hw.get("cuda") or hw.get("gpu")
+        cores = hw.get("cores") or hw.get("cpus")
+        parts = [str(gpu)] if gpu else []
+        parts.append(f"{hw.get('cpu') or hw.get('machine') or 'CPU'}, {cores} cores" if cores else str(hw.get("cpu") or hw.get("machine") or "?"))
+        return "; ".join(parts)
+    device = data.get("device")
+    return str(hw or (device.split(";")[0] if isinstance(device, str) else device) or "?")
+
+
+def command_of(data: dict) -> str:
+    command = first(data, "command", "commands", "train_flags")
+    if isinstance(command, list):
+        command = " && ".join(str(c) for c in command)
+    return str(command) if command else "?"
+
+
+def wall_of(data: dict) -> str:
+    wall = first(data, "wall_seconds", "wall_time_s", "train_seconds_wall")
+    return fmt(wall, "{:.0f} s") or (str(data["device"]).split(";")[-1].strip() if isinstance(data.get("device"), str) else "?")
+
+
+def updates_of(data: dict) -> str:
+    value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates", "result.updates")
+    return "?" if value is None else str(value)
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: str, limit: int = 0) -> str:
+    text = cell(text).replace("`", "'")
+    if limit and len(text) > limit:
+        text = text[:limit] + " …"
+    return "`" + text + "`"
+
+
+def ours_text(table: PaperTable, rec: Record) -> Dict[str, Optional[str]]:
+    try:
+        return table.extract(rec.data)
+    except Exception:  # a record of unexpected shape: show it without numbers
+        return {}
+
+
+def render_table(table: PaperTable, records: List[Record]) -> List[str]:
+    out = [f"## {table.title}", ""]
+    header = ["Model", *(f"paper: {c}" for c in table.columns), *(f"ours: {c}" for c in table.ours), "ours: data (record)"]
+    out += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for model, values, archs in table.rows:
+        matches = [r for r in records if r.arch in archs and not r.smoke]
+        numbers = [ours_text(table, rec) for rec in matches]
+        ours = ["<br>".join(n.get(column) or "—" for n in numbers) for column in table.ours]
+        where = "<br>".join(f"{cell(data_label(r))}{'; ' + cell(r.note) if r.note else ''} ({r.name})" for r in matches)
+        out.append("| " + " | ".join([model, *values, *ours, where]) + " |")
+    out.append("")
+    out += render_runs(table, records) if records else ["No run of ours yet.", ""]
+    return out
+
+
+def render_runs(table: PaperTable, records: List[Record]) -> List[str]:
+    out = ["Runs (every record of this table; smoke runs check the pipeline and fill no row):", "",
+           "| record | arch | kind | data | ours | updates | hardware | commit | wall | command |",
+           "|" + " --- |" * 10]
+    for rec in records:
+        numbers = ", ".join(f"{k} {v}" for k, v in ours_text(table, rec).items() if v is not None) or "—"
+        kind = "smoke" if rec.smoke else "run"
+        if rec.note:
+            kind += f" ({rec.note})"
+        out.append("| " + " | ".join([
+            f"[{rec.name}](runs/{rec.name}.json)", cell(rec.arch or "—"), cell(kind), cell(data_label(rec)), cell(numbers),
+            cell(updates_of(rec.data)), cell(hardware_of(rec.data)), code(commit_of(rec.data)),
+            cell(wall_of(rec.data)), code(command_of(rec.data), 300)]) + " |")
+    return out + [""]
+
+
+def render_other(records: List[Record], unreadable: List[Tuple[str, str]]) -> List[str]:
+    out = ["## Other runs", "", "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
+    if not records and not unreadable:
+        return out + ["None.", ""]
+    out += ["| record | what | hardware | commit | command |", "|" + " --- |" * 5]
+    for rec in records:
+        what = rec.note or first(rec.data, "what") or ", ".join(sorted(rec.data)[:8])
+        out.append("| " + " | ".join([f"[{rec.name}](runs/{rec.name}.json)", cell(what), cell(hardware_of(rec.data)),
+                                      code(commit_of(rec.data)), code(command_of(rec.data), 300)]) + " |")
+    for name, error in unreadable:
+        out.append(f"| {name} | unreadable: {cell(error)} | | | |")
+    return out + [""]
+
+
+FIGURE_TITLES = {
+    "weight-change": "||diag(d_h(t) − d_h(t−1)) W_h||_F per gate under every step (Figure 4 / 7)",
+    "saturation": "histograms of tanh(c_t) over a sample (Figure 5)",
+    "curves": "train / valid loss against updates (Figure 6)",
+}
+PLANNED = (
+    ("fig4_", "Figure 4 — weight changes under sampled text"),
+    ("fig5_", "Figure 5 — saturation of tanh(c_t)"),
+    ("fig6_", "Figure 6 — loss curves"),
+    ("fig7_", "Figure 7 — weight changes under sampled handwriting"),
+)
+
+
+def render_figures(figures_dir: str, rel: str) -> List[str]:
+    out = ["## Figures", "",
+           "Made with `python -m hyperfairseq.analysis` from real checkpoints; the record beside each figure "
+           "(same name, `.json`) holds the full command, checkpoint, commit and hardware.", ""]
+    sidecars = {}
+    for path in sorted(glob.glob(os.path.join(figures_dir, "fig*.json"))):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            if isinstance(record, dict) and "analysis" in record:
+                sidecars[os.path.basename(path)[:-5]] = record
+        except (OSError, json.JSONDecodeError):
+            continue
+    for prefix, title in PLANNED:
+        out += [f"### {title}", ""]
+        names = [n for n in sidecars if n.startswith(prefix)]
+        if not names:
+            out += ["Not generated yet.", ""]
+        for name in names:
+            record = sidecars[name]
+            out += [f"![{name}]({rel}/{name}.png)", "",
+                    f"* {FIGURE_TITLES.get(record['analysis'], record['analysis'])}",
+                    f"* command: {code(record.get('command', '?'))}",
+                    f"* commit {code(commit_of(record))}, {cell(hardware_of(record))}"]
+            for key in ("checkpoint", "arch", "seed", "temperature", "max_delta_per_gate"):
+                if key in record:
+                    out.append(f"* {key}: {code(json.dumps(record[key], ensure_ascii=False))}")
+            for item in record.get("checkpoints", []) + record.get("logs", []):
+                out.append(f"* {code(json.dumps(item, ensure_ascii=False))}")
+            out.append("")
+    others = sorted(os.path.basename(p) for p in glob.glob(os.path.join(figures_dir, "*.png"))
+                    if not os.path.basename(p).startswith(("fig4_", "fig5_", "fig6_", "fig7_")))
+    if others:
+        out += ["### Other figures", "", "Made by other issues' scripts (see the README and docs/*.md):", ""]
+        out += [f"* [{name}]({rel}/{name})" for name in others] + [""]
+    return out
+
+
+def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
+    records, unreadable = [], []
+    for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            unreadable.append((name, f"{type(e).__name__}: {e}"))
+            continue
+        records.append(classify(name, data))
+    return records, unreadable
+
+
+def generate(runs_dir: str, figures_dir: str, out_path: str) -> str:
+    records, unreadable = load_records(runs_dir)
+    rel = os.path.relpath(figures_dir, os.path.dirname(os.path.abspath(out_path)) or ".").replace(os.sep, "/")
+    lines = [
+        "# Results: the paper's tables beside ours",
+        "",
+        "<!-- generated by scripts/make_results.sh (python -m hyperfairseq.analysis results); do not edit -->",
+        "",
+        "Every number of ours comes from a run record under [docs/runs/](runs/) (command, commit, hardware, "
+        "numbers); the paper's numbers are from paper-spec §4. Ours are labelled by the data set they were "
+        "measured on: where it is not the paper's (Fashion-MNIST, KanjiVG, Bible En→Es, smoke slices) or the "
+        "model is reduced, the numbers check the pipeline and the direction of effects, and are not comparable "
+        "with the paper's. An empty cell: not run yet.",
+        "",
+    ]
+    for table in TABLES:
+        lines += render_table(table, [r for r in records if r.table == table.key])
+    lines += render_figures(figures_dir, rel)
+    lines += render_other([r for r in records if r.table is None], unreadable)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def check(text: str, runs_dir: str) -> List[str]:
+    """Problems with a generated page: a missing table, or a record mentioned nowhere."""
+    problems = [f"missing section {t.title!r}" for t in TABLES if f"## {t.title}" not in text]
+    for path in glob.glob(os.path.join(runs_dir, "*.json")):
+        name = os.path.basename(path)[:-5]
+        if name not in text:
+            problems.append(f"record {name} not on the page")
+    return problems
+
+
+def main(runs_dir: str, out_path: str, figures_dir: Optional[str] = None, smoke: bool = False) -> int:
+    if not os.path.isdir(runs_dir):
+        raise FileNotFoundError(f"no run records folder {runs_dir}")
+    figures_dir = figures_dir or os.path.join(os.path.dirname(out_path) or ".", "figures")
+    text = generate(runs_dir, figures_dir, out_path)
+    problems = check(text, runs_dir)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "results.md"), "w", encoding="utf-8") as f:
+                f.write(text)
+        current = open(out_path, encoding="utf-8").read() if os.path.isfile(out_path) else None
+        state = "up to date" if current == text else "out of date: run scripts/make_results.sh"
+        print(f"smoke: {len(text.splitlines())} lines from {len(glob.glob(os.path.join(runs_dir, '*.json')))} records; {out_path} {state}")
+        return 1 if problems else 0
+    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(out_path + ".tmp", out_path)
+    print(f"wrote {out_path}")
+    return 1 if problems else 0
