@@ -1,0 +1,154 @@
+"""The analysis CLI (Figures 4-7) and the results page, on a small LN-HyperLSTM trained on real char-PTB
+(the shared `trained_lm` fixture): heat-map values against a direct computation from the module's
+internals, normalised histograms, written plots, bad log lines, and records of unexpected shape."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hyperfairseq.analysis import common, curves, results, saturation, weight_change
+from hyperfairseq.analysis.__main__ import main
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "the company said it expects to report higher earnings\nin the third quarter"
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_lm, ptb_slice_bin):
+    return common.load(str(trained_lm), str(ptb_slice_bin))
+
+
+def test_weight_change_equals_direct_frobenius_norm(loaded):
+    trace = common.trace_text(loaded, TEXT)
+    delta = weight_change.trace_weight_change(trace, loaded.rnn)
+    lm = loaded.lm
+    ids = lm.encode(TEXT, line_ends=False)
+    assert delta.shape == (len(ids), 4) and len(trace.symbols) == len(ids)
+    assert "".join(trace.symbols) == TEXT.replace("\n", "⏎")
+
+    # Independently: one more pass with the internals switch, and Δ_t^y = ||diag(d_h^y(t) - d_h^y(t-1)) W_h^y||_F.
+    with torch.no_grad():
+        x = lm.decoder.embed(torch.tensor([[lm.dictionary.eos()] + ids]))
+        _, _, internals = loaded.rnn(x, return_internals=True)
+    d_h = internals.d_h[0, :, 0]  # (T + 1, 4, N_h); step 0 read the end-of-line symbol
+    w_h = loaded.rnn.layers[0].weight_hh.detach()
+    n_h = w_h.shape[1]
+    expected = torch.empty(len(ids), 4)
+    for t in range(1, len(ids) + 1):
+        for y in range(4):
+            change = torch.diag(d_h[t, y] - d_h[t - 1, y]) @ w_h[y * n_h : (y + 1) * n_h]
+            expected[t - 1, y] = torch.linalg.matrix_norm(change, "fro")
+    torch.testing.assert_close(delta, expected, rtol=1e-5, atol=1e-6)
+    assert float(delta.min()) > 0  # a trained hypernetwork changes its scalings at every step
+
+
+def test_weight_change_first_step_without_history_is_zero():
+    d_h = torch.randn(5, 4, 3)
+    w_h = torch.randn(12, 3)
+    delta = weight_change.weight_change(d_h, w_h)
+    assert torch.all(delta[0] == 0)
+    direct = torch.linalg.matrix_norm(torch.diag(d_h[3, 2] - d_h[2, 2]) @ w_h[6:9], "fro")
+    torch.testing.assert_close(delta[3, 2], direct)
+
+
+def test_saturation_values_and_histogram_integrates_to_one(loaded):
+    trace = common.sample_trace(loaded, length=60, seed=3, temperature=1.0)
+    values = saturation.cell_outputs(trace, loaded.rnn)
+    cell = loaded.rnn.layers[0]
+    c = trace.internals.c[0]
+    expected = torch.tanh(F.layer_norm(c, (c.shape[-1],), cell.ln_cell.weight, cell.ln_cell.bias, cell.ln_cell.eps))
+    np.testing.assert_allclose(values, expected.flatten().detach().numpy(), rtol=1e-5, atol=1e-6)
+    density, edges = saturation.histogram(values)
+    assert math.isclose(float(np.sum(density * np.diff(edges))), 1.0, rel_tol=1e-6)
+    assert edges[0] == -1.0 and edges[-1] == 1.0 and np.all(np.abs(values) <= 1.0)
+
+
+def _fairseq_log(path: Path) -> Path:
+    lines = [
+        "{'_name': None, 'common': {'log_format': 'json'}}",
+        "Start iterating over samples",
+        *(json.dumps({"epoch": 1, "loss": f"{4.5 - 0.1 * i:.3f}", "num_updates": str(10 * i)}) for i in range(1, 6)),
+        json.dumps({"epoch": 1, "loss": "nan", "num_updates": "60"}),
+        json.dumps({"epoch": 1, "valid_loss": "3.9", "valid_num_updates": "60"}),
+        '2026-11-28 12:00:00 | INFO | train_inner | {"epoch": 1, "loss": "3.8", "num_updates": "70"}',
+        '{"epoch": 1, "loss": "3.7", "num_upd',
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_curves_report_nan_and_truncated_lines(tmp_path, capsys):
+    log = _fairseq_log(tmp_path / "train.log")
+    run = curves.read_log(str(log))
+    assert [u for u, _ in run.train] == [10, 20, 30, 40, 50, 70]
+    assert run.valid == [(60.0, 3.9)]
+    assert len(run.problems) == 2
+    assert any("nan" in p for p in run.problems) and any("truncated" in p for p in run.problems)
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing here\n")
+    out = tmp_path / "curves.png"
+    assert main(["curves", "--log", str(log), str(empty), "--labels", "a", "b", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "nan" in err and "truncated" in err and "no train or valid loss points" in err
+    assert out.stat().st_size > 1000
+    assert main(["curves", "--log", str(empty), "--out", str(tmp_path / "none.png")]) == 2
+
+
+def test_cli_writes_figures(trained_lm, ptb_slice_bin, tmp_path):
+    stem = tmp_path / "fig4"
+    args = ["--path", str(trained_lm), "--data", str(ptb_slice_bin), "--length", "40", "--seed", "1"]
+    assert main(["weight-change", *args, "--out", str(stem)]) == 0
+    assert main(["weight-change", "--path", str(trained_lm), "--data", str(ptb_slice_bin), "--text", TEXT,
+                 "--out", str(tmp_path / "fig4_text.png")]) == 0
+    fig5 = tmp_path / "fig5.png"
+    assert main(["saturation", *args, "--out", str(fig5)]) == 0
+    for path in (stem.with_suffix(".png"), tmp_path / "fig4_text.png", fig5):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+        assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["command"].startswith("python -m hyperfairseq.analysis") and sidecar["commit"]
+    assert json.loads((tmp_path / "fig4_text.json").read_text())["text"] == TEXT
+
+
+def _odd_runs(tmp_path: Path) -> Path:
+    runs = tmp_path / "runs"
+    shutil.copytree(REPO / "docs" / "runs", runs)
+    (runs / "a_list.json").write_text("[1, 2, 3]\n")
+    (runs / "broken.json").write_text('{"name": "broken", "res')
+    (runs / "table3_odd.json").write_text(json.dumps({"table": "Table 3", "arch": "ln_lstm_lm_ptb", "result": {"bpc": "n/a"}}))
+    (runs / "table3_ours.json").write_text(json.dumps(
+        {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5}, "commit": "abc"}))
+    (runs / "table3_smoke_hyperlstm_lm_ptb.json").write_text(json.dumps({"result": {"bpc": 4.9}, "smoke": True}))
+    return runs
+
+
+def test_results_page_from_odd_records_is_idempotent(tmp_path, capsys):
+    runs = _odd_runs(tmp_path)
+    out = tmp_path / "results.md"
+    assert results.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
+    first = out.read_text()
+    assert results.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
+    assert out.read_text() == first
+    for table in results.TABLES:
+        assert f"## {table.title}" in first
+    for paper_number in ("0.72%", "8.02%", "1.250", "1.340", "-1,162", "40.03"):
+        assert paper_number in first
+    row = next(line for line in first.splitlines() if line.startswith("| **HyperLSTM, 1000 units**"))
+    assert "1.500" in row and "char-PTB test (table3_ours)" in row and "4.900" not in row
+    assert "broken | unreadable" in first and "[a_list]" in first
+    assert "figures/fig4_weight_change_ptb.png" in first or "Not generated yet" in first
+
+
+def test_results_smoke_leaves_the_page_alone(tmp_path, capsys):
+    runs = _odd_runs(tmp_path)
+    out = tmp_path / "results.md"
+    out.write_text("old\n")
+    assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 0
+    assert out.read_text() == "old\n"
+    assert "out of date" in capsys.readouterr().out
