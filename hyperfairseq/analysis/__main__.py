@@ -37,7 +37,7 @@ def weight_change_main(args) -> int:
     delta = weight_change.trace_weight_change(trace, loaded.rnn, args.layer).numpy()
     stem = _stem(args.out)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    title = args.title or f"{loaded.arch}: ||diag(d_h(t) - d_h(t-1)) W_h||_F per gate (row-scaled)"
+    title = args.title or f"{loaded.arch}: ||diag(d_h(t) - d_h(t-1)) W_h||_F per gate (each row scaled to its 99th percentile)"
     if trace.symbols is not None:
         weight_change.plot_text(trace.symbols, delta, stem, args.width, title)
         shown = {"text": "".join(trace.symbols).replace("⏎", "\n")}

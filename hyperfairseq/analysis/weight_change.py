@@ -8,7 +8,9 @@ of W_h h_{t-1}), so the change from one step to the next is (paper-spec §5, R17
 with W_h^y rows y·N_h … (y+1)·N_h of `weight_hh` (gates stored i, f, g, o). For text, d_h(t−1) of the
 first character is the d_h of the step that read the end-of-line symbol before it, so every character
 has a defined Δ. For sampled strokes there is no step before the first: Δ_0 = 0.
-Heat-map rows are scaled per gate by that gate's largest Δ over the sequence (0 white, max dark).
+Heat-map rows are scaled per gate by that gate's 99th percentile of Δ over the sequence (0 white, the
+percentile and above darkest), so that the transient of the first steps after a zero state does not wash
+out the rest; the unscaled maxima go to the figure's .json record.
 """
 
 from typing import Optional
@@ -46,9 +48,9 @@ def trace_weight_change(trace: Trace, rnn, layer: int = -1) -> Tensor:
     return weight_change(trace.internals.d_h[layer, :, 0], rnn.layers[layer].weight_hh, before)
 
 
-def _normalised(delta: np.ndarray) -> np.ndarray:
-    top = delta.max(axis=0, keepdims=True)
-    return delta / np.where(top > 0, top, 1.0)
+def _normalised(delta: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    top = np.percentile(delta, percentile, axis=0, keepdims=True)
+    return np.clip(delta / np.where(top > 0, top, 1.0), 0.0, 1.0)
 
 
 def plot_text(symbols, delta: np.ndarray, out_stem: str, width: int = 80, title: str = "") -> None:

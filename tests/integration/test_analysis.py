@@ -102,12 +102,14 @@ def test_curves_report_nan_and_truncated_lines(tmp_path, capsys):
 
 def test_cli_writes_figures(trained_lm, ptb_slice_bin, tmp_path):
     stem = tmp_path / "fig4"
-    args = ["--path", str(trained_lm), "--data", str(ptb_slice_bin), "--length", "40", "--seed", "1"]
-    assert main(["weight-change", *args, "--out", str(stem)]) == 0
+    args = ["--data", str(ptb_slice_bin), "--length", "40", "--seed", "1"]
+    assert main(["weight-change", "--path", str(trained_lm), *args, "--out", str(stem)]) == 0
     assert main(["weight-change", "--path", str(trained_lm), "--data", str(ptb_slice_bin), "--text", TEXT,
                  "--out", str(tmp_path / "fig4_text.png")]) == 0
     fig5 = tmp_path / "fig5.png"
-    assert main(["saturation", *args, "--out", str(fig5)]) == 0
+    assert main(["saturation", *args, "--path", str(trained_lm), str(trained_lm), "--labels", "LN-HyperLSTM", "again",
+                 "--out", str(fig5)]) == 0
+    assert [c["label"] for c in json.loads(fig5.with_suffix(".json").read_text())["checkpoints"]] == ["LN-HyperLSTM", "again"]
     for path in (stem.with_suffix(".png"), tmp_path / "fig4_text.png", fig5):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
         assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
