@@ -70,7 +70,7 @@ def eval_lm_bits(log: Path) -> float:
 def last_train_stats(log: Path) -> dict:
     stats = None
     for line in log.read_text().splitlines():
-        if "{" in line and '"loss"' in line:
+        if "{" in line and ('"loss"' in line or '"train_loss"' in line):
             try:
                 stats = json.loads(line[line.index("{"):])
             except json.JSONDecodeError:

@@ -9,7 +9,6 @@ state so that fairseq's sequence generator can sample one token at a time.
 import hashlib
 from typing import Dict, Optional
 
-import torch
 import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 from torch import Tensor, nn

@@ -88,12 +88,6 @@ def test_fused_equals_reference_with_lengths_padding(layer_norm):
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_cuda_float64_dropout_and_padding(layer_norm):
-    assert_same(*run_both(layer_norm, dropout=0.3, hyper_dropout=0.2, lengths=[T, 2, 0, 5], device="cuda"))
-
-
 def test_fused_float32_tolerance():
     assert_same(*run_both(True, dtype=torch.float32), rtol=2e-5, atol=2e-6, grad_rtol=1e-4, grad_atol=1e-5)
 

