@@ -45,7 +45,7 @@ def weight_change_main(args) -> int:
         weight_change.plot_strokes(trace.pen, delta, stem, title)
         shown = {"pen_steps": int(len(trace.pen))}
     common.write_sidecar(stem + ".png", {
-        "analysis": "weight-change", "checkpoint": args.path, "arch": loaded.arch, "layer": args.layer,
+        "analysis": "weight-change", "note": args.note, "checkpoint": args.path, "arch": loaded.arch, "layer": args.layer,
         "sampled": args.text is None and args.text_file is None, "seed": args.seed, "temperature": args.temperature,
         "max_delta_per_gate": dict(zip("ifgo", np.round(delta.max(0), 6).tolist())), **shown,
     })
@@ -72,7 +72,7 @@ def saturation_main(args) -> int:
         print(f"{names[-1]}: {values.size} values, {saturated:.1%} with |tanh| > 0.9")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     saturation.plot(histograms, names, args.out, args.title or f"sampled {args.length} steps, seed {args.seed}")
-    common.write_sidecar(args.out, {"analysis": "saturation", "checkpoints": stats, "seed": args.seed,
+    common.write_sidecar(args.out, {"analysis": "saturation", "note": args.note, "checkpoints": stats, "seed": args.seed,
                                     "temperature": args.temperature, "length": args.length})
     print(f"wrote {args.out}")
     return 0
@@ -93,7 +93,7 @@ def curves_main(args) -> int:
         return 2
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     curves.plot(runs, labels, args.out, args.title, args.ylabel)
-    common.write_sidecar(args.out, {"analysis": "curves", "logs": [
+    common.write_sidecar(args.out, {"analysis": "curves", "note": args.note, "logs": [
         {"log": p, "label": l, "train_points": len(r.train), "valid_points": len(r.valid), "problems": len(r.problems)}
         for p, l, r in zip(args.log, labels, runs)]})
     print(f"wrote {args.out}")
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--temperature", type=float, default=temperature)
         p.add_argument("--prefix", default="", help="LM: text to continue")
         p.add_argument("--title", default="")
+        p.add_argument("--note", default="", help="how the checkpoint was made, kept in the figure's .json record")
 
     p = sub.add_parser("weight-change", help="Figure 4 / 7: per-gate change of diag(d_h) W_h under every step")
     p.add_argument("--path", required=True)
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+")
     p.add_argument("--ylabel", default="loss (fairseq, base 2)")
     p.add_argument("--title", default="")
+    p.add_argument("--note", default="", help="how the runs were made, kept in the figure's .json record")
     p.add_argument("--out", required=True)
     p.set_defaults(func=curves_main)
 

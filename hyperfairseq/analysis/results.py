@@ -315,10 +315,20 @@ FIGURE_TITLES = {
     "curves": "train / valid loss against updates (Figure 6)",
 }
 PLANNED = (
-    ("fig4_", "Figure 4 — weight changes under sampled text"),
-    ("fig5_", "Figure 5 — saturation of tanh(c_t)"),
-    ("fig6_", "Figure 6 — loss curves"),
-    ("fig7_", "Figure 7 — weight changes under sampled handwriting"),
+    ("fig4_", "Figure 4 — weight changes under sampled text",
+     "Paper: an enwik8 sample of the 1800-unit HyperLSTM. Ours: char-PTB text sampled from the small demo "
+     "LN-HyperLSTM (no trained enwik8 HyperLSTM here). Under each character: the change made while reading "
+     "it; d_h(t−1) of the first one comes from the step that read the end-of-line symbol."),
+    ("fig5_", "Figure 5 — saturation of tanh(c_t)",
+     "Paper: LSTM, LN-LSTM, HyperLSTM and LN-HyperLSTM overlaid. Ours: only the LN-HyperLSTM demo checkpoint "
+     "is trained here; the other rows need checkpoints of those architectures (the command takes several "
+     "`--path`)."),
+    ("fig6_", "Figure 6 — loss curves",
+     "Paper: enwik8 (left) and IAM-OnDB handwriting (right), several models per panel. Ours: one char-PTB "
+     "run (validation was disabled in scripts/demo.sh) and one KanjiVG-strokes run; loss in fairseq's units."),
+    ("fig7_", "Figure 7 — weight changes under sampled handwriting",
+     "Paper: IAM-OnDB handwriting of the 900-unit HyperLSTM. Ours: KanjiVG strokes from a 128-unit HyperLSTM "
+     "trained for 6 minutes on CPU (it scribbles rather than writes); Δ_0 = 0 (no step before the first)."),
 )
 
 
@@ -335,8 +345,8 @@ def render_figures(figures_dir: str, rel: str) -> List[str]:
                 sidecars[os.path.basename(path)[:-5]] = record
         except (OSError, json.JSONDecodeError):
             continue
-    for prefix, title in PLANNED:
-        out += [f"### {title}", ""]
+    for prefix, title, caption in PLANNED:
+        out += [f"### {title}", "", caption, ""]
         names = [n for n in sidecars if n.startswith(prefix)]
         if not names:
             out += ["Not generated yet.", ""]
@@ -346,6 +356,8 @@ def render_figures(figures_dir: str, rel: str) -> List[str]:
                     f"* {FIGURE_TITLES.get(record['analysis'], record['analysis'])}",
                     f"* command: {code(record.get('command', '?'))}",
                     f"* commit {code(commit_of(record))}, {cell(hardware_of(record))}"]
+            if record.get("note"):
+                out.append(f"* how the checkpoint / runs were made: {cell(record['note'])}")
             for key in ("checkpoint", "arch", "seed", "temperature", "max_delta_per_gate"):
                 if key in record:
                     out.append(f"* {key}: {code(json.dumps(record[key], ensure_ascii=False))}")

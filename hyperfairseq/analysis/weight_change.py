@@ -90,9 +90,12 @@ def plot_strokes(pen: np.ndarray, delta: np.ndarray, out_stem: str, title: str =
     top.set_aspect("equal")
     top.axis("off")
     bottom.imshow(_normalised(delta).T, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    pen_up = np.flatnonzero(pen[:, 2] > 0.5)
+    bottom.plot(pen_up, np.full(len(pen_up), -0.75), "kv", markersize=3, clip_on=False, label="pen up")
+    bottom.set_ylim(NUM_GATES - 0.5, -0.5)
     bottom.set_yticks(range(NUM_GATES))
     bottom.set_yticklabels(GATE_LABELS, fontsize=7)
-    bottom.set_xlabel("pen step")
+    bottom.set_xlabel("pen step (▼ end of stroke)")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
