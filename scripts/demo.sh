@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
+[ -f .venv/bin/activate ] && source .venv/bin/activate   # the README's virtualenv, if not active already
 minutes=${1:-5}
 data=data-bin/ptb_char
 save=checkpoints/demo

