@@ -154,3 +154,12 @@ def test_results_smoke_leaves_the_page_alone(tmp_path, capsys):
     assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 0
     assert out.read_text() == "old\n"
     assert "out of date" in capsys.readouterr().out
+
+
+def test_make_results_smoke_on_the_real_records():
+    """CI's smoke mode of scripts/make_results.sh: every record of docs/runs lands on the page."""
+    import subprocess
+
+    proc = subprocess.run(["bash", "scripts/make_results.sh", "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("smoke:")
