@@ -117,6 +117,17 @@ def pyplot():
     return plt
 
 
+def finish_figure(fig, ax, out: str, title: Optional[str] = None) -> None:
+    """Title, layout, save as `out` (and an SVG beside a PNG), close."""
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    if out.endswith(".png"):
+        fig.savefig(out[:-4] + ".svg")
+    pyplot().close(fig)
+
+
 def write_sidecar(figure: str, info: dict, argv: Optional[List[str]] = None) -> str:
     """Write `<figure without extension>.json`: how the figure was made (command, commit, hardware...)."""
     from hyperfairseq.run_record import git_commit, hardware, versions

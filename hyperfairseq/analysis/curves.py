@@ -12,7 +12,7 @@ import json
 import math
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-from .common import pyplot
+from .common import finish_figure, pyplot
 
 Point = Tuple[float, float]
 
@@ -87,10 +87,4 @@ def plot(curves: Sequence[LogCurves], labels: List[str], out: str, title: str = 
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=150)
-    if out.endswith(".png"):
-        fig.savefig(out[:-4] + ".svg")
-    plt.close(fig)
+    finish_figure(fig, ax, out, title)

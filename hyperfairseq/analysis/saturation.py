@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from .common import Trace, pyplot
+from .common import Trace, finish_figure, pyplot
 
 BINS = 50
 
@@ -39,10 +39,4 @@ def plot(histograms: Sequence, labels: List[str], out: str, title: str = "") -> 
     ax.set_ylabel("density")
     ax.set_xlim(-1.0, 1.0)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=150)
-    if out.endswith(".png"):
-        fig.savefig(out[:-4] + ".svg")
-    plt.close(fig)
+    finish_figure(fig, ax, out, title)

@@ -12,16 +12,9 @@ from hyperfairseq.modules import hyperlstm as ref_module
 from hyperfairseq.modules import hyperlstm_fused
 from hyperfairseq.modules.hyperlstm import _CellState, run_layer
 from hyperfairseq.modules.hyperlstm_fused import fused_layer
+from test_hyperlstm import perturbed
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
-
-
-def perturbed(module, scale=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
 
 
 def random_cell_state(dtype=torch.float64, seed=1, device="cpu"):
