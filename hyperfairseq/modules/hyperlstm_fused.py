@@ -20,14 +20,116 @@ stay in autograd (`fused_layer`), so the masks are drawn by `HyperLSTMCell.dropo
 the reference (same RNG calls, same order).
 """
 
+import ctypes
+import os
+import sys
+import threading
+from collections import deque
+from functools import partial
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import cpu_kernels
+
 NUM_GATES = 4
 FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+KERNEL_MAX_NZ = 16  # up to this N_z the fused kernel computes d = z W_d itself (Eq. 12); beyond, one bmm
+
+
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14
+
+
+def _libc_madvise():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
+_madvise = _libc_madvise()
+
+
+def _fresh(like: Tensor, *shape: int) -> Tensor:
+    """`like.new_empty(shape)`, asking Linux for transparent huge pages when the buffer is large.
+
+    The per-step buffers (T, B, ...) are written once each, on fresh memory: with 4 KiB pages every page costs
+    a fault on first touch, which at batch 128 costs more than the arithmetic that fills it (~80 ms per
+    230 MB here). madvise(MADV_HUGEPAGE) is advisory; it is skipped off Linux, on GPUs and for small buffers.
+    """
+    t = like.new_empty(shape)
+    nbytes = t.numel() * t.element_size()
+    if _madvise is not None and t.device.type == "cpu" and nbytes >= 4 * _HUGE_PAGE:
+        start = -(-t.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        end = (t.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        if end > start:
+            _madvise(start, end - start, _MADV_HUGEPAGE)
+    return t
+
+
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)  # None: no reuse (an older/newer torch)
+_REUSE_MIN_BYTES = 8 << 20
+
+
+class _Workspace:
+    """Reuses the large CPU buffers of earlier calls, as PyTorch's CUDA caching allocator does on GPUs.
+
+    A training step allocates ~1 GB of per-step buffers at batch 128 (PTB size), and fresh memory is zeroed
+    by the OS page by page: ~10 % of the step. A buffer is handed out again only when nothing else holds its
+    storage (its use count says so): no saved tensor of a live graph (retain_graph included), no output,
+    view or gradient; so reuse never changes a result. A request takes a free buffer of 1-2x its size. The
+    buffers kept total at most HYPERFAIRSEQ_CPU_WORKSPACE_MB (default 4096; 0 turns reuse off), oldest
+    dropped first; `clear()` drops them all.
+    """
+
+    def __init__(self):
+        self.entries: deque = deque()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def max_bytes() -> int:
+        return int(float(os.environ.get("HYPERFAIRSEQ_CPU_WORKSPACE_MB", "4096")) * 2 ** 20)
+
+    @staticmethod
+    def _free(t: Tensor) -> bool:
+        return _storage_use_count(t.untyped_storage()._cdata) <= 2  # t itself + the temporary storage object
+
+    def empty(self, like: Tensor, *shape: int) -> Tensor:
+        numel = 1
+        for n in shape:
+            numel *= n
+        limit = self.max_bytes()
+        if (_storage_use_count is None or like.device.type != "cpu" or limit <= 0
+                or numel * like.element_size() < _REUSE_MIN_BYTES):
+            return _fresh(like, *shape)
+        with self.lock:
+            for i, t in enumerate(self.entries):
+                if t.dtype == like.dtype and numel <= t.numel() <= 2 * numel and self._free(t):
+                    del self.entries[i]
+                    self.entries.append(t)  # most recently used last
+                    return t[:numel].view(shape)
+            t = _fresh(like, numel)
+            self.entries.append(t)
+            total = sum(e.numel() * e.element_size() for e in self.entries)
+            while total > limit and len(self.entries) > 1:
+                old = self.entries.popleft()  # a buffer still in use stays alive with its users
+                total -= old.numel() * old.element_size()
+            return t.view(shape)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+WORKSPACE = _Workspace()
+_empty = WORKSPACE.empty
 
 
 class _LN(NamedTuple):
@@ -80,7 +182,7 @@ def fused_layer(cell, x: Tensor, state, keep: Optional[Tensor], return_internals
     dtype = x.dtype
     cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731  (autocast-free mixed inputs)
     outs = _FusedLayer.apply(
-        (len(ln_flat), len(hln_flat), eps, heps),
+        (len(ln_flat), len(hln_flat), eps, heps, cpu_kernels.applies(x)),
         x_proj, hyper_x_proj, state.h, state.c, state.h_hat, state.c_hat,
         cast(cell.weight_hh), cast(hcell.weight_ih[:, cell.input_size:]), cast(hcell.weight_hh), cast(hyper.weight_z), cast(bz),
         cast(hyper.weight_d.flatten(0, 1)), cast(d_bias), masks, hyper_masks, keep_f,
@@ -149,7 +251,7 @@ class _Cell:
     def __init__(self, like: Tensor, T: int, B: int, n: int, ln: Optional[_LN], eps: float, fresh_c: bool,
                  saved: Optional[List[Optional[Tensor]]] = None):
         self.n, self.ln, self.eps = n, ln, eps
-        new = like.new_empty
+        new = partial(_empty, like)
         if saved is None:
             saved = [new(T, NUM_GATES, B, n), new(T, B, n)]
             saved += [new(T, NUM_GATES, B, n), new(T, NUM_GATES, B, 1), new(T, B, 1), new(T, B, 1)] if ln else [None] * 4
@@ -194,9 +296,46 @@ class _Cell:
             torch.tanh(c_out, out=tc)
         torch.mul(a_o, tc, out=h_out)
 
-    def start_backward(self) -> None:
-        """Per-step LN gain/shift gradients land in (T, ...) buffers, summed once by `ln_grads`."""
-        if self.ln is not None:
+    def _kernel_views(self, t: int):
+        """Step t's saved buffers as the kernels take them: (B, 4, n) rows, per-(b, gate) scalars."""
+        ln = self.ln is not None
+        return (self.act[t].transpose(0, 1), self.xhat[t].transpose(0, 1) if ln else None,
+                self.rstd[t].squeeze(-1).t() if ln else None, self.c_mean[t] if ln else None,
+                self.c_rstd[t] if ln else None)
+
+    def forward_kernel(self, ops, t: int, p1: Tensor, p2: Tensor, c_prev: Tensor, mask: Optional[Tensor],
+                       h_out: Tensor, c_out: Tensor, scale=None) -> None:
+        """`forward` in one fused call (csrc/hyperlstm_cell.cpp): pre = p1 + p2 for the hyper cell, or, with
+        `scale` = (d, z, W_d, b_0), Eq. 12's b_0 + β + d_h ⊙ p1 + d_x ⊙ p2 for the main cell; p*: (B, 4, n);
+        d: (B, 12, n) = d_h, d_x, β, or None and then computed in the kernel from z (B, 12, N_z) and W_d."""
+        ln = self.ln
+        act, xhat, rstd, c_mean, c_rstd = self._kernel_views(t)
+        d, z, w_d, d_bias = scale if scale is not None else [None] * 4
+        ops.cell_forward(p1, p2, d, z, w_d, d_bias, c_prev, mask, *(_kernel_ln(ln) if ln else [None] * 4), self.eps,
+                         act, xhat, rstd, c_out, c_mean, c_rstd, self.tc[t], h_out)
+        if ln is not None and self.c_new is not None:
+            self.c_new[t].copy_(c_out)
+
+    def backward_kernel(self, ops, t: int, dh: Tensor, dc: Tensor, c_prev: Tensor, c_new: Optional[Tensor],
+                        mask: Optional[Tensor], dc_out: Tensor, dpre: Tensor, scaled=None) -> None:
+        """`backward` (+ `gate_ln_backward`) in one fused call; dpre (B, 4, n) gets the pre-activation
+        gradient. `scaled` = (p1, p2, d, z, W_d, dp1, dp2, e1, e2, dz, dβ) for the main cell: Eq. 12
+        backward too (dz written by the kernel when z is given; dβ summed over the batch)."""
+        ln = self.ln
+        act, xhat, rstd, c_mean, c_rstd = self._kernel_views(t)
+        p1, p2, d, z, w_d, dp1, dp2, e1, e2, dz, d_beta = scaled if scaled is not None else [None] * 11
+        gate_w, _, cell_w, _ = _kernel_ln(ln) if ln else [None] * 4
+        sums = [self.dgw, self.dgb, self.dcw, self.dcb] if ln else [None] * 4
+        ops.cell_backward(dh, dc, act, self.tc[t], c_prev, c_new, c_mean, c_rstd, mask, xhat, rstd, gate_w,
+                          cell_w, p1, p2, d, z, w_d, dc_out, dpre, dp1, dp2, e1, e2, dz, *sums, d_beta)
+
+    def start_backward(self, kernel: bool = False) -> None:
+        """Per-step LN gain/shift gradients land in (T, ...) buffers, summed once by `ln_grads`;
+        the kernels sum over steps themselves, into (4, n) / (n) accumulators."""
+        if self.ln is not None and kernel:
+            zeros, n = self.like.new_zeros, self.n
+            self.dgw, self.dgb, self.dcw, self.dcb = zeros(NUM_GATES, n), zeros(NUM_GATES, n), zeros(n), zeros(n)
+        elif self.ln is not None:
             T, B, n = self.T, self.B, self.n
             self.dgw, self.dgb = self.like.new_empty(T, NUM_GATES, 1, n), self.like.new_empty(T, NUM_GATES, 1, n)
             self.dcw, self.dcb = self.like.new_empty(T, n), self.like.new_empty(T, n)
@@ -205,6 +344,8 @@ class _Cell:
 
     def ln_grads(self) -> List[Tensor]:
         """[gate gain, gate shift, LN(c) gain, LN(c) shift] gradients, summed over steps."""
+        if self.dcw.dim() == 1:  # the kernels' accumulators
+            return [self.dgw.unsqueeze(1), self.dgb.unsqueeze(1), self.dcw, self.dcb]
         return [self.dgw.sum(0), self.dgb.sum(0), self.dcw.sum(0), self.dcb.sum(0)]
 
     def backward(self, t: int, dh: Tensor, dc: Tensor, c_prev: Tensor, c_new: Optional[Tensor],
@@ -263,6 +404,16 @@ class _Cell:
 # -- the layer ---------------------------------------------------------------------------------------
 
 
+def _kernel_ln(ln: _LN) -> List[Tensor]:
+    """The kernels' layer-norm parameters: gate gain/shift as (4, n), LN(c) gain/shift as (n)."""
+    return [ln.gate_w.squeeze(1), ln.gate_b.squeeze(1), ln.cell_w, ln.cell_b]
+
+
+def _batch_major(t: Tensor, T: int) -> List[Tensor]:
+    """(T, B, 4·n) -> per-step (B, 4, n) views, the kernels' layout."""
+    return _steps(t.view(T, t.shape[1], NUM_GATES, -1), T)
+
+
 def _gate_major(t: Tensor) -> Tensor:
     """(B, 4·n) -> (4, B, n) view."""
     return t.view(t.shape[0], NUM_GATES, -1).transpose(0, 1)
@@ -279,13 +430,14 @@ class _FusedLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, xp, hxp, h0, c0, hh0, hc0, w_hh, w_hx, w_hh_hat, w_z, b_z, w_d, d_bias,
                 mask, hmask, keep, *ln_params):
-        n_ln, n_hln, eps, heps = meta
+        n_ln, n_hln, eps, heps, kernel = meta
+        ops = cpu_kernels.ops() if kernel else None
         ln = _LN(*ln_params[:4]) if n_ln else None
         hln = _LN(*ln_params[n_ln:n_ln + 4]) if n_hln else None
         T, B, G4 = xp.shape
         N, NH = G4 // NUM_GATES, hxp.shape[2] // NUM_GATES
         NZ = w_d.shape[1]
-        new = xp.new_empty
+        new = partial(_empty, xp)
         Hs, Cs, HHs, HCs = new(T + 1, B, N), new(T + 1, B, N), new(T + 1, B, NH), new(T + 1, B, NH)
         Hs[0], Cs[0], HHs[0], HCs[0] = h0, c0, hh0, hc0
         G = new(T, B, G4 + NUM_GATES * NH)  # [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}] per step
@@ -295,7 +447,9 @@ class _FusedLayer(torch.autograd.Function):
         NEW = [new(T, B, N), new(T, B, N), new(T, B, NH), new(T, B, NH)] if padded else None
         out = new(T, B, N) if padded else None
         main, hyper = _Cell(xp, T, B, N, ln, eps, padded), _Cell(xp, T, B, NH, hln, heps, padded)
-        w_hh_t, w_hx_t, w_hh_hat_t, w_z_t = w_hh.t(), w_hx.t(), w_hh_hat.t(), w_z.t()
+        # [W_h; Ŵ_x[:, N_x:]]ᵀ made contiguous once: a GEMM with a transposed operand is ~25% slower on CPU
+        w_cat_t = torch.cat([w_hh, w_hx]).t().contiguous()
+        w_hh_hat_t, w_z_t = w_hh_hat.t(), w_z.t()
         w_d_hx, w_d_b = w_d[:2 * NUM_GATES], w_d[2 * NUM_GATES:]
         hpre, d_hx = new(B, NUM_GATES * NH), new(2 * NUM_GATES, B, N)
         d_h, d_x = d_hx[:NUM_GATES], d_hx[NUM_GATES:]
@@ -303,27 +457,39 @@ class _FusedLayer(torch.autograd.Function):
         pre = new(NUM_GATES, B, N)
         states = [_steps(b, T + 1) for b in (Hs, Cs, HHs, HCs)]
         news = [[b[t + 1] for b in states] for t in range(T)] if not padded else list(zip(*(_steps(b, T) for b in NEW)))
-        G_hh, G_hx = _steps(G[..., :G4], T), _steps(G[..., G4:], T)
+        Gs, G_hx = _steps(G, T), _steps(G[..., G4:], T)
         G_hh_g = _steps(G[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
         xp_g = _steps(xp.view(T, B, NUM_GATES, N).transpose(1, 2), T)
         Zs = _steps(Z, T)
         zts = _steps(Z.view(T, B, 3 * NUM_GATES, NZ).transpose(1, 2), T)  # (12, B, N_z) per step
         hxps, masks, hmasks = _steps(hxp, T), _steps(mask, T), _steps(hmask, T)
+        if ops is not None:  # batch-major per-step views for the fused kernels
+            D = None if NZ <= KERNEL_MAX_NZ else new(3 * NUM_GATES, B, N)  # d_h, d_x, β (Eq. 12), large N_z
+            d_bias_k, hpre_b = d_bias.view(NUM_GATES, N), hpre.view(B, NUM_GATES, NH)
+            G_hh_b, G_hx_b, xp_b = _batch_major(G[..., :G4], T), _batch_major(G[..., G4:], T), _batch_major(xp, T)
+            z_b = _steps(Z.view(T, B, 3 * NUM_GATES, NZ), T)
         for t in range(T):
             h, c, hh, hc = (b[t] for b in states)
             h_new, c_new, hh_new, hc_new = news[t]
-            torch.mm(h, w_hh_t, out=G_hh[t])  # W_h h_{t-1}
-            torch.mm(h, w_hx_t, out=G_hx[t])
+            torch.mm(h, w_cat_t, out=Gs[t])  # [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}]
             torch.addmm(hxps[t], hh, w_hh_hat_t, out=hpre)
-            hpre += G_hx[t]  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9)
-            hyper.forward(t, hpre_g, hc, hmasks[t], hh_new, hc_new)
+            if ops is not None:  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9): hpre + Ŵ_x[:, N_x:] h_{t-1} in the kernel
+                hyper.forward_kernel(ops, t, hpre_b, G_hx_b[t], hc, hmasks[t], hh_new, hc_new)
+            else:
+                hpre += G_hx[t]  # Eq. 10 with x̂ = [x_t; h_{t-1}] (R9)
+                hyper.forward(t, hpre_g, hc, hmasks[t], hh_new, hc_new)
             torch.addmm(b_z, hh_new, w_z_t, out=Zs[t])  # Eq. 11 from the current ĥ_t (R1)
             zt = zts[t]
-            torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # d_h, d_x (8, B, N), Eq. 12
-            torch.baddbmm(d_bias, zt[2 * NUM_GATES:], w_d_b, out=pre)  # β + b_0 (4, B, N)
-            pre.addcmul_(d_h, G_hh_g[t])  # + d_h ⊙ W_h h_{t-1}
-            pre.addcmul_(d_x, xp_g[t])  # + d_x ⊙ W_x x_t  (Eq. 12)
-            main.forward(t, pre, c, masks[t], h_new, c_new)
+            if ops is not None:  # Eq. 12 in the kernel; d_h, d_x, β from one bmm for large N_z
+                scale = (None, z_b[t], w_d, d_bias_k) if D is None else (torch.bmm(zt, w_d, out=D).transpose(0, 1),
+                                                                          None, None, d_bias_k)
+                main.forward_kernel(ops, t, G_hh_b[t], xp_b[t], c, masks[t], h_new, c_new, scale)
+            else:
+                torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # d_h, d_x (8, B, N), Eq. 12
+                torch.baddbmm(d_bias, zt[2 * NUM_GATES:], w_d_b, out=pre)  # β + b_0 (4, B, N)
+                pre.addcmul_(d_h, G_hh_g[t])  # + d_h ⊙ W_h h_{t-1}
+                pre.addcmul_(d_x, xp_g[t])  # + d_x ⊙ W_x x_t  (Eq. 12)
+                main.forward(t, pre, c, masks[t], h_new, c_new)
             if padded:  # state frozen after a sequence's end, output zero
                 k = keep[t].bool()
                 for dst, val, old in zip((b[t + 1] for b in states), news[t], (h, c, hh, hc)):
@@ -341,7 +507,8 @@ class _FusedLayer(torch.autograd.Function):
     def backward(ctx, d_out, dhT, dcT, dhhT, dhcT):
         (xp, w_hh, w_hx, w_hh_hat, w_z, w_d, d_bias, mask, hmask, keep,
          Hs, Cs, HHs, HCs, G, Z, h_hat_new, *rest) = ctx.saved_tensors
-        n_ln, n_hln, eps, heps = ctx.meta
+        n_ln, n_hln, eps, heps, kernel = ctx.meta
+        ops = cpu_kernels.ops() if kernel else None
         ln = _LN(*rest[:4]) if n_ln else None
         hln = _LN(*rest[n_ln:n_ln + 4]) if n_hln else None
         cells = rest[n_ln + n_hln:]
@@ -352,9 +519,9 @@ class _FusedLayer(torch.autograd.Function):
         k_ = len(_SAVED)
         main = _Cell(xp, T, B, N, ln, eps, padded, list(cells[:k_]))
         hyper = _Cell(xp, T, B, NH, hln, heps, padded, list(cells[k_:]))
-        main.start_backward()
-        hyper.start_backward()
-        new, zeros = xp.new_empty, xp.new_zeros
+        main.start_backward(ops is not None)
+        hyper.start_backward(ops is not None)
+        new, zeros = partial(_empty, xp), xp.new_zeros
         dh, dc = (zeros(B, N) if g is None else g.clone() for g in (dhT, dcT))
         dhh, dhc = (zeros(B, NH) if g is None else g.clone() for g in (dhhT, dhcT))
         d_outs = _steps(zeros(T, B, N) if d_out is None else d_out, T)
@@ -376,7 +543,8 @@ class _FusedLayer(torch.autograd.Function):
         Cs_, HCs_ = _steps(Cs, T + 1), _steps(HCs, T + 1)
         G_hh_g = _steps(G[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
         xp_g = _steps(xp.view(T, B, NUM_GATES, N).transpose(1, 2), T)
-        DG_hh, DG_hx = _steps(DG[..., :G4], T), _steps(DG[..., G4:], T)
+        w_cat = torch.cat([w_hh, w_hx])  # rebuilt rather than saved: keeps the saved bytes down
+        DGs, DG_hx = _steps(DG, T), _steps(DG[..., G4:], T)
         DG_hh_g = _steps(DG[..., :G4].view(T, B, NUM_GATES, N).transpose(1, 2), T)
         DG_hx_g = _steps(DG[..., G4:].view(T, B, NUM_GATES, NH).transpose(1, 2), T)
         DXP_g = _steps(DXP.view(T, B, NUM_GATES, N).transpose(1, 2), T)
@@ -384,6 +552,13 @@ class _FusedLayer(torch.autograd.Function):
         DZ_12 = _steps(DZ.view(T, B, 3 * NUM_GATES, NZ), T)
         zts = _steps(Z.view(T, B, 3 * NUM_GATES, NZ).transpose(1, 2), T)
         masks, hmasks = _steps(mask, T), _steps(hmask, T)
+        if ops is not None:  # batch-major per-step views for the fused kernels
+            D = None if NZ <= KERNEL_MAX_NZ else new(3 * NUM_GATES, B, N)
+            E_b = E.transpose(1, 2)  # (3, B, 4, N)
+            z_b, DZ_b = _steps(Z.view(T, B, 3 * NUM_GATES, NZ), T), _steps(DZ.view(T, B, 3 * NUM_GATES, NZ), T)
+            G_hh_b, xp_b = _batch_major(G[..., :G4], T), _batch_major(xp, T)
+            DG_hh_b, DG_hx_b, DXP_b = _batch_major(DG[..., :G4], T), _batch_major(DG[..., G4:], T), _batch_major(DXP, T)
+            d_beta_k = d_beta.view(NUM_GATES, N)
         for t in reversed(range(T)):
             torch.add(dh, d_outs[t], out=dh_new)
             dc_new, dhh_in, dhc_new = dc, dhh, dhc
@@ -394,27 +569,37 @@ class _FusedLayer(torch.autograd.Function):
                 dc_new, dhh_in, dhc_new = dc * k, dhh * k, dhc * k
             # main cell: Eq. 13, then Eq. 12
             c_new = None if ln is None else (main.c_new[t] if padded else Cs_[t + 1])
-            main.backward(t, dh_new, dc_new, Cs_[t], c_new, masks[t], dpre if ln is None else DYg, dc)
-            if ln is not None:
-                main.gate_ln_backward(t, DYg, dpre)
             zt = zts[t]
-            torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # recomputed d_h, d_x
-            torch.mul(dpre, d_h, out=DG_hh_g[t])
-            torch.mul(dpre, d_x, out=DXP_g[t])
-            torch.mul(dpre, G_hh_g[t], out=E_h)
-            torch.mul(dpre, xp_g[t], out=E_x)
+            if ops is not None:  # Eq. 13 and Eq. 12 backward in one call; d recomputed (in it for small N_z)
+                d_z = (None, z_b[t], w_d, DZ_b[t]) if D is None else (torch.bmm(zt, w_d, out=D).transpose(0, 1),
+                                                                      None, None, None)
+                scaled = (G_hh_b[t], xp_b[t], *d_z[:3], DG_hh_b[t], DXP_b[t], E_b[0], E_b[1], d_z[3], d_beta_k)
+                main.backward_kernel(ops, t, dh_new, dc_new, Cs_[t], c_new, masks[t], dc, E_b[2], scaled)
+            else:
+                main.backward(t, dh_new, dc_new, Cs_[t], c_new, masks[t], dpre if ln is None else DYg, dc)
+                if ln is not None:
+                    main.gate_ln_backward(t, DYg, dpre)
+                torch.bmm(zt[:2 * NUM_GATES], w_d_hx, out=d_hx)  # recomputed d_h, d_x
+                torch.mul(dpre, G_hh_g[t], out=E_h)
+                torch.mul(dpre, xp_g[t], out=E_x)
+                torch.mul(dpre, d_h, out=DG_hh_g[t])
+                torch.mul(dpre, d_x, out=DXP_g[t])
+                d_beta += dpre.sum(1, keepdim=True)
             dw_d.baddbmm_(zt.transpose(1, 2), e)
-            torch.bmm(e, w_d_t, out=dz)  # (12, B, N_z)
-            DZ_12[t].copy_(dz_bt)
-            d_beta += dpre.sum(1, keepdim=True)
+            if ops is None or D is not None:
+                torch.bmm(e, w_d_t, out=dz)  # (12, B, N_z)
+                DZ_12[t].copy_(dz_bt)
             # hyper cell: ĥ_t feeds z (Eq. 11) and the next step
             torch.addmm(dhh_in, DZs[t], w_z, out=dhh_new)
-            dyh = DG_hx_g[t]
             hc_new = None if hln is None else (hyper.c_new[t] if padded else HCs_[t + 1])
-            hyper.backward(t, dhh_new, dhc_new, HCs_[t], hc_new, hmasks[t], dyh if hln is None else DYh, dhc)
-            if hln is not None:
-                hyper.gate_ln_backward(t, DYh, dyh)
-            torch.mm(DG_hh[t], w_hh, out=dh).addmm_(DG_hx[t], w_hx)
+            if ops is not None:
+                hyper.backward_kernel(ops, t, dhh_new, dhc_new, HCs_[t], hc_new, hmasks[t], dhc, DG_hx_b[t])
+            else:
+                dyh = DG_hx_g[t]
+                hyper.backward(t, dhh_new, dhc_new, HCs_[t], hc_new, hmasks[t], dyh if hln is None else DYh, dhc)
+                if hln is not None:
+                    hyper.gate_ln_backward(t, DYh, dyh)
+            torch.mm(DGs[t], w_cat, out=dh)
             torch.mm(DG_hx[t], w_hh_hat, out=dhh)
             if padded:
                 dh += carry[0]
@@ -423,8 +608,7 @@ class _FusedLayer(torch.autograd.Function):
                 dhc += carry[3]
         TB = T * B
         h_prev = Hs[:T].reshape(TB, N)
-        d_w_hh = DG[..., :G4].reshape(TB, -1).t().mm(h_prev)
-        d_w_hx = DG[..., G4:].reshape(TB, -1).t().mm(h_prev)
+        d_w_hh, d_w_hx = DG.view(TB, -1).t().mm(h_prev).split([G4, G.shape[2] - G4])
         d_w_hh_hat = DG[..., G4:].reshape(TB, -1).t().mm(HHs[:T].reshape(TB, NH))
         h_hat_new = HHs[1:] if h_hat_new is None else h_hat_new
         d_w_z = DZ.view(TB, -1).t().mm(h_hat_new.reshape(TB, NH))

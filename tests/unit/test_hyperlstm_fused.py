@@ -1,7 +1,9 @@
 """Fast HyperLSTM layer (hyperlstm_fused) against the reference time loop (hyperlstm.run_layer).
 
 Float64 comparisons hold to 1e-10 (the fast path reorders sums only); float32 through the module's
-dispatch holds to 2e-5 relative / 2e-6 absolute on outputs and 1e-4 / 1e-5 on gradients.
+dispatch holds to 2e-5 relative / 2e-6 absolute on outputs and 1e-4 / 1e-5 on gradients. The main
+equivalence tests run twice: through the fused C++ cell kernels (csrc/hyperlstm_cell.cpp, which must
+build here: no skip) and through the ATen version used where they cannot.
 """
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
 from hyperfairseq.modules import hyperlstm as ref_module
-from hyperfairseq.modules import hyperlstm_fused
+from hyperfairseq.modules import cpu_kernels, hyperlstm_fused
 from hyperfairseq.modules.hyperlstm import _CellState, run_layer
 from hyperfairseq.modules.hyperlstm_fused import fused_layer
 from test_hyperlstm import perturbed
@@ -23,10 +25,21 @@ def random_cell_state(dtype=torch.float64, seed=1, device="cpu"):
     return _CellState(r(N_H), r(N_H), r(N_HAT), r(N_HAT))
 
 
-def run_both(layer_norm, dropout=0.0, hyper_dropout=0.0, lengths=None, dtype=torch.float64, seed=0, device="cpu"):
+@pytest.fixture(params=["kernel", "aten"])
+def backend(request, monkeypatch):
+    """Run a test through the fused C++ kernels, then through the ATen fallback."""
+    if request.param == "kernel":
+        assert cpu_kernels.ops() is not None, f"the fused CPU kernels did not build: {cpu_kernels._state['error']}"
+    else:
+        monkeypatch.setenv(cpu_kernels.ENV, "0")
+    return request.param
+
+
+def run_both(layer_norm, dropout=0.0, hyper_dropout=0.0, lengths=None, dtype=torch.float64, seed=0, device="cpu",
+             n_z=N_Z):
     """The same layer, input, state and masks through run_layer and fused_layer; returns both results."""
     torch.manual_seed(seed)
-    rnn = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm, recurrent_dropout=dropout,
+    rnn = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, n_z, layer_norm=layer_norm, recurrent_dropout=dropout,
                               hyper_recurrent_dropout=hyper_dropout)).to(dtype=dtype, device=device)
     cell = rnn.layers[0]
     x = torch.randn(T, B, N_X, dtype=dtype).to(device).requires_grad_()
@@ -60,12 +73,19 @@ def assert_same(results, names, rtol=1e-10, atol=1e-10, grad_rtol=None, grad_ato
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_float64(layer_norm):
+def test_fused_equals_reference_float64(layer_norm, backend):
     assert_same(*run_both(layer_norm))
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_with_recurrent_dropout_same_masks(layer_norm):
+def test_fused_equals_reference_large_n_z(layer_norm, backend):
+    """Above KERNEL_MAX_NZ the kernels take d = z W_d from one bmm instead of computing it themselves."""
+    n_z = hyperlstm_fused.KERNEL_MAX_NZ + 1
+    assert_same(*run_both(layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z))
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_fused_equals_reference_with_recurrent_dropout_same_masks(layer_norm, backend):
     results, names = run_both(layer_norm, dropout=0.4, hyper_dropout=0.3)
     assert_same(results, names)
     # the masks really were applied: without dropout the outputs differ
@@ -74,15 +94,79 @@ def test_fused_equals_reference_with_recurrent_dropout_same_masks(layer_norm):
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_with_lengths_padding(layer_norm):
+def test_fused_equals_reference_with_lengths_padding(layer_norm, backend):
     results, names = run_both(layer_norm, dropout=0.2, lengths=[T, 2, 0, 5])
     assert_same(results, names)
     out = results[1][0]
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
 
 
-def test_fused_float32_tolerance():
-    assert_same(*run_both(True, dtype=torch.float32), rtol=2e-5, atol=2e-6, grad_rtol=1e-4, grad_atol=1e-5)
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_fused_float32_tolerance(layer_norm, backend):
+    assert_same(*run_both(layer_norm, dropout=0.2, dtype=torch.float32), rtol=2e-5, atol=2e-6,
+                grad_rtol=1e-4, grad_atol=1e-5)
+
+
+def test_cpu_kernels_build_and_apply_by_default_to_cpu_float32_and_float64():
+    assert cpu_kernels.ops() is not None, f"the fused CPU kernels did not build: {cpu_kernels._state['error']}"
+    assert cpu_kernels.applies(torch.zeros(1)) and cpu_kernels.applies(torch.zeros(1, dtype=torch.float64))
+    assert not cpu_kernels.applies(torch.zeros(1, dtype=torch.bfloat16))
+
+
+def test_cpu_kernels_switch_off(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV, "0")
+    assert cpu_kernels.ops() is None and not cpu_kernels.applies(torch.zeros(1))
+
+
+@pytest.fixture
+def small_workspace(monkeypatch):
+    """Let the buffer reuse take the tiny buffers of these tests (it normally starts at 8 MiB)."""
+    monkeypatch.setattr(hyperlstm_fused, "_REUSE_MIN_BYTES", 0)
+    hyperlstm_fused.WORKSPACE.clear()
+    yield hyperlstm_fused.WORKSPACE
+    hyperlstm_fused.WORKSPACE.clear()
+
+
+def _train_step(cell, x, state, retain=False):
+    out, final, _ = fused_layer(cell, x, state, None)
+    loss = out.square().sum() + final.c.sum()
+    grads = torch.autograd.grad(loss, [x, *cell.parameters()], retain_graph=retain)
+    return out, grads, loss
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_workspace_reuses_buffers_and_never_changes_a_result(small_workspace, layer_norm, backend):
+    torch.manual_seed(0)
+    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm)).double().layers[0]
+    x = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True)
+    state = random_cell_state()
+    out1, grads1, _ = _train_step(cell, x, state)  # out1 stays alive: its buffer must not be handed out
+    kept = out1.clone()
+    out2, grads2, _ = _train_step(cell, x, state)
+    torch.testing.assert_close(out1, kept, rtol=0, atol=0)
+    assert out2.data_ptr() != out1.data_ptr()
+    for a, b in zip(grads2, grads1):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # buffers of a finished step are reused: once its outputs are gone, a third step allocates nothing new
+    del out1, out2
+    before = {t.data_ptr() for t in small_workspace.entries}
+    _train_step(cell, x, state)
+    assert {t.data_ptr() for t in small_workspace.entries} == before and before
+    # a graph kept for a second backward keeps its buffers: the second backward is exact
+    out, final, _ = fused_layer(cell, x, state, None)
+    loss = out.square().sum() + final.c.sum()
+    first = torch.autograd.grad(loss, list(cell.parameters()), retain_graph=True)
+    _train_step(cell, x, state)  # would overwrite the kept graph's buffers if they were handed out
+    second = torch.autograd.grad(loss, list(cell.parameters()))
+    for a, b in zip(second, first):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_workspace_off(monkeypatch, small_workspace):
+    monkeypatch.setenv("HYPERFAIRSEQ_CPU_WORKSPACE_MB", "0")
+    cell = HyperLSTM(N_X, N_H, 1, N_HAT, N_Z).double().layers[0]
+    _train_step(cell, torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True), random_cell_state())
+    assert not small_workspace.entries
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])

@@ -1,0 +1,74 @@
+"""The fused CPU cell kernels (`csrc/hyperlstm_cell.cpp`), compiled on first use by torch's extension builder.
+
+`ops()` returns `torch.ops.hyperfairseq` once the kernels are built and loaded, or None when they
+cannot be (no C++ compiler or ninja, a build error, or HYPERFAIRSEQ_CPU_KERNELS=0); the fast path
+then runs its ATen version, which computes the same thing in more, unfused kernels. The first build
+takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
+"""
+
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+ENV = "HYPERFAIRSEQ_CPU_KERNELS"
+SOURCE = Path(__file__).with_name("csrc") / "hyperlstm_cell.cpp"
+DTYPES = (torch.float32, torch.float64)
+
+_lock = threading.Lock()
+_state = {"tried": False, "error": None}
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _flags():
+    """Compile for AVX2 where the CPU has it (ATen's Vectorized with Sleef's exp/tanh), portable C++ otherwise."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability in ("AVX2", "AVX512"):
+        return "avx2", ["-O3", "-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return "default", ["-O3"]
+
+
+def _build() -> None:
+    # the builder's import warns about CUDA_HOME (irrelevant to a CPU-only build), its lock logs at DEBUG
+    loggers = [logging.getLogger(name) for name in ("torch.utils.cpp_extension", "filelock")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+
+        tag, flags = _flags()
+        cpp_extension.load(name=f"hyperfairseq_cell_{tag}", sources=[str(SOURCE)], extra_cflags=flags,
+                           with_cuda=False, is_python_module=False, verbose=False)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def ops() -> Optional[object]:
+    """torch.ops.hyperfairseq with `cell_forward` / `cell_backward`, or None (see the module docstring)."""
+    if not enabled():
+        return None
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                try:
+                    _build()
+                except Exception as err:  # a missing compiler, ninja or header: fall back, say why once
+                    _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+                    warnings.warn(f"hyperfairseq: fused CPU kernels unavailable ({_state['error']}); "
+                                  f"using the slower ATen version. Set {ENV}=0 to silence this.")
+                _state["tried"] = True
+    return None if _state["error"] else torch.ops.hyperfairseq
+
+
+def applies(x: torch.Tensor) -> bool:
+    """Whether the fused kernels run for this input: CPU, float32/float64, and built."""
+    return x.device.type == "cpu" and x.dtype in DTYPES and ops() is not None
