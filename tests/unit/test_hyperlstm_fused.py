@@ -249,7 +249,7 @@ def test_full_state_gradcheck_small_float64():
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_incremental_one_step_inference_equals_reference(layer_norm):
+def test_incremental_one_step_inference_equals_reference(layer_norm, backend):
     torch.manual_seed(0)
     cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm, recurrent_dropout=0.3)).double()
     cell = cell.eval().layers[0]
