@@ -11,8 +11,11 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["hyperfairseq", "hyperfairseq.*"]),
+    # the fused CPU cell kernels, compiled on first use by torch.utils.cpp_extension (needs a C++ compiler)
+    package_data={"hyperfairseq.modules": ["csrc/*.cpp"]},
     install_requires=[
         "torch>=2.1",
+        "ninja",  # torch.utils.cpp_extension builds the fused CPU kernels with it
         # Official fairseq 0.12.2 fails to import on Python >= 3.11 (dataclass mutable defaults);
         # ve-fairseq 0.12.3 is upstream fairseq with that fix, prebuilt for cp311 / cp312.
         "fairseq==0.12.2; python_version < '3.11'",

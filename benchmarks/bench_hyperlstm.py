@@ -14,11 +14,13 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from hyperfairseq.modules import HyperLSTM
+from hyperfairseq.modules import HyperLSTM, cpu_kernels
+from hyperfairseq.run_record import git_commit
 
 SIZES = {  # name: (input N_x, hidden N_h, hyper N_ĥ, N_z)
     "ptb": (64, 1000, 128, 4),
@@ -207,6 +209,8 @@ def main(argv=None):
         "tf32": args.device == "cuda" and not args.no_tf32, "steps": args.steps, "repeats": args.repeats,
         "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         "throughput": {}, "one_step": {},
+        "commit": git_commit(Path(__file__).resolve().parents[1]),
+        "cpu_kernels": cpu_kernels.ops() is not None if args.device == "cpu" else None,
     }
     for size in sizes:
         for batch in map(int, args.batches.split(",")):

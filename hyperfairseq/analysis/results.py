@@ -374,6 +374,57 @@ def render_figures(figures_dir: str, rel: str) -> List[str]:
     return out
 
 
+SPEED_GATES = {"ptb": 0.70, "enwik8": 0.60}  # issue 4's CPU gates: tokens/s against nn.LSTM
+SPEED_VARIANTS = ("HyperLSTM", "LN-HyperLSTM", "LSTMCell loop")
+
+
+def _get(row, variant: str, field: str):
+    """row[variant][field] (variant names hold dots: "nn.LSTM"), or None."""
+    value = row.get(variant) if isinstance(row, dict) else None
+    return value.get(field) if isinstance(value, dict) else None
+
+
+def render_speed(records: List[Record]) -> List[str]:
+    """The fast path's benchmark records (benchmarks/bench_hyperlstm.py --json): ratios against nn.LSTM."""
+    benches = [r for r in records if isinstance(r.data.get("throughput"), dict) and "one_step" in r.data]
+    out = ["## Speed of the HyperLSTM fast path", "",
+           "Forward+backward tokens/s against `nn.LSTM` of the same size, measured side by side in one process "
+           "(`benchmarks/bench_hyperlstm.py`); bytes saved for backward against nn.LSTM's; one-step (incremental) "
+           "latency against an `nn.LSTMCell` step. CPU gates of issue 4: ≥ 0.70× (PTB size) and ≥ 0.60× (enwik8 "
+           "size) at batch 32 and 128, saved bytes ≤ 1.5×, one step ≤ 1.5×.", ""]
+    if not benches:
+        return out + ["No benchmark record yet.", ""]
+    for rec in benches:
+        data = rec.data
+        out += [f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, torch {data.get('torch', '?')}, "
+                f"{data.get('dtype', '?')}, {data.get('threads', '?')} thread(s), clock {data.get('clock', '?')}, "
+                f"medians of {data.get('repeats', '?')}, commit {code(commit_of(data))}: {code(command_of(data), 300)}",
+                ""]
+        rows = data["throughput"]
+        if rows:
+            out += ["| size / batch | nn.LSTM tok/s | " + " | ".join(SPEED_VARIANTS) + " | saved bytes (Hyper / LN) | gate |",
+                    "|" + " --- |" * (len(SPEED_VARIANTS) + 4)]
+            for key, row in rows.items():
+                if not isinstance(row, dict):
+                    continue
+                ratios = [fmt(_get(row, v, "speed_vs_nn_lstm"), "{:.2f}×") or "" for v in SPEED_VARIANTS]
+                saved = " / ".join(fmt(_get(row, v, "saved_bytes_vs_nn_lstm"), "{:.2f}×") or "?"
+                                   for v in SPEED_VARIANTS[:2])
+                gate = SPEED_GATES.get(key.split("/")[0])
+                out.append(f"| {key} | {fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}') or '?'} | "
+                           + " | ".join(ratios) + f" | {saved} | {'' if gate is None else f'≥ {gate:.2f}×'} |")
+            out.append("")
+        steps = data.get("one_step") or {}
+        if steps:
+            out += ["| one step | LSTMCell ms | HyperLSTM | LN-HyperLSTM | gate |", "|" + " --- |" * 5]
+            for key, row in steps.items():
+                ratios = [fmt(_get(row, v, "vs_lstmcell"), "{:.2f}×") or "" for v in SPEED_VARIANTS[:2]]
+                out.append(f"| {key} | {fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}') or '?'} | " + " | ".join(ratios)
+                           + " | ≤ 1.50× |")
+            out.append("")
+    return out
+
+
 def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
     records, unreadable = [], []
     for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
@@ -406,6 +457,7 @@ def generate(runs_dir: str, figures_dir: str, out_path: str) -> str:
     for table in TABLES:
         lines += render_table(table, [r for r in records if r.table == table.key])
     lines += render_figures(figures_dir, rel)
+    lines += render_speed(records)
     lines += render_other([r for r in records if r.table is None], unreadable)
     return "\n".join(lines).rstrip() + "\n"
 

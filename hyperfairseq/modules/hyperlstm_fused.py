@@ -84,7 +84,8 @@ class _Workspace:
     A training step allocates ~1 GB of per-step buffers at batch 128 (PTB size), and fresh memory is zeroed
     by the OS page by page: ~10 % of the step. A buffer is handed out again only when nothing else holds its
     storage (its use count says so): no saved tensor of a live graph (retain_graph included), no output,
-    view or gradient; so reuse never changes a result. A request takes a free buffer of 1-2x its size. The
+    view or gradient; so reuse never changes a result. A request takes a free buffer of its size or up to
+    1/16 larger (so a reused buffer barely adds to the memory a graph holds). The
     buffers kept total at most HYPERFAIRSEQ_CPU_WORKSPACE_MB (default 4096; 0 turns reuse off), oldest
     dropped first; `clear()` drops them all.
     """
@@ -111,7 +112,7 @@ class _Workspace:
             return _fresh(like, *shape)
         with self.lock:
             for i, t in enumerate(self.entries):
-                if t.dtype == like.dtype and numel <= t.numel() <= 2 * numel and self._free(t):
+                if t.dtype == like.dtype and numel <= t.numel() <= numel + numel // 16 and self._free(t):
                     del self.entries[i]
                     self.entries.append(t)  # most recently used last
                     return t[:numel].view(shape)
