@@ -8,6 +8,7 @@ takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/to
 
 import logging
 import os
+import shutil
 import threading
 import warnings
 from pathlib import Path
@@ -41,6 +42,14 @@ def _build() -> None:
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    path = os.environ.get("PATH", "")
+    if shutil.which("ninja") is None:  # the pip package's binary, when its bin folder is not on PATH
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + path
+        except ImportError:
+            pass
     try:
         from torch.utils import cpp_extension
 
@@ -48,6 +57,7 @@ def _build() -> None:
         cpp_extension.load(name=f"hyperfairseq_cell_{tag}", sources=[str(SOURCE)], extra_cflags=flags,
                            with_cuda=False, is_python_module=False, verbose=False)
     finally:
+        os.environ["PATH"] = path
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
 

@@ -203,6 +203,8 @@ def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Ten
     hpre.addmm_(state.h, hcell.weight_ih[:, n_x:].t()).addmm_(state.h_hat, hcell.weight_hh.t())
     if hcell.bias is not None:
         hpre += hcell.bias
+    if cpu_kernels.applies(x) and hyper.n_z <= KERNEL_MAX_NZ:
+        return _inference_step_kernel(cell, x, state, hh, hpre)
     h_hat, c_hat = _inference_update(hcell, hpre.view(B, NUM_GATES, -1), state.c_hat)
     z = torch.mm(h_hat, hyper.weight_z.t())  # Eq. 11 from ĥ_t (R1)
     z[:, :hyper.bias_z.numel()] += hyper.bias_z
@@ -212,6 +214,34 @@ def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Ten
     pre.addcmul_(d[1], torch.mm(x, cell.weight_ih.t()).view(B, NUM_GATES, -1))
     pre += cell.bias.view(NUM_GATES, -1)
     return (*_inference_update(cell, pre, state.c), h_hat, c_hat)
+
+
+def _inference_step_kernel(cell, x: Tensor, state, hh: Tensor, hpre: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The rest of `_inference_step` in two fused kernel calls (hyper cell; main cell with Eq. 12 inside)."""
+    ops, hyper, hcell, fb = cpu_kernels.ops(), cell.hyper, cell.hyper.cell, cell.forget_bias
+    B = x.shape[0]
+    if not hcell.layer_norm:
+        hpre += _forget_vector(hcell.hidden_size, fb, x)  # R2
+    h_hat, c_hat = _inference_update_kernel(ops, hcell, hpre.view(B, NUM_GATES, -1), None, state.c_hat, None, fb)
+    z = torch.addmm(torch.cat([hyper.bias_z, x.new_zeros(NUM_GATES * hyper.n_z)]), h_hat, hyper.weight_z.t())
+    d_bias = (cell.bias + _forget_vector(cell.hidden_size, 0.0 if cell.layer_norm else fb, x)).view(NUM_GATES, -1)
+    scale = (None, z.view(B, 3 * NUM_GATES, hyper.n_z), hyper.weight_d.flatten(0, 1), d_bias)
+    x_proj = torch.mm(x, cell.weight_ih.t()).view(B, NUM_GATES, -1)
+    h, c = _inference_update_kernel(ops, cell, hh.view(B, NUM_GATES, -1), x_proj, state.c, scale, fb)
+    return h, c, h_hat, c_hat
+
+
+def _inference_update_kernel(ops, cell, p1: Tensor, p2: Optional[Tensor], c_prev: Tensor, scale, forget_bias: float):
+    """One `cell_forward` call into fresh per-step buffers; returns (h_t, c_t)."""
+    B, n = c_prev.shape
+    new = c_prev.new_empty
+    ln = _kernel_ln(_ln_params(cell, forget_bias, c_prev)) if cell.layer_norm else [None] * 4
+    xhat, rstd, c_mean, c_rstd = (new(B, NUM_GATES, n), new(B, NUM_GATES), new(B), new(B)) if cell.layer_norm \
+        else (None,) * 4
+    h, c = new(B, n), new(B, n)
+    ops.cell_forward(p1, p2, *(scale or [None] * 4), c_prev, None, *ln, cell.ln_cell.eps if cell.layer_norm else 0.0,
+                     new(B, NUM_GATES, n), xhat, rstd, c, c_mean, c_rstd, new(B, n), h)
+    return h, c
 
 
 def _inference_update(cell, pre: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
