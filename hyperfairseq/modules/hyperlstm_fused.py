@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 from collections import deque
-from functools import partial
+from functools import lru_cache, partial
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
@@ -199,10 +199,9 @@ def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Ten
     hyper, hcell = cell.hyper, cell.hyper.cell
     n_x, B = cell.input_size, x.shape[0]
     hh = torch.mm(state.h, cell.weight_hh.t())  # W_h h_{t-1}
-    hpre = torch.mm(x, hcell.weight_ih[:, :n_x].t())  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
+    w_x = hcell.weight_ih[:, :n_x].t()  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
+    hpre = torch.mm(x, w_x) if hcell.bias is None else torch.addmm(hcell.bias, x, w_x)
     hpre.addmm_(state.h, hcell.weight_ih[:, n_x:].t()).addmm_(state.h_hat, hcell.weight_hh.t())
-    if hcell.bias is not None:
-        hpre += hcell.bias
     if cpu_kernels.applies(x) and hyper.n_z <= KERNEL_MAX_NZ:
         return _inference_step_kernel(cell, x, state, hh, hpre)
     h_hat, c_hat = _inference_update(hcell, hpre.view(B, NUM_GATES, -1), state.c_hat)
@@ -223,7 +222,8 @@ def _inference_step_kernel(cell, x: Tensor, state, hh: Tensor, hpre: Tensor) -> 
     if not hcell.layer_norm:
         hpre += _forget_vector(hcell.hidden_size, fb, x)  # R2
     h_hat, c_hat = _inference_update_kernel(ops, hcell, hpre.view(B, NUM_GATES, -1), None, state.c_hat, None, fb)
-    z = torch.addmm(torch.cat([hyper.bias_z, x.new_zeros(NUM_GATES * hyper.n_z)]), h_hat, hyper.weight_z.t())
+    z = torch.mm(h_hat, hyper.weight_z.t())  # Eq. 11 from ĥ_t (R1)
+    z[:, :hyper.bias_z.numel()] += hyper.bias_z
     d_bias = (cell.bias + _forget_vector(cell.hidden_size, 0.0 if cell.layer_norm else fb, x)).view(NUM_GATES, -1)
     scale = (None, z.view(B, 3 * NUM_GATES, hyper.n_z), hyper.weight_d.flatten(0, 1), d_bias)
     x_proj = torch.mm(x, cell.weight_ih.t()).view(B, NUM_GATES, -1)
@@ -235,11 +235,14 @@ def _inference_update_kernel(ops, cell, p1: Tensor, p2: Optional[Tensor], c_prev
     """One `cell_forward` call into fresh per-step buffers; returns (h_t, c_t)."""
     B, n = c_prev.shape
     new = c_prev.new_empty
-    ln = _kernel_ln(_ln_params(cell, forget_bias, c_prev)) if cell.layer_norm else [None] * 4
+    ln = [None] * 4
+    if cell.layer_norm:  # gate shift with the forget bias (R2), as `_ln_params` but in the kernels' shapes
+        shift = cell.ln_gates.bias + _forget_vector(n, forget_bias, c_prev).view(NUM_GATES, n)
+        ln = [cell.ln_gates.weight, shift, cell.ln_cell.weight, cell.ln_cell.bias]
     xhat, rstd, c_mean, c_rstd = (new(B, NUM_GATES, n), new(B, NUM_GATES), new(B), new(B)) if cell.layer_norm \
         else (None,) * 4
     h, c = new(B, n), new(B, n)
-    ops.cell_forward(p1, p2, *(scale or [None] * 4), c_prev, None, *ln, cell.ln_cell.eps if cell.layer_norm else 0.0,
+    ops.cell_forward.default(p1, p2, *(scale or [None] * 4), c_prev, None, *ln, cell.ln_cell.eps if cell.layer_norm else 0.0,
                      new(B, NUM_GATES, n), xhat, rstd, c, c_mean, c_rstd, new(B, n), h)
     return h, c
 
@@ -259,9 +262,15 @@ def _inference_update(cell, pre: Tensor, c: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def _forget_vector(n: int, forget_bias: float, like: Tensor) -> Tensor:
-    v = like.new_zeros(NUM_GATES, n)
+    """The forget bias on the f gate's block of a (4·n) bias: a constant, made once per size/dtype/device."""
+    return _forget_constant(n, float(forget_bias), like.dtype, like.device)
+
+
+@lru_cache(maxsize=64)
+def _forget_constant(n: int, forget_bias: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    v = torch.zeros(NUM_GATES, n, dtype=dtype, device=device)
     v[1] = forget_bias  # gate order i, f, g, o (R2)
-    return v.flatten()
+    return v.flatten()  # shared: only ever read
 
 
 def _ln_params(cell, forget_bias: float, like: Tensor) -> _LN:
