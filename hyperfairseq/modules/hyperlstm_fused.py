@@ -197,13 +197,14 @@ def fused_layer(cell, x: Tensor, state, keep: Optional[Tensor], return_internals
 def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """One step without autograd, dropout or padding (incremental decoding): Eq. 10-13 in few kernels."""
     hyper, hcell = cell.hyper, cell.hyper.cell
+    if hyper.n_z <= KERNEL_MAX_NZ and cpu_kernels.applies(x):
+        return _inference_step_kernel(cell, x, state)
     n_x, B = cell.input_size, x.shape[0]
     hh = torch.mm(state.h, cell.weight_hh.t())  # W_h h_{t-1}
-    w_x = hcell.weight_ih[:, :n_x].t()  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
-    hpre = torch.mm(x, w_x) if hcell.bias is None else torch.addmm(hcell.bias, x, w_x)
+    hpre = torch.mm(x, hcell.weight_ih[:, :n_x].t())  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
     hpre.addmm_(state.h, hcell.weight_ih[:, n_x:].t()).addmm_(state.h_hat, hcell.weight_hh.t())
-    if cpu_kernels.applies(x) and hyper.n_z <= KERNEL_MAX_NZ:
-        return _inference_step_kernel(cell, x, state, hh, hpre)
+    if hcell.bias is not None:
+        hpre += hcell.bias
     h_hat, c_hat = _inference_update(hcell, hpre.view(B, NUM_GATES, -1), state.c_hat)
     z = torch.mm(h_hat, hyper.weight_z.t())  # Eq. 11 from ĥ_t (R1)
     z[:, :hyper.bias_z.numel()] += hyper.bias_z
@@ -215,35 +216,99 @@ def _inference_step(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Ten
     return (*_inference_update(cell, pre, state.c), h_hat, c_hat)
 
 
-def _inference_step_kernel(cell, x: Tensor, state, hh: Tensor, hpre: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The rest of `_inference_step` in two fused kernel calls (hyper cell; main cell with Eq. 12 inside)."""
-    ops, hyper, hcell, fb = cpu_kernels.ops(), cell.hyper, cell.hyper.cell, cell.forget_bias
-    B = x.shape[0]
+class _StepPlan(NamedTuple):
+    """What a one-step kernel pass takes from a cell's parameters, derived once and kept on the cell while
+    they are unchanged (`stamp`: every parameter's version and data pointer): during decoding the step
+    then runs few Python lines around its 5 GEMMs and 2 kernel calls."""
+
+    stamp: tuple
+    w_hh: Tensor  # W_hᵀ
+    w_hat: Tensor  # Ŵ_xᵀ, x̂ = [x; h] (R9)
+    hat_bias: Optional[Tensor]  # hyper b_0 (+ forget bias without LN), or None
+    w_hh_hat: Tensor  # Ŵ_hᵀ
+    w_z: Tensor  # W_zᵀ (Eq. 11)
+    b_z: Tensor  # z biases, 0 for z_b
+    w_d: Tensor  # (12, N_z, N_h) (Eq. 12)
+    d_bias: Tensor  # (4, N_h): b_0 (+ forget bias without LN)
+    w_ih: Tensor  # W_xᵀ
+    hyper_ln: list  # kernel LN args of the hyper cell (gate shift with the forget bias), or [None] * 4
+    main_ln: list
+    hyper_eps: float
+    main_eps: float
+
+
+def _stamp(params) -> tuple:
+    return tuple((p._version, p.data_ptr()) for p in params)
+
+
+def _step_plan(cell) -> _StepPlan:
+    params = cell.__dict__.get("_step_params")
+    if params is None:
+        params = cell.__dict__["_step_params"] = list(cell.parameters())
+    plan = cell.__dict__.get("_step_plan")
+    stamp = _stamp(params)
+    if plan is not None and plan.stamp == stamp:
+        return plan
+    hyper, hcell, fb = cell.hyper, cell.hyper.cell, cell.forget_bias
+    like = cell.weight_hh
+
+    def kernel_ln(c):
+        if not c.layer_norm:
+            return [None] * 4
+        shift = c.ln_gates.bias + _forget_vector(c.hidden_size, fb, like).view(NUM_GATES, -1)  # R2
+        return [c.ln_gates.weight, shift, c.ln_cell.weight, c.ln_cell.bias]
+
+    hat_bias = hcell.bias
     if not hcell.layer_norm:
-        hpre += _forget_vector(hcell.hidden_size, fb, x)  # R2
-    h_hat, c_hat = _inference_update_kernel(ops, hcell, hpre.view(B, NUM_GATES, -1), None, state.c_hat, None, fb)
-    z = torch.mm(h_hat, hyper.weight_z.t())  # Eq. 11 from ĥ_t (R1)
-    z[:, :hyper.bias_z.numel()] += hyper.bias_z
-    d_bias = (cell.bias + _forget_vector(cell.hidden_size, 0.0 if cell.layer_norm else fb, x)).view(NUM_GATES, -1)
-    scale = (None, z.view(B, 3 * NUM_GATES, hyper.n_z), hyper.weight_d.flatten(0, 1), d_bias)
-    x_proj = torch.mm(x, cell.weight_ih.t()).view(B, NUM_GATES, -1)
-    h, c = _inference_update_kernel(ops, cell, hh.view(B, NUM_GATES, -1), x_proj, state.c, scale, fb)
+        hat_bias = _forget_vector(hcell.hidden_size, fb, like) + (0 if hat_bias is None else hat_bias)
+    plan = _StepPlan(
+        stamp, cell.weight_hh.t(), hcell.weight_ih.t(), hat_bias, hcell.weight_hh.t(), hyper.weight_z.t(),
+        torch.cat([hyper.bias_z, like.new_zeros(NUM_GATES * hyper.n_z)]), hyper.weight_d.flatten(0, 1),
+        (cell.bias + _forget_vector(cell.hidden_size, 0.0 if cell.layer_norm else fb, like)).view(NUM_GATES, -1),
+        cell.weight_ih.t(), kernel_ln(hcell), kernel_ln(cell),
+        hcell.ln_cell.eps if hcell.layer_norm else 0.0, cell.ln_cell.eps if cell.layer_norm else 0.0)
+    cell.__dict__["_step_plan"] = plan
+    return plan
+
+
+def _inference_step_kernel(cell, x: Tensor, state) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`_inference_step` with the two fused kernel calls (hyper cell; main cell with Eq. 12 inside)."""
+    ops, P, B = cpu_kernels.ops(), _step_plan(cell), x.shape[0]
+    hh = torch.mm(state.h, P.w_hh).view(B, NUM_GATES, -1)  # W_h h_{t-1}
+    x_hat = torch.cat([x, state.h], 1)  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
+    hpre = torch.mm(x_hat, P.w_hat) if P.hat_bias is None else torch.addmm(P.hat_bias, x_hat, P.w_hat)
+    hpre = hpre.addmm_(state.h_hat, P.w_hh_hat).view(B, NUM_GATES, -1)
+    h_hat, c_hat = _inference_update_kernel(ops, hpre, None, state.c_hat, None, P.hyper_ln, P.hyper_eps)
+    z = torch.addmm(P.b_z, h_hat, P.w_z).view(B, 3 * NUM_GATES, -1)  # Eq. 11 from ĥ_t (R1)
+    x_proj = torch.mm(x, P.w_ih).view(B, NUM_GATES, -1)
+    h, c = _inference_update_kernel(ops, hh, x_proj, state.c, (None, z, P.w_d, P.d_bias), P.main_ln, P.main_eps)
     return h, c, h_hat, c_hat
 
 
-def _inference_update_kernel(ops, cell, p1: Tensor, p2: Optional[Tensor], c_prev: Tensor, scale, forget_bias: float):
-    """One `cell_forward` call into fresh per-step buffers; returns (h_t, c_t)."""
+_step_scratch = threading.local()  # per thread: the one-step kernels' scratch buffers, by shape and dtype
+
+
+def _inference_scratch(c_prev: Tensor, ln: bool) -> Tuple[Tensor, ...]:
+    """(act, xhat, rstd, c_mean, c_rstd, tanh) buffers that one step overwrites and nothing keeps."""
     B, n = c_prev.shape
-    new = c_prev.new_empty
-    ln = [None] * 4
-    if cell.layer_norm:  # gate shift with the forget bias (R2), as `_ln_params` but in the kernels' shapes
-        shift = cell.ln_gates.bias + _forget_vector(n, forget_bias, c_prev).view(NUM_GATES, n)
-        ln = [cell.ln_gates.weight, shift, cell.ln_cell.weight, cell.ln_cell.bias]
-    xhat, rstd, c_mean, c_rstd = (new(B, NUM_GATES, n), new(B, NUM_GATES), new(B), new(B)) if cell.layer_norm \
-        else (None,) * 4
-    h, c = new(B, n), new(B, n)
-    ops.cell_forward.default(p1, p2, *(scale or [None] * 4), c_prev, None, *ln, cell.ln_cell.eps if cell.layer_norm else 0.0,
-                     new(B, NUM_GATES, n), xhat, rstd, c, c_mean, c_rstd, new(B, n), h)
+    cache = _step_scratch.__dict__.setdefault("buffers", {})
+    key = (B, n, c_prev.dtype, c_prev.device, ln)
+    if key not in cache:
+        new = c_prev.new_empty
+        cache[key] = (new(B, NUM_GATES, n), *((new(B, NUM_GATES, n), new(B, NUM_GATES), new(B), new(B)) if ln
+                                             else (None,) * 4), new(B, n))
+        while len(cache) > 16:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
+def _inference_update_kernel(ops, p1: Tensor, p2: Optional[Tensor], c_prev: Tensor, scale, ln: list, eps: float):
+    """One `cell_forward` call; returns new (h_t, c_t), the rest goes to per-thread scratch."""
+    B, n = c_prev.shape
+    act, xhat, rstd, c_mean, c_rstd, tc = _inference_scratch(c_prev, ln[0] is not None)
+    h, c = c_prev.new_empty(B, n), c_prev.new_empty(B, n)
+    ops.cell_forward.default(p1, p2, *(scale or [None] * 4), c_prev, None, *ln, eps,
+                             act, xhat, rstd, c, c_mean, c_rstd, tc, h)
     return h, c
 
 

@@ -261,3 +261,28 @@ def test_incremental_one_step_inference_equals_reference(layer_norm, backend):
     torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
     for name, a, b in zip(_CellState._fields, f_final, final):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_one_step_plan_follows_parameter_updates():
+    """The one-step path keeps derived weights on the cell; an in-place update or a dtype change renews them."""
+    torch.manual_seed(0)
+    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=True)).double().eval().layers[0]
+    state = random_cell_state()
+    x = torch.randn(1, B, N_X, dtype=torch.float64)
+
+    def both():
+        with torch.no_grad():
+            return fused_layer(cell, x, state, None)[0], run_layer(cell, x, state, None, False)[0]
+
+    fast, ref = both()
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        for p in cell.parameters():  # an optimizer-like in-place step
+            p.add_(0.05 * torch.randn_like(p))
+    fast2, ref2 = both()
+    assert not torch.allclose(ref2, ref)
+    torch.testing.assert_close(fast2, ref2, rtol=1e-10, atol=1e-10)
+    cell.float()
+    x, state = x.float(), _CellState(*(t.detach().float() for t in state))
+    fast3, ref3 = both()
+    torch.testing.assert_close(fast3, ref3, rtol=2e-5, atol=2e-6)
