@@ -95,8 +95,10 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(
     assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
     assert "bsz=8" in outputs[0] or "bsz 8" in outputs[0]
     single, ddp = model_params(tmp_path / "single/checkpoint_last.pt"), model_params(tmp_path / "ddp/checkpoint_last.pt")
+    # float32 sums over 8 rows vs 4 + 4 (all-reduce) round differently; after 3 Adam steps that leaves
+    # ~1e-6 (measured up to 1.3e-6 with the fused CPU kernels), while a wrong reduction moves weights by ~lr
     for name in single:
-        torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-5, msg=name)
 
 
 def test_sampling_is_reproducible_under_a_seed_and_scoring_matches_eval(trained_lm, ptb_slice_bin, ptb_slice_text):
