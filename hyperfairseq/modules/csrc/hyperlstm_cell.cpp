@@ -250,17 +250,12 @@ void forward_impl(const Tensor& p1, const OptTensor& p2, const OptTensor& d, con
         continue;
       }
       each<T>(n, [&](int64_t i, int64_t c) { st(cell_at(i, c), cn + i, c); });
-      T mean = 0, r = 1;
-      if (cell_ln) {
-        std::tie(mean, r) = moments(static_cast<const T*>(cn), n, eps);
-        CM.at(b) = mean;
-        CR.at(b) = r;
-      }
-      const T *w = cell_ln ? CW.row(b) : nullptr, *s = cell_ln ? CB.row(b) : nullptr;
+      const auto [mean, r] = moments(static_cast<const T*>(cn), n, eps);  // LN(c_t), output path only (R8)
+      CM.at(b) = mean;
+      CR.at(b) = r;
+      const T *w = CW.row(b), *s = CB.row(b);
       each<T>(n, [&](int64_t i, int64_t c) {
-        V v = ld(cn + i, c);
-        if (w) v = (v - V(mean)) * V(r) * ld(w + i, c) + ld(s + i, c);
-        const V t = tanh_(v);
+        const V t = tanh_((ld(cn + i, c) - V(mean)) * V(r) * ld(w + i, c) + ld(s + i, c));
         st(t, tcr + i, c);
         st(ld(ao + i, c) * t, h + i, c);
       });
