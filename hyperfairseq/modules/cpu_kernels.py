@@ -54,8 +54,9 @@ def _build() -> None:
         from torch.utils import cpp_extension
 
         tag, flags = _flags()
-        cpp_extension.load(name=f"hyperfairseq_cell_{tag}", sources=[str(SOURCE)], extra_cflags=flags,
-                           with_cuda=False, is_python_module=False, verbose=False)
+        # OpenMP for at::parallel_for: libgomp.so.1 resolves to the copy torch has already loaded
+        cpp_extension.load(name=f"hyperfairseq_cell_{tag}", sources=[str(SOURCE)], extra_cflags=flags + ["-fopenmp"],
+                           extra_ldflags=["-fopenmp"], with_cuda=False, is_python_module=False, verbose=False)
     finally:
         os.environ["PATH"] = path
         for logger, level in zip(loggers, levels):

@@ -286,3 +286,26 @@ def test_one_step_plan_follows_parameter_updates():
     x, state = x.float(), _CellState(*(t.detach().float() for t in state))
     fast3, ref3 = both()
     torch.testing.assert_close(fast3, ref3, rtol=2e-5, atol=2e-6)
+
+
+def test_kernels_split_the_batch_across_threads_exactly():
+    """Wide enough rows that the kernels' parallel_for splits the batch (thread-local LN and β sums)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        cell = perturbed(HyperLSTM(N_X, 2048, 1, N_HAT, N_Z, layer_norm=True, recurrent_dropout=0.2)).double().layers[0]
+        x = torch.randn(3, 8, N_X, dtype=torch.float64, requires_grad=True)
+        state = _CellState(*(torch.randn(8, n, dtype=torch.float64) for n in (2048, 2048, N_HAT, N_HAT)))
+        results = []
+        for run in (run_layer, fused_layer):
+            torch.manual_seed(3)
+            out, final, _ = run(cell, x, state, None, False)
+            loss = out.square().sum() + final.c.sum()
+            results.append((out, torch.autograd.grad(loss, [x, *cell.parameters()])))
+        (out, grads), (f_out, f_grads) = results
+        torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
+        for (name, _), a, b in zip(cell.named_parameters(), f_grads[1:], grads[1:]):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
+    finally:
+        torch.set_num_threads(threads)
