@@ -181,9 +181,7 @@ Scales<T> scales(const OptTensor& d, const OptTensor& z, const OptTensor& w_d) {
   return s;
 }
 
-// Batch rows per task. The JIT build passes no -fopenmp (the wheel's bundled OpenMP runtime is not linked
-// a second time), so at::parallel_for runs every row on the calling thread; the sums are per thread all
-// the same, ready for a build with OpenMP.
+// Batch rows per task of at::parallel_for (built with -fopenmp; libgomp.so.1 resolves to torch's copy).
 int64_t grain_for(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, kGates * n)); }
 
 template <typename T>
