@@ -118,9 +118,9 @@ def pyplot():
 
 
 def finish_figure(fig, ax, out: str, title: Optional[str] = None) -> None:
-    """Title, layout, save as `out` (and an SVG beside a PNG), close."""
+    """Title (on `ax`, or the whole figure when ax is None), layout, save as `out` (and an SVG beside a PNG), close."""
     if title:
-        ax.set_title(title, fontsize=9)
+        (fig.suptitle if ax is None else ax.set_title)(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=150)
     if out.endswith(".png"):

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from hyperfairseq.modules.hyperlstm import GATES, NUM_GATES
 
-from .common import Trace, pyplot
+from .common import Trace, finish_figure, pyplot
 
 GATE_LABELS = [f"$W_h^{{{g}}}$" for g in GATES]
 
@@ -71,12 +71,7 @@ def plot_text(symbols, delta: np.ndarray, out_stem: str, width: int = 80, title:
         ax.set_yticks(range(NUM_GATES))
         ax.set_yticklabels(GATE_LABELS, fontsize=6)
         ax.set_xlim(-0.5, width - 0.5)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{out_stem}.{ext}", dpi=150)
-    plt.close(fig)
+    finish_figure(fig, None, f"{out_stem}.png", title)
 
 
 def plot_strokes(pen: np.ndarray, delta: np.ndarray, out_stem: str, title: str = "") -> None:
@@ -96,9 +91,4 @@ def plot_strokes(pen: np.ndarray, delta: np.ndarray, out_stem: str, title: str =
     bottom.set_yticks(range(NUM_GATES))
     bottom.set_yticklabels(GATE_LABELS, fontsize=7)
     bottom.set_xlabel("pen step (▼ end of stroke)")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(f"{out_stem}.{ext}", dpi=150)
-    plt.close(fig)
+    finish_figure(fig, None, f"{out_stem}.png", title)
