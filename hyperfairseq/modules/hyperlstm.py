@@ -21,61 +21,19 @@ Gates are stored in nn.LSTM's order (i, f, g, o) so weights copy across in parit
 code's order (i, g, f, o) differs only in naming, since every gate block is initialised alike.
 """
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .hyperlstm_fused import fast_path_applies, fused_layer
+from .fused_layer import fast_path_applies, fused_layer
 from .init import d_projection_, orthogonal_gates_, z_projection_
+from .state import (CellState, HyperLSTMInternals, HyperLSTMState, StepInternals, layer_state, stack_internals,
+                    stack_states, stack_steps, where_state)
 
 NUM_GATES = 4
 GATES = ("i", "f", "g", "o")  # storage order of the 4·N_h rows, as nn.LSTM
-
-
-class HyperLSTMState(NamedTuple):
-    """Recurrent state of a (multi-layer) HyperLSTM: each field (L, B, size).
-
-    `h_hat` and `c_hat` (the hyper cell's state, size N_ĥ) are None when the hypernetwork is off.
-    """
-
-    h: Tensor
-    c: Tensor
-    h_hat: Optional[Tensor] = None
-    c_hat: Optional[Tensor] = None
-
-
-class HyperLSTMInternals(NamedTuple):
-    """Per-step internals for the paper's analyses (Figures 4, 5, 7), each (L, T, B, ...).
-
-    d_h, d_x: (L, T, B, 4, N_h) weight scalings (Eq. 12); beta: (L, T, B, 4, N_h) dynamic bias
-    W_bz z_b (Eq. 12, without b_0); all three None without the hypernetwork. c: (L, T, B, N_h) the carried,
-    un-normalised cell state; g: (L, T, B, N_h) the candidate tanh(g_t) after recurrent dropout.
-    """
-
-    d_h: Optional[Tensor]
-    d_x: Optional[Tensor]
-    beta: Optional[Tensor]
-    c: Tensor
-    g: Tensor
-
-
-class _CellState(NamedTuple):
-    """One layer's state, each (B, size); hyper fields None without the hypernetwork."""
-
-    h: Tensor
-    c: Tensor
-    h_hat: Optional[Tensor]
-    c_hat: Optional[Tensor]
-
-
-class _StepInternals(NamedTuple):
-    d_h: Optional[Tensor]
-    d_x: Optional[Tensor]
-    beta: Optional[Tensor]
-    c: Tensor
-    g: Tensor
 
 
 class GateLayerNorm(nn.Module):
@@ -292,10 +250,10 @@ class HyperLSTMCell(nn.Module):
         self,
         x_proj: Tensor,
         hyper_x_proj: Optional[Tensor],
-        state: _CellState,
+        state: CellState,
         mask: Optional[Tensor] = None,
         hyper_mask: Optional[Tensor] = None,
-    ) -> Tuple[_CellState, _StepInternals]:
+    ) -> Tuple[CellState, StepInternals]:
         """One time step from precomputed input projections (see `input_projection`)."""
         hh = F.linear(state.h, self.weight_hh)  # W_h h_{t-1}
         h_hat = c_hat = d_h = d_x = beta = None
@@ -312,7 +270,7 @@ class HyperLSTMCell(nn.Module):
             d_h, d_x, beta = self.hyper.scalings(h_hat)  # Eq. 11-12, from ĥ_t (R1)
             pre = d_x * x_proj + d_h * hh + beta  # Eq. 12
         h, c, g = self.update(pre, state.c, mask)
-        return _CellState(h, c, h_hat, c_hat), _StepInternals(d_h, d_x, beta, c, g)
+        return CellState(h, c, h_hat, c_hat), StepInternals(d_h, d_x, beta, c, g)
 
     def update(self, pre: Tensor, c: Tensor, mask: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         """Add b_0, layer-normalise per gate, and apply the LSTM update (Eq. 12-13)."""
@@ -320,14 +278,14 @@ class HyperLSTMCell(nn.Module):
             pre = pre + self.bias
         return lstm_update(self.ln_gates(pre), c, self.forget_bias, self.ln_cell, mask)
 
-    def zero_state(self, batch: int, like: Tensor) -> _CellState:
+    def zero_state(self, batch: int, like: Tensor) -> CellState:
         zeros = lambda n: like.new_zeros(batch, n)  # noqa: E731
         if self.hyper is None:
-            return _CellState(zeros(self.hidden_size), zeros(self.hidden_size), None, None)
+            return CellState(zeros(self.hidden_size), zeros(self.hidden_size), None, None)
         n_hat = self.hyper.cell.hidden_size
-        return _CellState(zeros(self.hidden_size), zeros(self.hidden_size), zeros(n_hat), zeros(n_hat))
+        return CellState(zeros(self.hidden_size), zeros(self.hidden_size), zeros(n_hat), zeros(n_hat))
 
-    def forward(self, x: Tensor, state: Optional[_CellState] = None) -> _CellState:
+    def forward(self, x: Tensor, state: Optional[CellState] = None) -> CellState:
         """One step from raw input x (B, N_x), nn.LSTMCell-style; returns the new state."""
         if state is None:
             state = self.zero_state(x.shape[0], x)
@@ -349,9 +307,10 @@ class HyperLSTM(nn.Module):
         num_layers: stacked layers, each feeding its h to the next (no skip connections, as the
             paper's parameter counts imply).
         dropout: drop probability on the outputs of every layer but the last (like nn.LSTM).
-        fast: run hyper layers through `hyperlstm_fused.fused_layer` (same maths, hand-written
-            backward) where it applies: float32/bf16/fp16 and no internals; `run_layer` (the
-            reference) otherwise. Set `fast=False` (or the attribute) to force the reference.
+        fast: run layers (hyper and baseline alike) through `fused_layer.fused_layer` (same maths, fused
+            kernels, hand-written backward) where a fused implementation applies (CPU: the C++ kernels;
+            CUDA: the Triton kernels; float32/bf16/fp16; no internals); `run_layer`, the reference,
+            otherwise. Set `fast=False` (or the attribute) to force the reference.
 
     Inputs: input, state=None, lengths=None, return_internals=False
         input: (T, B, N_x).
@@ -362,6 +321,9 @@ class HyperLSTM(nn.Module):
 
     Outputs: output, state[, internals]
         output: (T, B, N_h) the top layer's h_t; state: the final `HyperLSTMState`.
+
+    `step(x_t, state)` runs one time step (x_t: (B, N_x)) and returns (h_t of the top layer, state):
+    the same computation as `forward` on a sequence of length 1 (decoders with input feeding use it).
 
     Example::
 
@@ -436,6 +398,17 @@ class HyperLSTM(nn.Module):
             return x, new_state, stack_internals(internals)
         return x, new_state
 
+    def step(self, x: Tensor, state: Optional[HyperLSTMState] = None) -> Tuple[Tensor, HyperLSTMState]:
+        """One time step of the whole stack: x (B, N_x) -> (h_t of the top layer (B, N_h), new state).
+
+        The same computation as `forward` on a length-1 sequence, so it takes the fused path where that
+        applies (one-step inference without autograd goes through the kernels' step plan).
+        """
+        if x.dim() != 2:
+            raise ValueError(f"HyperLSTM.step expects x of shape (B, {self.input_size}); got {tuple(x.shape)}")
+        out, state = self.forward(x.unsqueeze(0), state)
+        return out[0], state
+
     def _check_input(self, input: Tensor, state: Optional[HyperLSTMState], lengths: Optional[Tensor]) -> None:
         if input.dim() != 3 or input.shape[2] != self.input_size:
             raise ValueError(
@@ -460,10 +433,10 @@ class HyperLSTM(nn.Module):
 def run_layer(
     cell: HyperLSTMCell,
     x: Tensor,
-    state: _CellState,
+    state: CellState,
     keep: Optional[Tensor],
     return_internals: bool,
-) -> Tuple[Tensor, _CellState, Optional[_StepInternals]]:
+) -> Tuple[Tensor, CellState, Optional[StepInternals]]:
     """Run one layer over the sequence: input projections in one matmul, then the time loop.
 
     keep: (T, B, 1) bool, True while a step lies inside its sequence; None for full batches.
@@ -484,16 +457,12 @@ def run_layer(
         if keep is None:
             state, out = new, new.h
         else:
-            state = _where_state(keep[t], new, state)
+            state = where_state(keep[t], new, state)
             out = new.h * keep[t]
         outputs.append(out)
         if return_internals:
             recorded.append(internals)
-    stacked = _StepInternals(*(_stack_or_none(field) for field in zip(*recorded))) if return_internals else None
-    return torch.stack(outputs), state, stacked
-
-
-# -- helpers -------------------------------------------------------------------------------------
+    return torch.stack(outputs), state, stack_steps(recorded) if return_internals else None
 
 
 def _check_sizes(**sizes: int) -> None:
@@ -507,31 +476,3 @@ def _masks(steps: int, batch: int, size: int, p: float, training: bool, like: Te
         return None
     keep = like.new_empty(steps, batch, size).bernoulli_(1.0 - p)
     return keep / (1.0 - p)
-
-
-def _where_state(keep: Tensor, new: _CellState, old: _CellState) -> _CellState:
-    return _CellState(*(None if n is None else torch.where(keep, n, o) for n, o in zip(new, old)))
-
-
-def _stack_or_none(values) -> Optional[Tensor]:
-    return None if values[0] is None else torch.stack(values)
-
-
-def layer_state(state: HyperLSTMState, layer: int) -> _CellState:
-    """One layer's slice of a stacked state."""
-    return _CellState(*(None if s is None else s[layer] for s in state))
-
-
-def stack_states(states: List[_CellState]) -> HyperLSTMState:
-    return HyperLSTMState(*(_stack_or_none(field) for field in zip(*states)))
-
-
-def stack_internals(per_layer: List[Optional[_StepInternals]]) -> HyperLSTMInternals:
-    """Layers' (T, B, ...) internals -> (L, T, B, ...), gate axis split out of d_h, d_x, β."""
-    fields = []
-    for name, values in zip(_StepInternals._fields, zip(*per_layer)):
-        stacked = _stack_or_none(values)
-        if stacked is not None and name in ("d_h", "d_x", "beta"):
-            stacked = stacked.unflatten(-1, (NUM_GATES, -1))
-        fields.append(stacked)
-    return HyperLSTMInternals(*fields)

@@ -1,130 +1,151 @@
-"""Fast HyperLSTM layer (hyperlstm_fused) against the reference time loop (hyperlstm.run_layer).
+"""The fast layer (fused_layer: fused kernels + hand-written backward) against the reference (run_layer).
 
-Float64 comparisons hold to 1e-10 (the fast path reorders sums only); float32 through the module's
-dispatch holds to 2e-5 relative / 2e-6 absolute on outputs and 1e-4 / 1e-5 on gradients. The main
-equivalence tests run twice: through the fused C++ cell kernels (csrc/hyperlstm_cell.cpp, which must
-build here: no skip) and through the ATen version used where they cannot.
+Float64 comparisons hold to 1e-10: the fast path reorders sums only (a handful of ulps of values of
+order 1 over T = 6 steps is ~1e-15). Float32 through the module's dispatch holds to 2e-5 relative /
+2e-6 absolute on outputs and 1e-4 / 1e-5 on gradients (float32 eps 1.2e-7 times the ~100 terms summed
+per value, with margin). The equivalence tests run for hyper and baseline (LSTM / LN-LSTM) layers,
+through every kernel backend built here (`backend` fixture: the C++ kernels must build, no skip), and
+through the CUDA-graph plan logic in its CPU `replay` mode as well as eagerly (`runner` fixture).
 """
 
 import pytest
 import torch
 
-from hyperfairseq.modules import HyperLSTM, HyperLSTMState
+from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, workspace
 from hyperfairseq.modules import hyperlstm as ref_module
-from hyperfairseq.modules import cpu_kernels, hyperlstm_fused
-from hyperfairseq.modules.hyperlstm import _CellState, run_layer
-from hyperfairseq.modules.hyperlstm_fused import fused_layer
+from hyperfairseq.modules.fused_layer import fused_layer
+from hyperfairseq.modules.fused_loops import KERNEL_MAX_NZ
+from hyperfairseq.modules.hyperlstm import run_layer
+from hyperfairseq.modules.state import CellState
 from test_hyperlstm import perturbed
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
+BACKENDS = ["cpp"]
 
 
-def random_cell_state(dtype=torch.float64, seed=1, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda n: torch.randn(B, n, generator=g, dtype=dtype).to(device).requires_grad_()  # noqa: E731
-    return _CellState(r(N_H), r(N_H), r(N_HAT), r(N_HAT))
-
-
-@pytest.fixture(params=["kernel", "aten"])
+@pytest.fixture(params=BACKENDS)
 def backend(request, monkeypatch):
-    """Run a test through the fused C++ kernels, then through the ATen fallback."""
-    if request.param == "kernel":
-        assert cpu_kernels.ops() is not None, f"the fused CPU kernels did not build: {cpu_kernels._state['error']}"
-    else:
-        monkeypatch.setenv(cpu_kernels.ENV, "0")
+    """Run a test through each fused backend (forced for CPU tensors)."""
+    monkeypatch.setenv(kernels.KERNELS_ENV, request.param)
+    assert kernels.kernels_for(torch.device("cpu")) is not None, f"the {request.param} kernels are unavailable"
     return request.param
 
 
-def run_both(layer_norm, dropout=0.0, hyper_dropout=0.0, lengths=None, dtype=torch.float64, seed=0, device="cpu",
-             n_z=N_Z):
-    """The same layer, input, state and masks through run_layer and fused_layer; returns both results."""
-    torch.manual_seed(seed)
-    rnn = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, n_z, layer_norm=layer_norm, recurrent_dropout=dropout,
-                              hyper_recurrent_dropout=hyper_dropout)).to(dtype=dtype, device=device)
-    cell = rnn.layers[0]
-    x = torch.randn(T, B, N_X, dtype=dtype).to(device).requires_grad_()
-    state = random_cell_state(dtype, device=device)
-    keep = None
-    if lengths is not None:
-        keep = (torch.arange(T).unsqueeze(1) < torch.tensor(lengths).unsqueeze(0)).unsqueeze(-1).to(device)
+@pytest.fixture(params=["eager", "replay"])
+def runner(request, monkeypatch):
+    """Eager launches, or the CUDA-graph plans with an eager re-run standing in for each graph."""
+    monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "0" if request.param == "eager" else "replay")
+    return request.param
+
+
+def random_cell_state(hyper=True, dtype=torch.float64, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda n: torch.randn(B, n, generator=g, dtype=dtype).requires_grad_()  # noqa: E731
+    return CellState(r(N_H), r(N_H), r(N_HAT) if hyper else None, r(N_HAT) if hyper else None)
+
+
+def make_layer(use_hyper=True, layer_norm=False, dropout=0.0, n_z=N_Z, dtype=torch.float64, n_h=N_H):
+    torch.manual_seed(0)
+    rnn = HyperLSTM(N_X, n_h, 1, N_HAT, n_z, use_hyper=use_hyper, layer_norm=layer_norm,
+                    recurrent_dropout=dropout, hyper_recurrent_dropout=dropout)
+    return perturbed(rnn).to(dtype).layers[0]
+
+
+def keep_of(lengths):
+    return None if lengths is None else (torch.arange(T).unsqueeze(1) < torch.tensor(lengths)).unsqueeze(-1)
+
+
+def run(fn, cell, x, state, keep, seed=123):
+    """Outputs, final state and the gradients of a fixed random loss w.r.t. x, state and parameters."""
+    torch.manual_seed(seed)  # same RNG stream: masks must be drawn identically
+    out, final, _ = fn(cell, x, state, keep, False)
     g = torch.Generator().manual_seed(7)
-    w_out = torch.randn(T, B, N_H, generator=g, dtype=dtype).to(device)
-    w_state = [torch.randn(B, n, generator=g, dtype=dtype).to(device) for n in (N_H, N_H, N_HAT, N_HAT)]
-    results = []
-    for run in (run_layer, fused_layer):
-        torch.manual_seed(123)  # same RNG stream: masks must be drawn identically
-        out, final, _ = run(cell, x, state, keep, False)
-        loss = (out * w_out).sum() + sum((s * w).sum() for s, w in zip(final, w_state))
-        inputs = [x, *state, *cell.parameters()]
-        grads = torch.autograd.grad(loss, inputs)
-        results.append((out, final, grads))
-    names = ["x", "h0", "c0", "h_hat0", "c_hat0", *(n for n, _ in cell.named_parameters())]
-    return results, names
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + sum((s * torch.randn(s.shape, generator=g, dtype=s.dtype)).sum() for s in final if s is not None)
+    inputs = [x, *(s for s in state if s is not None), *cell.parameters()]
+    return out, final, torch.autograd.grad(loss, inputs)
 
 
-def assert_same(results, names, rtol=1e-10, atol=1e-10, grad_rtol=None, grad_atol=None):
-    (out, final, grads), (f_out, f_final, f_grads) = results
+def run_both(use_hyper=True, layer_norm=False, dropout=0.0, lengths=None, dtype=torch.float64, n_z=N_Z, calls=1):
+    """The same layer, input, state and masks through run_layer and (`calls` times) fused_layer."""
+    cell = make_layer(use_hyper, layer_norm, dropout, n_z, dtype)
+    x = torch.randn(T, B, N_X, dtype=dtype).requires_grad_()
+    state = random_cell_state(use_hyper, dtype)
+    ref = run(run_layer, cell, x, state, keep_of(lengths))
+    fused = [run(fused_layer, cell, x, state, keep_of(lengths)) for _ in range(calls)]
+    names = ["x", *(f for f, s in zip(CellState._fields, state) if s is not None), *(n for n, _ in cell.named_parameters())]
+    return ref, fused, names
+
+
+def assert_same(ref, fused, names, rtol=1e-10, atol=1e-10, grad_rtol=None, grad_atol=None):
+    (out, final, grads), (f_out, f_final, f_grads) = ref, fused
     torch.testing.assert_close(f_out, out, rtol=rtol, atol=atol, msg="outputs")
-    for name, a, b in zip(_CellState._fields, f_final, final):
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=f"final {name}")
+    for name, a, b in zip(CellState._fields, f_final, final):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=f"final {name}")
     for name, a, b in zip(names, f_grads, grads):
-        torch.testing.assert_close(a, b, rtol=grad_rtol or rtol, atol=grad_atol or atol,
-                                   msg=f"gradient of {name}")
+        torch.testing.assert_close(a, b, rtol=grad_rtol or rtol, atol=grad_atol or atol, msg=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_float64(layer_norm, backend):
-    assert_same(*run_both(layer_norm))
+LAYERS = [(True, False), (True, True), (False, False), (False, True)]
+LAYER_IDS = ["hyper", "ln-hyper", "lstm", "ln-lstm"]
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_large_n_z(layer_norm, backend):
-    """Above KERNEL_MAX_NZ the kernels take d = z W_d from one bmm instead of computing it themselves."""
-    n_z = hyperlstm_fused.KERNEL_MAX_NZ + 1
-    assert_same(*run_both(layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z))
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+def test_fused_equals_reference_float64(use_hyper, layer_norm, backend, runner):
+    ref, fused, names = run_both(use_hyper, layer_norm, calls=3)  # the 2nd call makes a plan, the 3rd replays it
+    for result in fused:
+        assert_same(ref, result, names)
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_with_recurrent_dropout_same_masks(layer_norm, backend):
-    results, names = run_both(layer_norm, dropout=0.4, hyper_dropout=0.3)
-    assert_same(results, names)
-    # the masks really were applied: without dropout the outputs differ
-    clean, _ = run_both(layer_norm)
-    assert not torch.allclose(clean[1][0], results[1][0])
-
-
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_equals_reference_with_lengths_padding(layer_norm, backend):
-    results, names = run_both(layer_norm, dropout=0.2, lengths=[T, 2, 0, 5])
-    assert_same(results, names)
-    out = results[1][0]
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, layer_norm, backend, runner):
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.4, lengths=[T, 2, 0, 5], calls=2)
+    for result in fused:
+        assert_same(ref, result, names)
+    out = fused[-1][0]
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
+    clean, _, _ = run_both(use_hyper, layer_norm, lengths=[T, 2, 0, 5])  # the masks really were applied
+    assert not torch.allclose(clean[1].c, ref[1].c)
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_fused_float32_tolerance(layer_norm, backend):
-    assert_same(*run_both(layer_norm, dropout=0.2, dtype=torch.float32), rtol=2e-5, atol=2e-6,
-                grad_rtol=1e-4, grad_atol=1e-5)
+@pytest.mark.parametrize("n_z", [1, 4, KERNEL_MAX_NZ + 1])
+def test_fused_equals_reference_for_every_n_z(layer_norm, n_z, backend):
+    """Up to KERNEL_MAX_NZ the kernels compute d = z W_d themselves; above, one bmm per step feeds them d."""
+    ref, fused, names = run_both(True, layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z)
+    assert_same(ref, fused[0], names)
 
 
-def test_cpu_kernels_build_and_apply_by_default_to_cpu_float32_and_float64():
-    assert cpu_kernels.ops() is not None, f"the fused CPU kernels did not build: {cpu_kernels._state['error']}"
-    assert cpu_kernels.applies(torch.zeros(1)) and cpu_kernels.applies(torch.zeros(1, dtype=torch.float64))
-    assert not cpu_kernels.applies(torch.zeros(1, dtype=torch.bfloat16))
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+def test_fused_float32_tolerance(use_hyper, layer_norm, backend):
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32)
+    assert_same(ref, fused[0], names, rtol=2e-5, atol=2e-6, grad_rtol=1e-4, grad_atol=1e-5)
+
+
+def test_cpu_kernels_build_and_serve_cpu_float32_and_float64():
+    assert kernels.kernels_for(torch.device("cpu")) is not None, "the fused CPU kernels did not build"
+    assert kernels.compute_dtype(torch.device("cpu"), torch.float32) == torch.float32
+    assert kernels.compute_dtype(torch.device("cpu"), torch.float64) == torch.float64
+    assert kernels.compute_dtype(torch.device("cpu"), torch.bfloat16) == torch.float32  # 16-bit: fp32 kernels
 
 
 def test_cpu_kernels_switch_off(monkeypatch):
+    from hyperfairseq.modules import cpu_kernels
+
     monkeypatch.setenv(cpu_kernels.ENV, "0")
-    assert cpu_kernels.ops() is None and not cpu_kernels.applies(torch.zeros(1))
+    assert kernels.kernels_for(torch.device("cpu")) is None
+    assert not ref_module.fast_path_applies(make_layer(dtype=torch.float32), torch.zeros(2, 1, N_X), False)
 
 
 @pytest.fixture
 def small_workspace(monkeypatch):
     """Let the buffer reuse take the tiny buffers of these tests (it normally starts at 8 MiB)."""
-    monkeypatch.setattr(hyperlstm_fused, "_REUSE_MIN_BYTES", 0)
-    hyperlstm_fused.WORKSPACE.clear()
-    yield hyperlstm_fused.WORKSPACE
-    hyperlstm_fused.WORKSPACE.clear()
+    monkeypatch.setattr(workspace, "_REUSE_MIN_BYTES", 0)
+    monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "0")
+    workspace.WORKSPACE.clear()
+    yield workspace.WORKSPACE
+    workspace.WORKSPACE.clear()
 
 
 def _train_step(cell, x, state, retain=False):
@@ -135,9 +156,8 @@ def _train_step(cell, x, state, retain=False):
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_workspace_reuses_buffers_and_never_changes_a_result(small_workspace, layer_norm, backend):
-    torch.manual_seed(0)
-    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm)).double().layers[0]
+def test_workspace_reuses_buffers_and_never_changes_a_result(small_workspace, layer_norm):
+    cell = make_layer(layer_norm=layer_norm)
     x = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True)
     state = random_cell_state()
     out1, grads1, _ = _train_step(cell, x, state)  # out1 stays alive: its buffer must not be handed out
@@ -147,8 +167,9 @@ def test_workspace_reuses_buffers_and_never_changes_a_result(small_workspace, la
     assert out2.data_ptr() != out1.data_ptr()
     for a, b in zip(grads2, grads1):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    # buffers of a finished step are reused: once its outputs are gone, a third step allocates nothing new
-    del out1, out2
+    # buffers of a finished step are reused: once its outputs and gradients are gone, a third step
+    # allocates nothing new
+    del out1, out2, grads1, grads2
     before = {t.data_ptr() for t in small_workspace.entries}
     _train_step(cell, x, state)
     assert {t.data_ptr() for t in small_workspace.entries} == before and before
@@ -164,18 +185,27 @@ def test_workspace_reuses_buffers_and_never_changes_a_result(small_workspace, la
 
 def test_workspace_off(monkeypatch, small_workspace):
     monkeypatch.setenv("HYPERFAIRSEQ_CPU_WORKSPACE_MB", "0")
-    cell = HyperLSTM(N_X, N_H, 1, N_HAT, N_Z).double().layers[0]
-    _train_step(cell, torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True), random_cell_state())
+    _train_step(make_layer(), torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True), random_cell_state())
     assert not small_workspace.entries
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_module_dispatch_two_layers_carried_state_float32(layer_norm):
+def test_inference_mode_call_then_training_call(small_workspace):
+    """Bug: buffers made under torch.inference_mode were reused by the next training call ("Inplace update
+    to inference tensor outside InferenceMode")."""
+    cell = make_layer(dtype=torch.float32)
+    x = torch.randn(T, B, N_X)
+    with torch.inference_mode():
+        fused_layer(cell, x, random_cell_state(dtype=torch.float32), None)
+    _train_step(cell, x.requires_grad_(), random_cell_state(dtype=torch.float32))
+    assert any(t.is_inference() for t in small_workspace.entries)  # the pool did hold inference buffers
+
+
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+def test_module_dispatch_two_layers_carried_state_float32(use_hyper, layer_norm):
     torch.manual_seed(0)
-    fast = perturbed(HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, layer_norm=layer_norm, dropout=0.2,
-                               recurrent_dropout=0.3))
-    ref = HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, layer_norm=layer_norm, dropout=0.2, recurrent_dropout=0.3,
-                    fast=False)
+    kwargs = dict(use_hyper=use_hyper, layer_norm=layer_norm, dropout=0.2, recurrent_dropout=0.3)
+    fast = perturbed(HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, **kwargs))
+    ref = HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, fast=False, **kwargs)
     ref.load_state_dict(fast.state_dict())
     x = torch.randn(2 * T, B, N_X)
     lengths = torch.tensor([2 * T, 3, 7, 2 * T])
@@ -192,14 +222,15 @@ def test_module_dispatch_two_layers_carried_state_float32(layer_norm):
     torch.testing.assert_close(fo, o, rtol=2e-5, atol=2e-6)
     torch.testing.assert_close(fp, p, rtol=2e-5, atol=2e-6)
     for a, b in zip(ff, f):
-        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
     for (name, _), a, b in zip(fast.named_parameters(), fg, g):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_fast_path_is_selected_by_default_for_cpu_float32_only(monkeypatch):
+def test_fast_path_is_selected_by_default_for_hyper_and_baseline_cpu_float32(monkeypatch):
     calls = []
-    real = hyperlstm_fused.fused_layer
+    real = ref_module.fused_layer
 
     def spy(*args):
         calls.append(args[1].dtype)
@@ -211,12 +242,13 @@ def test_fast_path_is_selected_by_default_for_cpu_float32_only(monkeypatch):
     assert calls == [torch.float32, torch.float32]
     calls.clear()
     rnn(torch.randn(1, B, N_X))  # the one-step (incremental) path too
-    assert len(calls) == 2
+    HyperLSTM(N_X, N_H, 1, use_hyper=False)(torch.randn(T, B, N_X))  # LSTM baseline: the same kernels
+    HyperLSTM(N_X, N_H, 1, use_hyper=False, layer_norm=True)(torch.randn(T, B, N_X))
+    assert len(calls) == 4
     calls.clear()
     rnn(torch.randn(T, B, N_X), return_internals=True)  # internals: reference
     rnn.double()(torch.randn(T, B, N_X, dtype=torch.float64))  # float64: reference
     HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, fast=False)(torch.randn(T, B, N_X))  # forced reference
-    HyperLSTM(N_X, N_H, 1, use_hyper=False)(torch.randn(T, B, N_X))  # plain LSTM: reference
     assert calls == []
 
 
@@ -231,6 +263,20 @@ def test_bfloat16_runs_and_stays_close_to_float32():
     torch.testing.assert_close(out16.float(), out32, rtol=0.05, atol=0.03)
 
 
+@pytest.mark.parametrize("use_hyper", [True, False])
+def test_autocast_bfloat16_trains_and_matches_float32(use_hyper):
+    """Bug: under autocast the input projection came out bf16 and the weights fp32: `mm(out=)` raised."""
+    torch.manual_seed(0)
+    rnn = perturbed(HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, use_hyper=use_hyper, layer_norm=True))
+    x = torch.randn(T, B, N_X)
+    ref, _ = rnn(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = rnn(x)
+    out.float().square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in rnn.parameters())
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.03)  # bf16 input projections: ~3 digits
+
+
 def test_full_state_gradcheck_small_float64():
     """gradcheck of the hand-written backward itself (independent of the reference)."""
     torch.manual_seed(0)
@@ -241,51 +287,77 @@ def test_full_state_gradcheck_small_float64():
     keep = torch.tensor([[True, True], [True, False], [True, False]]).unsqueeze(-1)
 
     def f(x, *st):
-        out, final, _ = fused_layer(cell, x, _CellState(*st), keep)
+        out, final, _ = fused_layer(cell, x, CellState(*st), keep)
         return out, *final
 
     assert torch.autograd.gradcheck(f, (x, *st))
-    assert HyperLSTMState  # re-exported state type stays importable alongside the fast path
+    assert HyperLSTMState  # the stacked state type stays importable alongside the fast path
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_incremental_one_step_inference_equals_reference(layer_norm, backend):
-    torch.manual_seed(0)
-    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=layer_norm, recurrent_dropout=0.3)).double()
-    cell = cell.eval().layers[0]
-    state = random_cell_state()
+def test_hyper_cell_uses_its_own_forget_bias():
+    """Bug: the fast path added the main cell's forget bias inside the hyper cell."""
+    for layer_norm in (False, True):
+        cell = make_layer(layer_norm=layer_norm)
+        cell.hyper.cell.forget_bias = -0.7
+        x, state = torch.randn(T, B, N_X, dtype=torch.float64), random_cell_state()
+        with torch.no_grad():
+            out, final, _ = run_layer(cell, x, state, None, False)
+            f_out, f_final, _ = fused_layer(cell, x, state, None)
+        torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(f_final.h_hat, final.h_hat, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+@pytest.mark.parametrize("n_z", [N_Z, KERNEL_MAX_NZ + 1])
+def test_incremental_one_step_inference_equals_reference(use_hyper, layer_norm, n_z, backend):
+    if not use_hyper and n_z != N_Z:
+        return
+    cell = make_layer(use_hyper, layer_norm, dropout=0.3, n_z=n_z).eval()
+    state = random_cell_state(use_hyper)
     x = torch.randn(1, B, N_X, dtype=torch.float64)
     with torch.no_grad():
         out, final, _ = run_layer(cell, x, state, None, False)
         f_out, f_final, _ = fused_layer(cell, x, state, None)
     torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
-    for name, a, b in zip(_CellState._fields, f_final, final):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+    for name, a, b in zip(CellState._fields, f_final, final):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def _one_step_both(cell, x, state):
+    with torch.no_grad():
+        return fused_layer(cell, x, state, None)[0], run_layer(cell, x, state, None, False)[0]
 
 
 def test_one_step_plan_follows_parameter_updates():
     """The one-step path keeps derived weights on the cell; an in-place update or a dtype change renews them."""
-    torch.manual_seed(0)
-    cell = perturbed(HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, layer_norm=True)).double().eval().layers[0]
-    state = random_cell_state()
-    x = torch.randn(1, B, N_X, dtype=torch.float64)
-
-    def both():
-        with torch.no_grad():
-            return fused_layer(cell, x, state, None)[0], run_layer(cell, x, state, None, False)[0]
-
-    fast, ref = both()
+    cell = make_layer(layer_norm=True).eval()
+    state, x = random_cell_state(), torch.randn(1, B, N_X, dtype=torch.float64)
+    fast, ref = _one_step_both(cell, x, state)
     torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
     with torch.no_grad():
         for p in cell.parameters():  # an optimizer-like in-place step
             p.add_(0.05 * torch.randn_like(p))
-    fast2, ref2 = both()
+    fast2, ref2 = _one_step_both(cell, x, state)
     assert not torch.allclose(ref2, ref)
     torch.testing.assert_close(fast2, ref2, rtol=1e-10, atol=1e-10)
     cell.float()
-    x, state = x.float(), _CellState(*(t.detach().float() for t in state))
-    fast3, ref3 = both()
+    x, state = x.float(), CellState(*(t.detach().float() for t in state))
+    fast3, ref3 = _one_step_both(cell, x, state)
     torch.testing.assert_close(fast3, ref3, rtol=2e-5, atol=2e-6)
+
+
+def test_one_step_plan_follows_load_state_dict_assign():
+    """Bug: the plan was stamped by the old Parameter objects, so after `load_state_dict(..., assign=True)`
+    one-step decoding silently kept the old weights."""
+    cell = make_layer(layer_norm=True).eval()
+    state, x = random_cell_state(), torch.randn(1, B, N_X, dtype=torch.float64)
+    _one_step_both(cell, x, state)  # makes the plan
+    other = perturbed(make_layer(layer_norm=True), seed=5).state_dict()
+    cell.load_state_dict(other, assign=True)
+    fast, ref = _one_step_both(cell, x, state)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    assert one_step.step_plan(cell, torch.float64).params[0] is next(cell.parameters())
 
 
 def test_kernels_split_the_batch_across_threads_exactly():
@@ -293,14 +365,13 @@ def test_kernels_split_the_batch_across_threads_exactly():
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        torch.manual_seed(0)
-        cell = perturbed(HyperLSTM(N_X, 2048, 1, N_HAT, N_Z, layer_norm=True, recurrent_dropout=0.2)).double().layers[0]
+        cell = make_layer(layer_norm=True, dropout=0.2, n_h=2048)
         x = torch.randn(3, 8, N_X, dtype=torch.float64, requires_grad=True)
-        state = _CellState(*(torch.randn(8, n, dtype=torch.float64) for n in (2048, 2048, N_HAT, N_HAT)))
+        state = CellState(*(torch.randn(8, n, dtype=torch.float64) for n in (2048, 2048, N_HAT, N_HAT)))
         results = []
-        for run in (run_layer, fused_layer):
+        for fn in (run_layer, fused_layer):
             torch.manual_seed(3)
-            out, final, _ = run(cell, x, state, None, False)
+            out, final, _ = fn(cell, x, state, None, False)
             loss = out.square().sum() + final.c.sum()
             results.append((out, torch.autograd.grad(loss, [x, *cell.parameters()])))
         (out, grads), (f_out, f_grads) = results
@@ -309,3 +380,15 @@ def test_kernels_split_the_batch_across_threads_exactly():
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_torch_compile_of_a_model_runs_and_matches_eager():
+    torch.manual_seed(0)
+    rnn = perturbed(HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, layer_norm=True))
+    model = torch.nn.Sequential(rnn)
+    x = torch.randn(T, B, N_X)
+    ref, _ = rnn(x)
+    compiled = torch.compile(lambda x: model(x)[0], backend="eager")
+    torch.testing.assert_close(compiled(x), ref, rtol=1e-6, atol=1e-6)
+    compiled(x).sum().backward()
+    assert all(p.grad is not None for p in rnn.parameters())
