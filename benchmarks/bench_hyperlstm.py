@@ -10,6 +10,7 @@ fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -19,12 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hyperfairseq.modules import HyperLSTM, cpu_kernels
+from hyperfairseq.modules import HyperLSTM, kernels
 from hyperfairseq.run_record import git_commit
 
 SIZES = {  # name: (input N_x, hidden N_h, hyper N_ĥ, N_z)
     "ptb": (64, 1000, 128, 4),
     "enwik8": (64, 1800, 256, 64),
+    "tiny": (8, 16, 8, 4),  # the dry run of gpu_check.sh (code paths only, no speed claim)
 }
 
 
@@ -46,16 +48,21 @@ class CellLoop(nn.Module):
 
 def make_variants(size, device, dtype, with_reference):
     n_x, n_h, n_hat, n_z = SIZES[size]
-    hyper = lambda ln, fast=True: HyperLSTM(n_x, n_h, 1, n_hat, n_z, layer_norm=ln, fast=fast)  # noqa: E731
+
+    def ours(ln, use_hyper=True, fast=True):
+        return HyperLSTM(n_x, n_h, 1, n_hat, n_z, use_hyper=use_hyper, layer_norm=ln, fast=fast)
+
     variants = {
         "nn.LSTM": nn.LSTM(n_x, n_h),
         "LSTMCell loop": CellLoop(n_x, n_h),
-        "HyperLSTM": hyper(False),
-        "LN-HyperLSTM": hyper(True),
+        "HyperLSTM": ours(False),
+        "LN-HyperLSTM": ours(True),
+        "LSTM (ours)": ours(False, use_hyper=False),  # the baselines on the same kernels (issue 13 §2.3)
+        "LN-LSTM (ours)": ours(True, use_hyper=False),
     }
     if with_reference:
-        variants["HyperLSTM (reference)"] = hyper(False, fast=False)
-        variants["LN-HyperLSTM (reference)"] = hyper(True, fast=False)
+        variants["HyperLSTM (reference)"] = ours(False, fast=False)
+        variants["LN-HyperLSTM (reference)"] = ours(True, fast=False)
     return {k: v.to(device=device, dtype=dtype).train() for k, v in variants.items()}
 
 
@@ -165,15 +172,76 @@ def bench_one_step(size, batch, repeats, device, dtype):
             for k, v in times.items()}
 
 
+def _time_replays(fn, device, repeats=50) -> float:
+    """Seconds per call of `fn`: inside a CUDA graph replayed `repeats` times on CUDA, eagerly on CPU."""
+    fn()
+    if device == "cuda":
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        with torch.cuda.graph(graph):
+            for _ in range(10):
+                fn()
+        graph.replay()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            graph.replay()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / (10 * repeats)
+    start = CLOCK()
+    for _ in range(repeats):
+        fn()
+    return (CLOCK() - start) / repeats
+
+
+def bench_micro(size, batch, device):
+    """The per-step GEMM G = h [W_h; Ŵ_x,h]ᵀ in fp32 (TF32 off / on) and bf16, and the launch floor (a
+    one-element add), each per call inside a CUDA graph: the decision rules of gpu-design §5."""
+    n_x, n_h, n_hat, n_z = SIZES[size]
+    rows = {}
+    for label, dtype, tf32 in (("gemm fp32", torch.float32, False), ("gemm tf32", torch.float32, True),
+                               ("gemm bf16", torch.bfloat16, False)):
+        if device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        h = torch.randn(batch, n_h, device=device, dtype=dtype)
+        w_t = torch.randn(n_h, 4 * (n_h + n_hat), device=device, dtype=dtype)
+        out = torch.empty(batch, 4 * (n_h + n_hat), device=device, dtype=dtype)
+        sec = _time_replays(lambda: torch.mm(h, w_t, out=out), device)
+        rows[label] = {"us": sec * 1e6, "tflops": 2 * batch * n_h * w_t.shape[1] / sec / 1e12}
+    one = torch.zeros(1, device=device)
+    rows["launch floor (1-element add)"] = {"us": _time_replays(lambda: one.add_(1.0), device) * 1e6}
+    return rows
+
+
+def cpu_model() -> str:
+    """The CPU's model name, with family/model and vector width where /proc/cpuinfo has them: the same
+    name ("AMD EPYC") covers machines whose GEMMs run at very different speeds (gpu-design §6)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    isa = "avx512f" if "avx512f" in flags else ("avx2" if "avx2" in flags else "")
+    detail = ", ".join(x for x in (f"family {fields['cpu family']} model {fields['model']}"
+                                    if "cpu family" in fields else "", isa) if x)
+    return f"{name} ({detail})" if detail else name
+
+
 def hardware(device):
     if device == "cuda":
         return torch.cuda.get_device_name()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{model or platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+    return f"{cpu_model()}, {torch.get_num_threads()} thread(s)"
 
 
 def main(argv=None):
@@ -190,6 +258,8 @@ def main(argv=None):
     parser.add_argument("--no-tf32", action="store_true", help="CUDA: full fp32 matmuls (default TF32)")
     parser.add_argument("--clock", default="wall", choices=["wall", "process"],
                         help="process: CPU time of this process (use with --threads 1 on a shared CPU)")
+    parser.add_argument("--micro-only", action="store_true", help="only the per-step GEMM and launch-floor micro timings")
+    parser.add_argument("--no-one-step", action="store_true", help="skip the one-step latency")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     global CLOCK
@@ -210,8 +280,16 @@ def main(argv=None):
         "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         "throughput": {}, "one_step": {},
         "commit": git_commit(Path(__file__).resolve().parents[1]),
-        "cpu_kernels": cpu_kernels.ops() is not None if args.device == "cpu" else None,
+        "kernels": (kernels.kernels_for(torch.device(args.device)) or kernels.Kernels("none", None, None, None)).name,
+        "cpu_gemm": os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
     }
+    if args.micro_only:
+        result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)
+                           for size in sizes for b in map(int, args.batches.split(","))}
+        for key, rows in result["micro"].items():
+            for name, row in rows.items():
+                print(f"micro {key:12s} {name:30s} {row['us']:9.2f} us", flush=True)
+        sizes = []
     for size in sizes:
         for batch in map(int, args.batches.split(",")):
             key = f"{size}/B{batch}"
@@ -220,7 +298,7 @@ def main(argv=None):
             for name, row in rows.items():
                 print(f"{key:12s} {name:26s} {row['tokens_per_s']:10.0f} tok/s  x{row['speed_vs_nn_lstm']:.2f}  "
                       f"saved {row['saved_bytes'] / 2**20:8.1f} MiB  x{row['saved_bytes_vs_nn_lstm']:.2f}", flush=True)
-    for batch in (1, 32):
+    for batch in () if args.no_one_step or args.micro_only else (1, 32):
         key = f"ptb/B{batch}"
         result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)
         for name, row in result["one_step"][key].items():

@@ -1,52 +1,118 @@
 #!/usr/bin/env bash
-# One prepared GPU check for the fast HyperLSTM (run from the repo root on the GPU machine):
-#   1. the CUDA equivalence tests (fast path vs reference, float64 on the GPU);
-#   2. the benchmark, TF32 and bf16 (tokens/s against cuDNN nn.LSTM, saved bytes, peak memory);
-#   3. fairseq-train words/s: ln_hyperlstm_lm_ptb against fairseq's lstm_lm (64 / 1000) on char-PTB;
-#   4. ln_hyperlstm_lm_ptb with the paper's settings (Adam 1e-3, clip 1, batch 128 x 100) for
-#      $TRAIN_MIN minutes on char-PTB, then fairseq-eval-lm on the test split (bits per character).
-# Needs .whl/ (fairseq and its missing deps, fairseq-notes §9) and data-bin/ptb_char carried along.
-# Every stage has its own time limit and writes its log under $OUT even when it fails.
+# The prepared GPU check of the HyperLSTM (issue 13 §4, gpu-design §5): one run of at most ~9 minutes on
+# the H200, from the repository root. Every stage has its own time limit and leaves its files under
+# $OUT even when it fails; the last stage packs every log into $OUT/logs.tar.gz and summarises all
+# stages in $OUT/gpu_check.json (8 files at most come back from the device machine).
+#
+#   1 env      GPU, clocks, driver, versions
+#   2 kernels  the fused layer on the GPU against float64 there (fp64/fp32/bf16, boundary shapes,
+#              graph replay bit-identical), then the quick shapes under compute-sanitizer memcheck
+#   3 micro    the Triton row kernels inside CUDA graphs (tile choices), per-step GEMMs, launch gap
+#   4 layer    fwd+bwd tokens/s and peak memory against cuDNN nn.LSTM: TF32 allowed, forbidden, bf16;
+#              PTB and enwik8 sizes
+#   5 speed    fairseq-train words/s of our LMs against fairseq's own lstm_lm: fp32, --amp, --bf16
+#   6 train    ln_hyperlstm_lm_ptb on char-PTB with the paper's settings for $TRAIN_MIN minutes
+#   7 eval     fairseq-eval-lm of that checkpoint on the test split (bits per character)
+#
+# On the device machine: carry .whl (fairseq and its missing dependencies, fairseq-notes §9) and
+# data-bin/ptb_char; OUT is set by the device tool. DRY_RUN=1 runs every stage on this CPU with
+# TRITON_INTERPRET=1 and tiny sizes (DATA=<a binarised char corpus>); tests/unit/test_gpu_check.py does.
 set -u
+cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}
+DRY_RUN=${DRY_RUN:-0}
 TRAIN_MIN=${TRAIN_MIN:-1.5}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  > "$OUT/gpu_setup.log" 2>&1 || { echo "wheel install failed"; cat "$OUT/gpu_setup.log"; exit 1; }
-export PYTHONPATH=/tmp/site:$PWD
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python3 -c "import torch, fairseq; print(torch.__version__, fairseq.__version__)"; } >> "$OUT/gpu_setup.log" 2>&1
-stage() { echo "== $1 $(date +%T)"; }
+DATA=${DATA:-data-bin/ptb_char}
+PY=${PYTHON:-python3}
+WORK="$OUT/work"
+mkdir -p "$WORK"
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+START=$(date +%s)
 
-stage tests
-timeout 90 python3 benchmarks/check_cuda_equivalence.py > "$OUT/gpu_tests.log" 2>&1; tail -3 "$OUT/gpu_tests.log"
+if [ "$DRY_RUN" = 1 ]; then
+  DEVICE=cpu CUDA_FLAG=--cpu CLOCK=process
+  export TRITON_INTERPRET=1 HYPERFAIRSEQ_KERNELS=${HYPERFAIRSEQ_KERNELS:-triton} OMP_NUM_THREADS=1
+  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
+  SMALL=(--decoder-hidden-size 32 --hyper-hidden-size 8)
+else
+  DEVICE=cuda CUDA_FLAG="" CLOCK=wall
+  SIZES=ptb,enwik8 BATCHES=128 STEPS=100 REPEATS=5 UPDATES=20,120 SPEED_BATCH=128 TRAIN_UPDATES=1000000
+  SANITIZE=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  BATCH=128 TPS=100 SMALL=()
+  if [ -d .whl ]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      > "$WORK/setup.log" 2>&1 || echo "wheel install failed (see setup.log)"
+    export PYTHONPATH=/tmp/site:$PWD
+  fi
+fi
 
-stage bench-tf32
-timeout 100 python3 benchmarks/bench_hyperlstm.py --device cuda --repeats 5 --with-reference \
-  --json "$OUT/bench_hyperlstm_cuda_tf32.json" > "$OUT/gpu_bench.log" 2>&1; grep -v Warn "$OUT/gpu_bench.log" | tail -30
-stage bench-bf16
-timeout 70 python3 benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --repeats 5 \
-  --json "$OUT/bench_hyperlstm_cuda_bf16.json" >> "$OUT/gpu_bench.log" 2>&1; tail -24 "$OUT/gpu_bench.log" | grep tok/s
+# stage NAME LIMIT_S CMD...: run one stage with its own limit; its status goes to work/NAME.status
+stage() {
+  local name=$1 limit=$2; shift 2
+  echo "== $name ($(($(date +%s) - START)) s in)"
+  timeout -k 10 "$limit" "$@" > "$WORK/$name.log" 2>&1
+  local rc=$?
+  echo "$rc" > "$WORK/$name.status"
+  tail -4 "$WORK/$name.log"
+}
 
-COMMON="data-bin/ptb_char --user-dir hyperfairseq --optimizer adam --lr 0.001 --clip-norm 1.0 --batch-size 128 \
-  --tokens-per-sample 100 --num-workers 0 --log-format simple --no-save --disable-validation --seed 1"
-stage speed-lstm_lm
-timeout 60 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch lstm_lm \
-  --decoder-embed-dim 64 --decoder-hidden-size 1000 --max-update 120 --log-interval 40 \
-  > "$OUT/gpu_train_speed.log" 2>&1; grep -o "wps=[0-9.]*\|ups=[0-9.]*" "$OUT/gpu_train_speed.log" | tail -4
-stage speed-ln_hyperlstm_lm_ptb
-timeout 60 fairseq-train $COMMON --task language_modeling --sample-break-mode none --arch ln_hyperlstm_lm_ptb \
-  --max-update 120 --log-interval 40 >> "$OUT/gpu_train_speed.log" 2>&1
-grep -o "wps=[0-9.]*\|ups=[0-9.]*" "$OUT/gpu_train_speed.log" | tail -4
+env_stage() {
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.sm --format=csv 2>&1 || true
+    "$PY" -c "import torch, triton, numpy; print('torch', torch.__version__, 'triton', triton.__version__, 'numpy', numpy.__version__, 'cuda', torch.version.cuda)"
+    "$PY" -c "import fairseq; print('fairseq', fairseq.__version__)"; } 2>&1
+}
 
-stage train-char_lm
-timeout $(python3 -c "print(int($TRAIN_MIN * 60 + 45))") fairseq-train data-bin/ptb_char --user-dir hyperfairseq \
-  --task char_lm --arch ln_hyperlstm_lm_ptb --optimizer adam --lr 0.001 --clip-norm 1.0 --batch-size 128 \
-  --tokens-per-sample 100 --num-workers 0 --log-format simple --log-interval 100 --seed 1 \
-  --stop-time-hours $(python3 -c "print($TRAIN_MIN / 60)") --save-dir /tmp/ckpt --no-epoch-checkpoints \
-  > "$OUT/gpu_train.log" 2>&1; grep -v Warn "$OUT/gpu_train.log" | grep "valid\|train \|epoch 0" | tail -6
-stage eval
-timeout 60 fairseq-eval-lm data-bin/ptb_char --user-dir hyperfairseq --task char_lm --path /tmp/ckpt/checkpoint_last.pt \
-  --batch-size 128 --tokens-per-sample 100 --gen-subset test --num-workers 0 > "$OUT/gpu_eval.log" 2>&1
-tail -3 "$OUT/gpu_eval.log"
-stage done
+kernels_stage() {
+  "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" --json "$WORK/kernels.json" || return $?
+  if [ -n "$SANITIZE" ]; then
+    "$SANITIZE" --tool memcheck --error-exitcode 3 "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" \
+      --quick --json "$WORK/kernels_memcheck.json"
+  fi
+}
+
+micro_stage() {
+  local dry=""; [ "$DRY_RUN" = 1 ] && dry=--dry-run
+  "$PY" benchmarks/bench_triton_cell.py $dry --json "$WORK/micro_triton.json"
+  "$PY" benchmarks/bench_hyperlstm.py --device "$DEVICE" --micro-only --sizes "$SIZES" --batches "$BATCHES" \
+    --json "$WORK/micro_steps.json"
+}
+
+layer_stage() {
+  local common=(--device "$DEVICE" --sizes "$SIZES" --batches "$BATCHES" --steps "$STEPS" --repeats "$REPEATS"
+                --clock "$CLOCK" --no-one-step)
+  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --json "$OUT/bench_layer_tf32.json"
+  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --no-tf32 --json "$OUT/bench_layer_fp32.json"
+  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --dtype bfloat16 --json "$OUT/bench_layer_bf16.json"
+}
+
+speed_stage() {
+  local precisions=fp32,amp,bf16; [ "$DRY_RUN" = 1 ] && precisions=fp32
+  "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --batch-size "$SPEED_BATCH" --clock "$CLOCK" \
+    --tokens-per-sample "$TPS" --updates "$UPDATES" --repeats 1 --precisions "$precisions" \
+    --configs "fairseq lstm_lm,lstm_lm_ptb_1000,ln_hyperlstm_lm_ptb" --json "$OUT/bench_train.json" \
+    ${SMALL[@]+--tiny}
+}
+
+train_stage() {
+  rm -rf "$WORK/ckpt"
+  "$PY" -m fairseq_cli.train "$DATA" --user-dir hyperfairseq --task char_lm --arch ln_hyperlstm_lm_ptb \
+    ${SMALL[@]+"${SMALL[@]}"} --batch-size "$BATCH" --tokens-per-sample "$TPS" --optimizer adam --lr 0.001 \
+    --clip-norm 1.0 --num-workers 0 --log-format json --log-interval 50 --seed 1 --max-update "$TRAIN_UPDATES" \
+    --stop-time-hours "$("$PY" -c "print($TRAIN_MIN / 60)")" --save-dir "$WORK/ckpt" --no-epoch-checkpoints $CUDA_FLAG
+}
+
+eval_stage() {
+  "$PY" -m fairseq_cli.eval_lm "$DATA" --user-dir hyperfairseq --task char_lm --path "$WORK/ckpt/checkpoint_last.pt" \
+    --batch-size "$BATCH" --tokens-per-sample "$TPS" --gen-subset test --num-workers 0 $CUDA_FLAG
+}
+
+stage env 60 env_stage
+stage kernels 150 kernels_stage
+stage micro 60 micro_stage
+stage layer 150 layer_stage
+stage speed 120 speed_stage
+stage train "$("$PY" -c "print(int($TRAIN_MIN * 60 + 60))")" train_stage
+stage eval 60 eval_stage
+"$PY" benchmarks/gpu_summary.py --work "$WORK" --out "$OUT" --seconds "$(($(date +%s) - START))"
+tar -czf "$OUT/logs.tar.gz" -C "$WORK" --exclude ckpt . && rm -rf "$WORK"
+echo "== done ($(($(date +%s) - START)) s)"

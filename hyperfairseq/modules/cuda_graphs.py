@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .fused_loops import (LayerShape, LayerTensors, backward_loop, forward_loop, new_grad_buffers, new_scratch,
-                          new_trace, prepare, prepare_backward, shape_of, weight_grads)
+from .fused_loops import (LayerShape, LayerTensors, backward_loop, for_backward, forward_loop, new_grad_buffers,
+                          new_scratch, new_trace, prepare, prepare_backward, shape_of, weight_grads)
 from .kernels import Kernels
 from .workspace import WORKSPACE
 
@@ -57,7 +57,7 @@ class EagerRun:
         forward_loop(kernels, inputs, tr, sc, shape)
         self.final = [None if s is None else s[shape.T].clone() for s in (tr.H, tr.C, tr.HH, tr.HC)]
         self.out = tr.out
-        self._saved, self._spec = tree_flatten((inputs, tr, sc))
+        self._saved, self._spec = tree_flatten(for_backward(inputs, tr, sc))
 
     def take_saved(self) -> list:
         """The tensors the backward needs, handed to autograd (which frees them after the backward)."""

@@ -23,7 +23,7 @@ from typing import Callable, List, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from .kernels import Kernels, StepGemm
+from .kernels import Kernels, StepGemm, gemm_packs
 
 NUM_GATES = 4
 KERNEL_MAX_NZ = 16  # up to this N_z the kernels compute d = z W_d themselves (Eq. 12); beyond, one bmm per step
@@ -119,7 +119,8 @@ class Trace(NamedTuple):
     C: Tensor
     HH: Optional[Tensor]
     HC: Optional[Tensor]
-    G: Tensor  # (T, B, 4N [+ 4NH]) [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}]
+    G: List[Tensor]  # per step (B, 4N [+ 4NH]): [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}] (views of one buffer, or
+    #                  the CPU GEMM's own results: see `StepGemm`)
     Z: Optional[Tensor]  # (T, B, 12 NZ)
     main: CellSaved
     hyper: Optional[CellSaved]
@@ -160,7 +161,9 @@ def new_trace(s: LayerShape, alloc: Alloc) -> Trace:
     H = alloc(T + 1, B, N)
     return Trace(
         H, alloc(T + 1, B, N), alloc(T + 1, B, NH) if s.hyper else None, alloc(T + 1, B, NH) if s.hyper else None,
-        alloc(T, B, s.G4 + NUM_GATES * NH), alloc(T, B, 3 * NUM_GATES * s.NZ) if s.hyper else None,
+        [None] * T if gemm_packs(s.device, s.dtype, N * (s.G4 + NUM_GATES * NH), T)
+        else list(alloc(T, B, s.G4 + NUM_GATES * NH).unbind(0)),
+        alloc(T, B, 3 * NUM_GATES * s.NZ) if s.hyper else None,
         _cell_saved(alloc, T, B, N, s.layer_norm, stat), hyper,
         alloc(T, B, N) if pad else None, alloc(T, B, N) if pad else None,
         alloc(T, B, NH) if pad and s.hyper else None, alloc(T, B, NH) if pad and s.hyper else None,
@@ -174,9 +177,20 @@ def new_scratch(s: LayerShape, alloc: Alloc) -> Scratch:
                    alloc(s.T, s.B, 1, dtype=torch.bool) if s.padded else None)
 
 
-def steps(t: Optional[Tensor], T: int) -> List[Optional[Tensor]]:
-    """Per-step views of a (T, ...) tensor in one call; [None] * T for None."""
-    return [None] * T if t is None else list(t.unbind(0))
+def _per_step(nt, fields):
+    """A copy of the named tuple whose (T, ...) `fields` are lists of per-step views: one `unbind` per
+    buffer and call instead of one indexing op per use (each costs microseconds of host time)."""
+    return nt._replace(**{f: None if getattr(nt, f) is None else list(getattr(nt, f).unbind(0)) for f in fields})
+
+
+def step_views(inp: LayerTensors, tr: Trace, sc: Scratch, gb: Optional["GradBuffers"] = None):
+    """(inputs, trace, scratch[, gradient buffers]) with every per-step field indexable by step."""
+    cells = [None if c is None else _per_step(c, CellSaved._fields) for c in (tr.main, tr.hyper)]
+    tr = _per_step(tr._replace(main=cells[0], hyper=cells[1]),
+                   ("H", "C", "HH", "HC", "Z", "new_h", "new_c", "new_h_hat", "new_c_hat", "out"))
+    views = (_per_step(inp, ("x_proj", "hyper_x_proj", "mask", "hyper_mask", "keep")), tr,
+             _per_step(sc, ("keep_bool",)))
+    return views if gb is None else (*views, _per_step(gb, ("DG", "DXP", "DZ", "keep_off")))
 
 
 def gates(t: Tensor) -> Tensor:
@@ -219,13 +233,15 @@ def prepare(inp: LayerTensors, tr: Trace, sc: Scratch) -> None:
 
 def forward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: LayerShape) -> None:
     """Steps 1-4 of the module docstring for t = 0 .. T-1, into `tr`."""
-    gemm = StepGemm(sc.w_cat_t.t(), s.B)
+    gemm = StepGemm(sc.w_cat_t.t(), s.B, s.T)
+    G = tr.G
+    inp, tr, sc = step_views(inp, tr, sc)
     for t in range(s.T):
-        gemm(tr.H[t], out=tr.G[t])  # step 1: [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}]
+        G[t] = gemm(tr.H[t], out=G[t], copy=False)  # step 1: [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}]
         h_new, c_new = (tr.new_h[t], tr.new_c[t]) if s.padded else (tr.H[t + 1], tr.C[t + 1])
         if s.hyper:
             scale = _hyper_forward(k, inp, tr, sc, s, t)
-            p1, p2 = gates(tr.G[t, :, : s.G4]), gates(inp.x_proj[t])
+            p1, p2 = gates(tr.G[t][:, : s.G4]), gates(inp.x_proj[t])
         else:
             scale, p1, p2 = [None] * 4, gates(tr.G[t]), gates(inp.x_proj[t])
         k.cell_forward(p1, p2, *scale, tr.C[t], None if inp.mask is None else inp.mask[t],
@@ -240,7 +256,7 @@ def _hyper_forward(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: Lay
     hh_new, hc_new = (tr.new_h_hat[t], tr.new_c_hat[t]) if s.padded else (tr.HH[t + 1], tr.HC[t + 1])
     hpre = sc.hpre.view(s.B, -1)
     torch.addmm(inp.hyper_x_proj[t], tr.HH[t], inp.w_hh_hat.t(), out=hpre)  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
-    k.cell_forward(sc.hpre, gates(tr.G[t, :, s.G4:]), None, None, None, None, tr.HC[t],
+    k.cell_forward(sc.hpre, gates(tr.G[t][:, s.G4:]), None, None, None, None, tr.HC[t],
                    None if inp.hyper_mask is None else inp.hyper_mask[t],
                    *_ln_args(inp.hyper_gate_w, inp.hyper_gate_b, inp.hyper_cell_w, inp.hyper_cell_b), s.hyper_eps,
                    *_saved_args(tr.hyper, t), hc_new, *_stat_args(tr.hyper, t), tr.hyper.tc[t], hh_new)
@@ -295,6 +311,7 @@ class GradBuffers(NamedTuple):
     hyper_sums: Optional[Sums]
     d_beta: Optional[Tensor]  # (P, 4, N) gradient of d_bias
     dw_d: Optional[Tensor]  # (12, NZ, N)
+    w_cat: Tensor  # (4N [+ 4NH], N) [W_h; Ŵ_x[:, N_x:]]
 
 
 def _sums(alloc: Alloc, P: int, n: int, dtype) -> Sums:
@@ -315,11 +332,24 @@ def new_grad_buffers(s: LayerShape, alloc: Alloc, slots: Callable[[int, int], in
         [alloc(B, n) for n in state_sizes] if pad else None, [alloc(B, n) for n in state_sizes[1:]] if pad else None,
         _sums(alloc, slots(B, N), N, stat) if s.layer_norm else None,
         _sums(alloc, slots(B, NH), NH, stat) if s.hyper_layer_norm else None,
-        alloc(slots(B, N), NUM_GATES, N, dtype=stat) if hy else None, alloc(3 * NUM_GATES, NZ, N) if hy else None)
+        alloc(slots(B, N), NUM_GATES, N, dtype=stat) if hy else None, alloc(3 * NUM_GATES, NZ, N) if hy else None,
+        alloc(s.G4 + NUM_GATES * NH, N))
+
+
+def for_backward(inp: LayerTensors, tr: Trace, sc: Scratch) -> tuple:
+    """What the backward reads of a forward's inputs and buffers; the rest is not kept (saved bytes)."""
+    ln, hln = inp.gate_w is not None, inp.hyper_gate_w is not None
+    tr = tr._replace(new_h=None, out=None, new_c=tr.new_c if ln else None, new_c_hat=tr.new_c_hat if hln else None)
+    return inp._replace(hyper_x_proj=None), tr, sc._replace(w_cat_t=None, hpre=None)
 
 
 def prepare_backward(inp: LayerTensors, gb: GradBuffers, finals: List[Optional[Tensor]]) -> None:
-    """Zero the accumulators and start the state gradients from the final states' gradients (or 0)."""
+    """Zero the accumulators, start the state gradients from the final states' gradients (or 0) and
+    gather [W_h; Ŵ_x[:, N_x:]] for dh_{t-1}."""
+    G4 = inp.w_hh.shape[0]
+    gb.w_cat[:G4].copy_(inp.w_hh)
+    if inp.w_hx is not None:
+        gb.w_cat[G4:].copy_(inp.w_hx)
     for acc in (*(gb.main_sums or ()), *(gb.hyper_sums or ()), gb.d_beta, gb.dw_d):
         if acc is not None:
             acc.zero_()
@@ -333,7 +363,9 @@ def prepare_backward(inp: LayerTensors, gb: GradBuffers, finals: List[Optional[T
 def backward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: GradBuffers, s: LayerShape,
                   d_out: Optional[Tensor]) -> None:
     """The steps of `forward_loop` in reverse, t = T-1 .. 0: the gradients of every step into `gb`."""
-    gemm = StepGemm(sc.w_cat_t, s.B)  # dh_{t-1} = DG_t [W_h; Ŵ_x[:, N_x:]]
+    gemm = StepGemm(gb.w_cat.t(), s.B, s.T)  # dh_{t-1} = DG_t [W_h; Ŵ_x[:, N_x:]]
+    inp, tr, sc, gb = step_views(inp, tr, sc, gb)
+    d_out = None if d_out is None else d_out.unbind(0)
     for t in reversed(range(s.T)):
         if d_out is None:
             gb.dh_new.copy_(gb.dh)
@@ -348,7 +380,7 @@ def backward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: Gra
                             *[None] * 5, gb.dc, gates(gb.DG[t]), *[None] * 5, *_sum_args(gb.main_sums), None)
         gemm(gb.DG[t], out=gb.dh)
         if s.hyper:
-            torch.mm(gb.DG[t, :, s.G4:], inp.w_hh_hat, out=gb.dhh)  # dĥ_{t-1} through Ŵ_h (Eq. 10)
+            torch.mm(gb.DG[t][:, s.G4:], inp.w_hh_hat, out=gb.dhh)  # dĥ_{t-1} through Ŵ_h (Eq. 10)
         if s.padded:
             for grad, part in zip((gb.dh, gb.dc, gb.dhh, gb.dhc), gb.carried):
                 grad.add_(part)
@@ -393,8 +425,8 @@ def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, 
         d, zk, w_d, dz = torch.bmm(z.transpose(0, 1), inp.w_d, out=sc.D).transpose(0, 1), None, None, None
     E = gb.E.transpose(1, 2)  # (3, B, 4, N) views of the gate-major buffer
     k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),
-                    gates(tr.G[t, :, : s.G4]), gates(inp.x_proj[t]), d, zk, w_d, gb.dc, E[2],
-                    gates(gb.DG[t, :, : s.G4]), gates(gb.DXP[t]), E[0], E[1], dz, *_sum_args(gb.main_sums), gb.d_beta)
+                    gates(tr.G[t][:, : s.G4]), gates(inp.x_proj[t]), d, zk, w_d, gb.dc, E[2],
+                    gates(gb.DG[t][:, : s.G4]), gates(gb.DXP[t]), E[0], E[1], dz, *_sum_args(gb.main_sums), gb.d_beta)
     e = gb.E.view(3 * NUM_GATES, B, s.N)
     gb.dw_d.baddbmm_(z.transpose(0, 1).transpose(1, 2), e)  # dW_d += zᵀ e (Eq. 12)
     if sc.D is not None:
@@ -407,7 +439,7 @@ def _hyper_backward(k: Kernels, inp: LayerTensors, tr: Trace, gb: GradBuffers, s
     """ĥ_t feeds z (Eq. 11) and the next step; then the hyper cell's Eq. 10 backward into DG_hx."""
     torch.addmm(dhh, gb.DZ[t], inp.w_z, out=gb.dhh_new)
     k.cell_backward(gb.dhh_new, dhc, *_saved_for_backward(inp, tr, tr.hyper, s, t, main=False),
-                    *[None] * 5, gb.dhc, gates(gb.DG[t, :, s.G4:]), *[None] * 5, *_sum_args(gb.hyper_sums), None)
+                    *[None] * 5, gb.dhc, gates(gb.DG[t][:, s.G4:]), *[None] * 5, *_sum_args(gb.hyper_sums), None)
 
 
 class LayerGrads(NamedTuple):

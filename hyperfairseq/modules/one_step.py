@@ -54,17 +54,18 @@ def _kernel_ln(cell, like: Tensor) -> Tuple[list, float]:
 
 def _make_plan(cell, params: tuple, dtype: torch.dtype) -> StepPlan:
     w = lambda p: p.detach().to(dtype)  # noqa: E731
+    t = lambda p: w(p).t().contiguous()  # noqa: E731  (a GEMM with a transposed operand is slower on CPU)
     like = w(cell.weight_hh)
     ln, eps = _kernel_ln(cell, like)
     hyper = None
     if cell.hyper is not None:
         hy, hcell = cell.hyper, cell.hyper.cell
         hln, heps = _kernel_ln(hcell, like)
-        hyper = _HyperStep(w(hcell.weight_ih).t(), input_bias(hcell, like).detach(), w(hcell.weight_hh).t(),
-                           w(hy.weight_z).t(), torch.cat([w(hy.bias_z), like.new_zeros(NUM_GATES * hy.n_z)]),
-                           w(hy.weight_d).flatten(0, 1), hln, heps)
+        b_z = torch.cat([w(hy.bias_z), like.new_zeros(NUM_GATES * hy.n_z)])  # z_b has no bias (Eq. 11)
+        hyper = _HyperStep(t(hcell.weight_ih), input_bias(hcell, like).detach(), t(hcell.weight_hh), t(hy.weight_z),
+                           b_z, w(hy.weight_d).flatten(0, 1), hln, heps)
     bias = input_bias(cell, like).detach().view(NUM_GATES, -1)
-    return StepPlan(params, _stamp(params), dtype, like.t(), w(cell.weight_ih).t(), bias,
+    return StepPlan(params, _stamp(params), dtype, t(cell.weight_hh), t(cell.weight_ih), bias,
                     ln, eps, hyper)
 
 

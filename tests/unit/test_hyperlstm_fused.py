@@ -392,3 +392,84 @@ def test_torch_compile_of_a_model_runs_and_matches_eager():
     torch.testing.assert_close(compiled(x), ref, rtol=1e-6, atol=1e-6)
     compiled(x).sum().backward()
     assert all(p.grad is not None for p in rnn.parameters())
+
+
+class _OpLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records every ATen / custom op run inside it, and whether it returned a tensor on new memory."""
+
+    def __init__(self, known_storages):
+        super().__init__()
+        self.known, self.ops, self.allocations = known_storages, [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        self.ops.append(func)
+        for t in result if isinstance(result, (tuple, list)) else [result]:
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in self.known:
+                self.allocations.append(func)
+        return result
+
+
+HOST_SYNC_OPS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::item", "aten::is_nonzero", "aten::equal"}
+
+
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+@pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
+def test_time_loops_allocate_nothing_sync_nothing_and_repeat_bit_for_bit(use_hyper, layer_norm, padded, monkeypatch):
+    """What a CUDA graph of the loops needs, checked on CPU: no op inside the time loops allocates (every
+    result lands in a buffer made before the loop) or reads a value back to the host; each step runs the
+    expected compute ops; and running the loops twice on the same inputs gives bit-identical results."""
+    from hyperfairseq.modules import fused_loops as L
+    from hyperfairseq.modules.fused_layer import layer_tensors
+
+    monkeypatch.setenv(kernels.GEMM_ENV, "mkl")  # torch.mm(out=), as cuBLAS on CUDA (oneDNN returns new tensors)
+    cell = make_layer(use_hyper, layer_norm, dropout=0.3, dtype=torch.float32)
+    x = torch.randn(T, B, N_X)
+    state = CellState(*(None if s is None else s.detach().float() for s in random_cell_state(use_hyper)))
+    with torch.no_grad():
+        inp = layer_tensors(cell, x, state, keep_of([T, 2, 0, 5] if padded else None))
+    k, s = kernels.kernels_for(x.device), L.shape_of(inp, 1e-3, 1e-3)
+    results = []
+    for _ in range(2):
+        results.append(_loops_logged(k, s, inp, x, use_hyper, padded))
+    for a, b in zip(*results):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+
+
+@torch.no_grad()  # as inside the autograd Function
+def _loops_logged(k, s, inp, x, use_hyper, padded):
+    """Both loops on fresh buffers under `_OpLog`; returns every buffer and gradient they produced."""
+    from hyperfairseq.modules import fused_loops as L
+
+    alloc = lambda *shape, dtype=None: x.new_empty(shape, dtype=dtype or x.dtype)  # noqa: E731
+    tr, sc, gb = L.new_trace(s, alloc), L.new_scratch(s, alloc), L.new_grad_buffers(s, alloc, k.sum_slots)
+    d_out = torch.randn(T, B, N_H, generator=torch.Generator().manual_seed(3))
+    L.prepare(inp, tr, sc)
+    L.prepare_backward(inp, gb, [torch.ones(B, n) if n else None for n in (N_H, N_H, *(N_HAT,) * 2 * use_hyper)])
+    known = {t.untyped_storage().data_ptr() for t in torch.utils._pytree.tree_leaves((inp, tr, sc, gb, d_out))
+             if isinstance(t, torch.Tensor)}
+    with _OpLog(known) as fwd:
+        L.forward_loop(k, inp, tr, sc, s)
+    with _OpLog(known) as bwd:
+        L.backward_loop(k, inp, tr, sc, gb, s, d_out)
+    for log in (fwd, bwd):
+        assert not log.allocations, f"ops that allocate inside a time loop: {sorted(map(str, log.allocations))}"
+        assert not HOST_SYNC_OPS & {op.name() for op in log.ops}
+    fwd_ops = [op.name() for op in fwd.ops if not op.is_view]
+    bwd_ops = [op.name() for op in bwd.ops if not op.is_view]
+    assert fwd_ops == T * expected_forward_step(use_hyper, padded), fwd_ops[:12]
+    assert bwd_ops.count("hyperfairseq::cell_backward") == T * (2 if use_hyper else 1)
+    assert sum(op.startswith("aten::mm") for op in bwd_ops) == T * (2 if use_hyper else 1)
+    return torch.utils._pytree.tree_leaves((tr, L.weight_grads(tr, gb, s)))
+
+
+def expected_forward_step(use_hyper, padded):
+    """The compute ops of one forward step (views aside): module docstring of fused_loops, steps 1-4."""
+    ops = ["aten::mm.out"]  # step 1: G_t
+    if use_hyper:  # steps 2-3: the hyper pre-activations, the hyper cell, z
+        ops += ["aten::addmm.out", "hyperfairseq::cell_forward", "aten::addmm.out"]
+    ops += ["hyperfairseq::cell_forward"]  # step 4: the main cell
+    if padded:
+        ops += ["aten::where.self_out"] * (4 if use_hyper else 2) + ["aten::mul.out"]
+    return ops

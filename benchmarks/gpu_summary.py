@@ -1,0 +1,108 @@
+"""Summarise a `gpu_check.sh` run: every stage's status and the numbers the GPU gates of issue 13 name.
+
+Reads the stage logs and JSON files of the run's work folder and the benchmark records beside it, and
+writes `gpu_check.json` (command, commit, hardware, versions, stages, gates, char-PTB bpc). A stage that
+failed is reported as failed, with the end of its log; the gates it feeds read as not measured.
+
+    python benchmarks/gpu_summary.py --work OUT/work --out OUT --seconds 512
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from hyperfairseq.run_record import git_commit
+
+STAGES = ("env", "kernels", "micro", "layer", "speed", "train", "eval")
+# (record, size/batch key, variant, baseline, at least): fwd+bwd tokens/s ratios of gpu-design / issue 13 §5
+LAYER_GATES = [
+    ("bench_layer_tf32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
+    ("bench_layer_tf32.json", "ptb/B128", "LN-HyperLSTM", "nn.LSTM", 0.8),
+    ("bench_layer_bf16.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
+    ("bench_layer_tf32.json", "enwik8/B128", "HyperLSTM", "nn.LSTM", 0.8),
+    ("bench_layer_fp32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", None),  # TF32 forbidden: reported only
+]
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stages(work: Path) -> dict:
+    out = {}
+    for name in STAGES:
+        status = work / f"{name}.status"
+        rc = int(status.read_text().strip()) if status.exists() else None
+        out[name] = {"exit_status": rc, "ok": rc == 0, "log_tail": _tail(work / f"{name}.log")}
+    return out
+
+
+def layer_gates(out_dir: Path) -> list:
+    gates = []
+    for record, key, variant, base, minimum in LAYER_GATES:
+        rows = ((_json(out_dir / record) or {}).get("throughput") or {}).get(key) or {}
+        ratio = rows[variant]["tokens_per_s"] / rows[base]["tokens_per_s"] if variant in rows and base in rows else None
+        peak = None
+        if variant in rows and base in rows and rows[base].get("peak_bytes"):
+            peak = rows[variant]["peak_bytes"] / rows[base]["peak_bytes"]
+        gates.append({"record": record, "case": key, "variant": variant, "vs": base, "ratio": ratio,
+                      "at_least": minimum, "met": None if ratio is None or minimum is None else ratio >= minimum,
+                      "peak_memory_ratio": peak, "peak_met": None if peak is None else peak <= 1.5})
+    return gates
+
+
+def train_speed_gates(out_dir: Path) -> list:
+    rows = ((_json(out_dir / "bench_train.json") or {}).get("results")) or {}
+    gates = []
+    for key, row in rows.items():
+        if row["config"] == "ln_hyperlstm_lm_ptb":
+            gates.append({"case": key, "words_per_s": row["words_per_s"], "ratio": row["vs_fairseq_lstm_lm"],
+                          "at_least": 3.0, "met": row["vs_fairseq_lstm_lm"] >= 3.0})
+    return gates
+
+
+def char_ptb(work: Path) -> dict:
+    train = (work / "train.log").read_text(errors="replace") if (work / "train.log").exists() else ""
+    updates = [int(u) for u in re.findall(r'"num_updates": "?(\d+)', train)]
+    losses = [float(x) for x in re.findall(r'"train_loss": "?([0-9.]+)', train)]
+    evals = re.findall(r"Loss \(base 2\): ([0-9.]+)", _tail(work / "eval.log", 40))
+    return {"updates": max(updates) if updates else None, "last_train_loss_bits": losses[-1] if losses else None,
+            "test_bpc": float(evals[-1]) if evals else None}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seconds", type=float, default=None)
+    args = p.parse_args(argv)
+    work, out_dir = Path(args.work), Path(args.out)
+    kernels = _json(work / "kernels.json") or {}
+    summary = {
+        "command": "bash benchmarks/gpu_check.sh", "commit": git_commit(Path(__file__).resolve().parents[1]),
+        "seconds": args.seconds, "environment": _tail(work / "env.log", 20), "stages": stages(work),
+        "kernels": {k: kernels.get(k) for k in ("device", "cases", "failed")},
+        "kernels_memcheck": {k: (_json(work / "kernels_memcheck.json") or {}).get(k) for k in ("cases", "failed")},
+        "micro": (_json(work / "micro_steps.json") or {}).get("micro"),
+        "layer_gates": layer_gates(out_dir), "train_speed_gates": train_speed_gates(out_dir),
+        "char_ptb_ln_hyperlstm": char_ptb(work),
+    }
+    (out_dir / "gpu_check.json").write_text(json.dumps(summary, indent=1))
+    for name, stage in summary["stages"].items():
+        print(f"{name:8s} {'ok' if stage['ok'] else 'FAILED (' + str(stage['exit_status']) + ')'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
