@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 SCALE_NONE, SCALE_Z, SCALE_D = 0, 1, 2  # how the main cell's d_h, d_x, β arrive (Eq. 12); NONE: hyper cell
-Z_CHUNK = 2  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12)
+Z_CHUNK = 4  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12); N_z = 4 (PTB): one step
 # the same as values a kernel may read (Triton accepts only constexpr globals); _G: gates per cell
 _NONE, _D, _G = tl.constexpr(SCALE_NONE), tl.constexpr(SCALE_D), tl.constexpr(4)
 
@@ -100,11 +100,6 @@ def _tanh(x):
 
 
 @triton.jit
-def _load(ptrs, mask, ACC: tl.constexpr):
-    return tl.load(ptrs, mask=mask, other=0.0).to(ACC)
-
-
-@triton.jit
 def _normalise(x, m2, n, EPS: tl.constexpr):
     """Row-wise x̂ = (x - mean) / sqrt(var + eps) over the n valid lanes (two passes, as the C++ kernel);
     padded lanes never enter the statistics and give x̂ = 0. Returns (x̂, mean, rstd)."""
@@ -123,45 +118,32 @@ def _add_slot(slot_ptrs, part, mh):
 
 
 @triton.jit
-def _z_chunk(zr, z_sk, r: tl.constexpr, j0, n_z, mb, ACC: tl.constexpr, JC: tl.constexpr):
-    """z[b, r, j0:j0+JC] of the program's rows as a (BLOCK_B, JC) tile (columns past N_z read 0)."""
-    jj = j0 + tl.arange(0, JC)
-    return _load(zr[:, None] + r * z_sk + jj[None, :], mb[:, None] & (jj < n_z)[None, :], ACC)
-
-
-@triton.jit
-def _w_chunk(wd_ptr, wd_s0, wd_s1, r: tl.constexpr, j0, n_z, rh, mh, ACC: tl.constexpr, JC: tl.constexpr):
-    """W_d[r, j0:j0+JC, :] as a (JC, BLOCK_H) tile: one wide load per chunk instead of JC row loads."""
-    jj = j0 + tl.arange(0, JC)
-    return _load(wd_ptr + r * wd_s0 + jj[:, None] * wd_s1 + rh[None, :], (jj < n_z)[:, None] & mh[None, :], ACC)
-
-
-@triton.jit
-def _zw(z, w):
-    """(BLOCK_B, JC) · (JC, BLOCK_H): the chunk's part of d = z W_d (Eq. 12), summed within each thread."""
-    return tl.sum(z[:, :, None] * w[None, :, :], axis=1)
-
-
-@triton.jit
 def _scales_forward(K: tl.constexpr, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, rh, mb, mh, m2,
                     SCALE: tl.constexpr, ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr,
                     BLOCK_H: tl.constexpr):
     """d_h, d_x, β of gate K as (BLOCK_B, BLOCK_H) tiles: loaded (SCALE_D) or z W_d (SCALE_Z), Eq. 12.
     Rows K, 4+K, 8+K of z / W_d hold z_h -> d_h, z_x -> d_x, z_b -> β; N_z is walked in chunks of JC."""
     if SCALE == _D:
-        d_h = _load(d + K * d_sk, m2, ACC)
-        d_x = _load(d + (_G + K) * d_sk, m2, ACC)
-        beta = _load(d + (2 * _G + K) * d_sk, m2, ACC)
+        d_h = tl.load(d + K * d_sk, mask=m2, other=0.0).to(ACC)
+        d_x = tl.load(d + (_G + K) * d_sk, mask=m2, other=0.0).to(ACC)
+        beta = tl.load(d + (2 * _G + K) * d_sk, mask=m2, other=0.0).to(ACC)
     else:
         d_h = tl.zeros((BLOCK_B, BLOCK_H), dtype=ACC)
         d_x = tl.zeros((BLOCK_B, BLOCK_H), dtype=ACC)
         beta = tl.zeros((BLOCK_B, BLOCK_H), dtype=ACC)
-        for j0 in range(0, n_z, JC):
-            d_h += _zw(_z_chunk(zr, z_sk, K, j0, n_z, mb, ACC, JC), _w_chunk(wd_ptr, wd_s0, wd_s1, K, j0, n_z, rh, mh, ACC, JC))
-            d_x += _zw(_z_chunk(zr, z_sk, _G + K, j0, n_z, mb, ACC, JC),
-                       _w_chunk(wd_ptr, wd_s0, wd_s1, _G + K, j0, n_z, rh, mh, ACC, JC))
-            beta += _zw(_z_chunk(zr, z_sk, 2 * _G + K, j0, n_z, mb, ACC, JC),
-                        _w_chunk(wd_ptr, wd_s0, wd_s1, 2 * _G + K, j0, n_z, rh, mh, ACC, JC))
+        for j0 in range(0, n_z, JC):  # (BLOCK_B, JC) z and (JC, BLOCK_H) W_d tiles, columns past N_z read 0
+            jj = j0 + tl.arange(0, JC)
+            zc, mz = zr[:, None] + jj[None, :], mb[:, None] & (jj < n_z)[None, :]
+            wc, mw = wd_ptr + jj[:, None] * wd_s1 + rh[None, :], (jj < n_z)[:, None] & mh[None, :]
+            z = tl.load(zc + K * z_sk, mask=mz, other=0.0).to(ACC)
+            w = tl.load(wc + K * wd_s0, mask=mw, other=0.0).to(ACC)
+            d_h += tl.sum(z[:, :, None] * w[None, :, :], axis=1)
+            z = tl.load(zc + (_G + K) * z_sk, mask=mz, other=0.0).to(ACC)
+            w = tl.load(wc + (_G + K) * wd_s0, mask=mw, other=0.0).to(ACC)
+            d_x += tl.sum(z[:, :, None] * w[None, :, :], axis=1)
+            z = tl.load(zc + (2 * _G + K) * z_sk, mask=mz, other=0.0).to(ACC)
+            w = tl.load(wc + (2 * _G + K) * wd_s0, mask=mw, other=0.0).to(ACC)
+            beta += tl.sum(z[:, :, None] * w[None, :, :], axis=1)
     return d_h, d_x, beta
 
 
@@ -170,16 +152,16 @@ def _pre_activation(K: tl.constexpr, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd
                     db_ptr, db_s0, rh, mb, mh, m2, SCALE: tl.constexpr,
                     HAS_P2: tl.constexpr, ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     """pre_k: Eq. 12 for the main cell, p1 (+ p2) for the hyper cell (its biases are already in p1)."""
-    x1 = _load(p1 + K * p1_sk, m2, ACC)
+    x1 = tl.load(p1 + K * p1_sk, mask=m2, other=0.0).to(ACC)
     if SCALE == _NONE:
         pre = x1
         if HAS_P2:
-            pre = x1 + _load(p2 + K * p2_sk, m2, ACC)
+            pre = x1 + tl.load(p2 + K * p2_sk, mask=m2, other=0.0).to(ACC)
     else:
-        x2 = _load(p2 + K * p2_sk, m2, ACC)
+        x2 = tl.load(p2 + K * p2_sk, mask=m2, other=0.0).to(ACC)
         d_h, d_x, beta = _scales_forward(K, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, rh, mb, mh, m2,
                                          SCALE, ACC, JC, BLOCK_B, BLOCK_H)
-        b_0 = _load(db_ptr + K * db_s0 + rh, mh, ACC)
+        b_0 = tl.load(db_ptr + K * db_s0 + rh, mask=mh, other=0.0).to(ACC)
         pre = b_0[None, :] + beta + d_h * x1 + d_x * x2  # Eq. 12
     return pre
 
@@ -197,8 +179,8 @@ def _gate_forward(K: tl.constexpr, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_p
         xhat, _, rstd = _normalise(y, m2, n, EPS)
         tl.store(xh + K * xh_sk, xhat, mask=m2)
         tl.store(rs + K * rs_s1, rstd, mask=mb)
-        gain = _load(gw_ptr + K * gw_s0 + rh, mh, ACC)
-        shift = _load(gb_ptr + K * gb_s0 + rh, mh, ACC)  # incl. the forget bias (R2)
+        gain = tl.load(gw_ptr + K * gw_s0 + rh, mask=mh, other=0.0).to(ACC)
+        shift = tl.load(gb_ptr + K * gb_s0 + rh, mask=mh, other=0.0).to(ACC)  # incl. the forget bias (R2)
         y = xhat * gain[None, :] + shift[None, :]  # R8
     if K == 2:
         a = _tanh(y)
@@ -219,8 +201,8 @@ def _cell_output(c, a_o, rb, rh, mb, mh, m2, n, cw_ptr, cw_sb, cb_ptr, cb_sb, c_
         chat, mean, r = _normalise(c, m2, n, EPS)
         tl.store(cm_ptr + rb * cm_s0, mean, mask=mb)
         tl.store(cr_ptr + rb * cr_s0, r, mask=mb)
-        gain = _load(cw_ptr + rb[:, None] * cw_sb + rh[None, :], m2, ACC)
-        shift = _load(cb_ptr + rb[:, None] * cb_sb + rh[None, :], m2, ACC)
+        gain = tl.load(cw_ptr + rb[:, None] * cw_sb + rh[None, :], mask=m2, other=0.0).to(ACC)
+        shift = tl.load(cb_ptr + rb[:, None] * cb_sb + rh[None, :], mask=m2, other=0.0).to(ACC)
         u = chat * gain + shift
     t = _tanh(u)
     tl.store(tc_ptr + rb[:, None] * tc_sb + rh[None, :], t, mask=m2)
@@ -250,7 +232,7 @@ def cell_forward_kernel(
     c = _gate_forward(1, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, db_ptr, db_s0, gw_ptr,
                       gw_s0, gb_ptr, gb_s0, act, act_sk, xh, xh_sk, rs, rs_s1, n, rh, mb, mh, m2, EPS, SCALE,
                       HAS_P2, LN, ACC, JC, BLOCK_B, BLOCK_H)
-    c = c * _load(cp_ptr + row * cp_sb + rh[None, :], m2, ACC)  # σ(y_f) ⊙ c_{t-1}
+    c = c * tl.load(cp_ptr + row * cp_sb + rh[None, :], mask=m2, other=0.0).to(ACC)  # σ(y_f) ⊙ c_{t-1}
     a_i = _gate_forward(0, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, db_ptr, db_s0, gw_ptr,
                         gw_s0, gb_ptr, gb_s0, act, act_sk, xh, xh_sk, rs, rs_s1, n, rh, mb, mh, m2, EPS, SCALE,
                         HAS_P2, LN, ACC, JC, BLOCK_B, BLOCK_H)
@@ -258,7 +240,7 @@ def cell_forward_kernel(
                       gw_s0, gb_ptr, gb_s0, act, act_sk, xh, xh_sk, rs, rs_s1, n, rh, mb, mh, m2, EPS, SCALE,
                       HAS_P2, LN, ACC, JC, BLOCK_B, BLOCK_H)
     if HAS_MASK:
-        g = g * _load(mask_ptr + row * mask_sb + rh[None, :], m2, ACC)  # recurrent dropout (R6)
+        g = g * tl.load(mask_ptr + row * mask_sb + rh[None, :], mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
     c = c + a_i * g  # Eq. 13
     a_o = _gate_forward(3, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, db_ptr, db_s0, gw_ptr,
                         gw_s0, gb_ptr, gb_s0, act, act_sk, xh, xh_sk, rs, rs_s1, n, rh, mb, mh, m2, EPS, SCALE,
@@ -271,30 +253,19 @@ def cell_forward_kernel(
 
 
 @triton.jit
-def _sum2(a0, b0, a1, b1):
-    """Combine of a two-operand `tl.reduce` (lhs operands, then rhs): both sums in one reduction round."""
-    return a0 + a1, b0 + b1
-
-
-@triton.jit
-def _sum3(a0, b0, c0, a1, b1, c1):
-    return a0 + a1, b0 + b1, c0 + c1
-
-
-@triton.jit
 def _cell_input_grad(dh, a_o, t, rb, rh, mb, mh, m2, n, cn_ptr, cn_sb, cm_ptr, cm_s0, cr_ptr, cr_s0,
                      cw_ptr, cw_sb, pc_dw, pc_db, LN: tl.constexpr, ACC: tl.constexpr):
     """Gradient at c_t from h_t = o ⊙ tanh(u), u = LN(c_t) or c_t (R8); adds LN(c)'s gain/shift sums."""
     du = tl.where(m2, dh * a_o * (1.0 - t * t), 0.0)
     if LN:
-        mean = _load(cm_ptr + rb * cm_s0, mb, ACC)
-        r = _load(cr_ptr + rb * cr_s0, mb, ACC)
-        c = _load(cn_ptr + rb[:, None] * cn_sb + rh[None, :], m2, ACC)
+        mean = tl.load(cm_ptr + rb * cm_s0, mask=mb, other=0.0).to(ACC)
+        r = tl.load(cr_ptr + rb * cr_s0, mask=mb, other=0.0).to(ACC)
+        c = tl.load(cn_ptr + rb[:, None] * cn_sb + rh[None, :], mask=m2, other=0.0).to(ACC)
         chat = tl.where(m2, (c - mean[:, None]) * r[:, None], 0.0)
         _add_slot(pc_dw + rh, tl.sum(du * chat, axis=0), mh)
         _add_slot(pc_db + rh, tl.sum(du, axis=0), mh)
-        g = du * _load(cw_ptr + rb[:, None] * cw_sb + rh[None, :], m2, ACC)
-        s_g, s_gc = tl.reduce((g, g * chat), 1, _sum2)
+        g = du * tl.load(cw_ptr + rb[:, None] * cw_sb + rh[None, :], mask=m2, other=0.0).to(ACC)
+        s_g, s_gc = tl.sum(g, axis=1), tl.sum(g * chat, axis=1)
         du = r[:, None] * (g - s_g[:, None] / n - chat * (s_gc[:, None] / n))
     return du
 
@@ -303,12 +274,12 @@ def _cell_input_grad(dh, a_o, t, rb, rh, mb, mh, m2, n, cn_ptr, cn_sb, cm_ptr, c
 def _gate_ln_backward(K: tl.constexpr, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, pg_sk, n,
                       rh, mb, mh, m2, ACC: tl.constexpr):
     """Per-gate LN backward: dpre = rstd (g - mean g - x̂ mean(g x̂)), g = dy ⊙ gain; adds the gain/shift sums."""
-    xhat = _load(xh + K * xh_sk, m2, ACC)
+    xhat = tl.load(xh + K * xh_sk, mask=m2, other=0.0).to(ACC)
     _add_slot(pg_dw + K * pg_sk + rh, tl.sum(dy * xhat, axis=0), mh)
     _add_slot(pg_db + K * pg_sk + rh, tl.sum(dy, axis=0), mh)
-    g = dy * _load(gw_ptr + K * gw_s0 + rh, mh, ACC)[None, :]
-    s_g, s_gx = tl.reduce((g, g * xhat), 1, _sum2)
-    rstd = _load(rs + K * rs_s1, mb, ACC)
+    g = dy * tl.load(gw_ptr + K * gw_s0 + rh, mask=mh, other=0.0).to(ACC)[None, :]
+    s_g, s_gx = tl.sum(g, axis=1), tl.sum(g * xhat, axis=1)
+    rstd = tl.load(rs + K * rs_s1, mask=mb, other=0.0).to(ACC)
     return rstd[:, None] * (g - s_g[:, None] / n - xhat * (s_gx[:, None] / n))
 
 
@@ -318,25 +289,24 @@ def _scales_backward(K: tl.constexpr, dp, e1, e2, d, d_sk, zr, z_sk, dzr, dz_sk,
                      BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     """d_h, d_x of gate K (loaded, or z W_d recomputed) and, with z, dz = (e1, e2, dpre) · W_dᵀ (Eq. 12)."""
     if SCALE == _D:
-        d_h = _load(d + K * d_sk, m2, ACC)
-        d_x = _load(d + (_G + K) * d_sk, m2, ACC)
+        d_h = tl.load(d + K * d_sk, mask=m2, other=0.0).to(ACC)
+        d_x = tl.load(d + (_G + K) * d_sk, mask=m2, other=0.0).to(ACC)
     else:
         d_h = tl.zeros((BLOCK_B, BLOCK_H), dtype=ACC)
         d_x = tl.zeros((BLOCK_B, BLOCK_H), dtype=ACC)
-        for j0 in range(0, n_z, JC):
-            w_h = _w_chunk(wd_ptr, wd_s0, wd_s1, K, j0, n_z, rh, mh, ACC, JC)
-            w_x = _w_chunk(wd_ptr, wd_s0, wd_s1, _G + K, j0, n_z, rh, mh, ACC, JC)
-            w_b = _w_chunk(wd_ptr, wd_s0, wd_s1, 2 * _G + K, j0, n_z, rh, mh, ACC, JC)
-            d_h += _zw(_z_chunk(zr, z_sk, K, j0, n_z, mb, ACC, JC), w_h)
-            d_x += _zw(_z_chunk(zr, z_sk, _G + K, j0, n_z, mb, ACC, JC), w_x)
-            # dz of the chunk's JC columns for the three rows: one reduction round over the units
-            dz_h, dz_x, dz_b = tl.reduce((e1[:, None, :] * w_h[None, :, :], e2[:, None, :] * w_x[None, :, :],
-                                          dp[:, None, :] * w_b[None, :, :]), 2, _sum3)
+        for j0 in range(0, n_z, JC):  # as in `_scales_forward`; dz: (BLOCK_B, JC) sums over the units
             jj = j0 + tl.arange(0, JC)
-            out, mz = dzr[:, None] + jj[None, :], mb[:, None] & (jj < n_z)[None, :]
-            tl.store(out + K * dz_sk, dz_h, mask=mz)
-            tl.store(out + (_G + K) * dz_sk, dz_x, mask=mz)
-            tl.store(out + (2 * _G + K) * dz_sk, dz_b, mask=mz)
+            zc, mz = zr[:, None] + jj[None, :], mb[:, None] & (jj < n_z)[None, :]
+            wc, mw = wd_ptr + jj[:, None] * wd_s1 + rh[None, :], (jj < n_z)[:, None] & mh[None, :]
+            dzc = dzr[:, None] + jj[None, :]
+            w = tl.load(wc + K * wd_s0, mask=mw, other=0.0).to(ACC)[None, :, :]
+            d_h += tl.sum(tl.load(zc + K * z_sk, mask=mz, other=0.0).to(ACC)[:, :, None] * w, axis=1)
+            tl.store(dzc + K * dz_sk, tl.sum(e1[:, None, :] * w, axis=2), mask=mz)
+            w = tl.load(wc + (_G + K) * wd_s0, mask=mw, other=0.0).to(ACC)[None, :, :]
+            d_x += tl.sum(tl.load(zc + (_G + K) * z_sk, mask=mz, other=0.0).to(ACC)[:, :, None] * w, axis=1)
+            tl.store(dzc + (_G + K) * dz_sk, tl.sum(e2[:, None, :] * w, axis=2), mask=mz)
+            w = tl.load(wc + (2 * _G + K) * wd_s0, mask=mw, other=0.0).to(ACC)[None, :, :]
+            tl.store(dzc + (2 * _G + K) * dz_sk, tl.sum(dp[:, None, :] * w, axis=2), mask=mz)
     return d_h, d_x
 
 
@@ -354,8 +324,8 @@ def _gate_backward(K: tl.constexpr, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_
     dp = tl.where(m2, dp, 0.0)
     tl.store(dpre + K * dpre_sk, dp, mask=m2)
     if SCALE != _NONE:
-        e1 = dp * _load(p1 + K * p1_sk, m2, ACC)  # gradient of d_h
-        e2 = dp * _load(p2 + K * p2_sk, m2, ACC)  # gradient of d_x
+        e1 = dp * tl.load(p1 + K * p1_sk, mask=m2, other=0.0).to(ACC)  # gradient of d_h
+        e2 = dp * tl.load(p2 + K * p2_sk, mask=m2, other=0.0).to(ACC)  # gradient of d_x
         tl.store(e1p + K * e1_sk, e1, mask=m2)
         tl.store(e2p + K * e2_sk, e2, mask=m2)
         _add_slot(pb + K * pb_sk + rh, tl.sum(dp, axis=0), mh)  # dβ (= db_0) summed over the rows
@@ -389,21 +359,21 @@ def cell_backward_kernel(
     dp1, dp2 = dp1_ptr + row * dp1_sb + col, dp2_ptr + row * dp2_sb + col
     e1, e2, dpre = e1_ptr + row * e1_sb + col, e2_ptr + row * e2_sb + col, dpre_ptr + row * dpre_sb + col
     pg_dw, pg_db, pb = gdw_ptr + pid * g_sp, gdb_ptr + pid * g_sp, pb_ptr + pid * pb_sp
-    dh = _load(dh_ptr + row * dh_sb + col, m2, ACC)
-    a_o = _load(act + 3 * act_sk, m2, ACC)
-    t = _load(tc_ptr + row * tc_sb + col, m2, ACC)
+    dh = tl.load(dh_ptr + row * dh_sb + col, mask=m2, other=0.0).to(ACC)
+    a_o = tl.load(act + 3 * act_sk, mask=m2, other=0.0).to(ACC)
+    t = tl.load(tc_ptr + row * tc_sb + col, mask=m2, other=0.0).to(ACC)
     dy = dh * t * a_o * (1.0 - a_o)  # output gate (Eq. 13 backward)
     du = _cell_input_grad(dh, a_o, t, rb, rh, mb, mh, m2, n, cn_ptr, cn_sb, cm_ptr, cm_s0, cr_ptr, cr_s0, cw_ptr,
                           cw_sb, cdw_ptr + pid * c_sp, cdb_ptr + pid * c_sp, LN, ACC)
     _gate_backward(3, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)
-    dct = _load(dc_ptr + row * dc_sb + col, m2, ACC) + du  # the gradient at c_t
-    a_i = _load(act, m2, ACC)
-    a_g = _load(act + 2 * act_sk, m2, ACC)
+    dct = tl.load(dc_ptr + row * dc_sb + col, mask=m2, other=0.0).to(ACC) + du  # the gradient at c_t
+    a_i = tl.load(act, mask=m2, other=0.0).to(ACC)
+    a_g = tl.load(act + 2 * act_sk, mask=m2, other=0.0).to(ACC)
     dcm = dct
     if HAS_MASK:
-        dcm = dct * _load(mask_ptr + row * mask_sb + col, m2, ACC)  # recurrent dropout (R6)
+        dcm = dct * tl.load(mask_ptr + row * mask_sb + col, mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
     dy_g = dcm * a_i * (1.0 - a_g * a_g)
     dy = dcm * a_g * a_i * (1.0 - a_i)
     _gate_backward(0, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
@@ -412,8 +382,8 @@ def cell_backward_kernel(
     _gate_backward(2, dy_g, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)
-    a_f = _load(act + act_sk, m2, ACC)
-    dy = dct * _load(cp_ptr + row * cp_sb + col, m2, ACC) * a_f * (1.0 - a_f)
+    a_f = tl.load(act + act_sk, mask=m2, other=0.0).to(ACC)
+    dy = dct * tl.load(cp_ptr + row * cp_sb + col, mask=m2, other=0.0).to(ACC) * a_f * (1.0 - a_f)
     tl.debug_barrier()  # dc_prev may alias dc: every thread has read its dc before any writes dc_prev
     tl.store(dcp_ptr + row * dcp_sb + col, dct * a_f, mask=m2)
     _gate_backward(1, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
