@@ -150,7 +150,8 @@ def compile_one(cfg: Config) -> dict:
     try:
         sig, attrs = _signature(fn, consts, cfg.dtype)
         k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs),
-                           target=GPUTarget("cuda", 90, 32), options=dict(num_warps=cfg.num_warps))
+                           target=GPUTarget("cuda", 90, 32),
+                           options=dict(num_warps=cfg.num_warps, maxnreg=K.max_registers(cfg.num_warps)))
         rec.update(_resources(triton, k.asm["cubin"]), shared=int(k.metadata.shared))
         problems = [f"{key} {rec[key]} > 0 (register spills)" for key in ("stack", "local") if rec[key] > 0]
         if rec["shared"] + rec["static_shared"] > SHARED_LIMIT:

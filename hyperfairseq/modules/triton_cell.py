@@ -133,7 +133,8 @@ def _interpreted() -> bool:
 def _flags(mode: _Mode, has_mask: bool, n: int, t: Tile) -> dict:
     """The constexprs both kernels take, and the launch's warps."""
     return dict(SCALE=mode.scale, HAS_MASK=has_mask, LN=mode.ln, ACC=mode.acc, JC=kernels.Z_CHUNK,
-                BLOCK_B=t.block_b, BLOCK_H=kernels.block_h_of(n), num_warps=t.num_warps)
+                BLOCK_B=t.block_b, BLOCK_H=kernels.block_h_of(n), num_warps=t.num_warps,
+                maxnreg=kernels.max_registers(t.num_warps))
 
 
 def cell_forward(p1, p2, d, z, w_d, d_bias, c_prev, mask, gate_w, gate_b, cell_w, cell_b, eps, act, xhat,

@@ -75,6 +75,12 @@ TILE_ALTERNATIVES = {
 }
 
 
+def max_registers(num_warps: int) -> int:
+    """The launch's `maxnreg`: all of the SM's 64K registers to one program (the grids are about one wave,
+    so occupancy does not matter). Without it ptxas limited itself to 96 and spilled (bf16, LN, n 512)."""
+    return min(255, 65536 // (32 * num_warps))
+
+
 def block_h_of(n: int) -> int:
     """BLOCK_H of rows of n units: the next power of two (the kernels mask the lanes past n)."""
     return 1 << (max(int(n), 1) - 1).bit_length()
