@@ -19,7 +19,6 @@ it proves the script's code paths before GPU time is spent on it.
 import argparse
 import importlib.util
 import json
-import math
 import os
 import sys
 import time
@@ -58,7 +57,8 @@ def make_step(case, B: int, n: int, dtype, device, seed: int = 0) -> dict:
     r = lambda *s, scale=1.0: (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(device)  # noqa: E731
     x = dict(p1=r(B, 4, n), p2=r(B, 4, n), c_prev=r(B, n), dh=r(B, n), dc=r(B, n),
              mask=((torch.rand(B, n, generator=g) > 0.1).double() / 0.9).to(device),
-             gate_w=1 + r(4, n, scale=0.2), gate_b=r(4, n, scale=0.2), cell_w=1 + r(n, scale=0.2), cell_b=r(n, scale=0.2))
+             gate_w=1 + r(4, n, scale=0.2), gate_b=r(4, n, scale=0.2), cell_w=1 + r(n, scale=0.2),
+             cell_b=r(n, scale=0.2))
     if case.scale != "none":
         x.update(z=r(B, 12, case.n_z, scale=0.5), w_d=r(12, case.n_z, n, scale=0.5), d_bias=r(4, n, scale=0.3))
         if case.scale == "d":
@@ -102,7 +102,9 @@ def reference_h_c(x64: dict):
         pre = x64["d_bias"] + d[:, 8:12] + d[:, 0:4] * x64["p1"] + d[:, 4:8] * x64["p2"]
     else:
         pre = x64["p1"] + x64["p2"]
-    norm = lambda v: (v - v.mean(-1, keepdim=True)) / torch.sqrt(v.var(-1, unbiased=False, keepdim=True) + EPS)  # noqa: E731
+    def norm(v):
+        return (v - v.mean(-1, keepdim=True)) / torch.sqrt(v.var(-1, unbiased=False, keepdim=True) + EPS)
+
     y = norm(pre) * x64["gate_w"] + x64["gate_b"]
     i, f, o, g = torch.sigmoid(y[:, 0]), torch.sigmoid(y[:, 1]), torch.sigmoid(y[:, 3]), torch.tanh(y[:, 2])
     c = f * x64["c_prev"] + i * g * x64["mask"]
@@ -187,7 +189,8 @@ def main(argv=None) -> int:
                     rec = run_tile(case, dtype_name, tile, args, device)
                     results.append(rec)
                 except Exception as err:  # recorded; the other parts still run
-                    rec = dict(case=case.name, dtype=dtype_name, tile=list(tile), error=f"{type(err).__name__}: {err}"[:500],
+                    rec = dict(case=case.name, dtype=dtype_name, tile=list(tile),
+                               error=f"{type(err).__name__}: {err}"[:500],
                                where=traceback.format_exc().strip().splitlines()[-3:])
                     errors.append(rec)
                 print(json.dumps(rec), flush=True)
@@ -205,7 +208,8 @@ def write_record(args, argv, results, errors, seconds) -> None:
                   " ".join(sys.argv[1:] if argv is None else argv), commit=run_record.git_commit(REPO),
                   date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), hardware=hardware,
                   versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
-                  wall_seconds=round(seconds, 1), settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats),
+                  wall_seconds=round(seconds, 1),
+                  settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats),
                   result=dict(parts=results, errors=errors, passed=not errors))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_name(args.json.name + ".tmp")

@@ -152,20 +152,27 @@ def cell_forward(p1, p2, d, z, w_d, d_bias, c_prev, mask, gate_w, gate_b, cell_w
     B, n = c_prev.shape
     if B == 0:
         return
-    rows = lambda name, t: _rows(name, t, c_prev)  # noqa: E731
-    sc = lambda t: _scalars(t, c_prev)  # noqa: E731
-    P1, P2, D, Z, WD = rows("p1", p1), rows("p2", p2), rows("d", d), rows("z", z), rows("w_d", w_d)
-    DB, CP, M = rows("d_bias", d_bias), rows("c_prev", c_prev), rows("mask", mask)
-    GW, GB, CW, CB = rows("gate_w", gate_w), rows("gate_b", gate_b), rows("cell_w", cell_w), rows("cell_b", cell_b)
-    A, XH, RS = rows("act", act), rows("xhat", xhat), sc(rstd)
-    C, CM, CR, TC, H = rows("c_out", c_out), sc(c_mean), sc(c_rstd), rows("tc", tc), rows("h_out", h_out)
     t = tile(n, backward=False)
+    args = (_kernel_args((("p1", p1, "rk"), ("p2", p2, "rk"), ("d", d, "rk"), ("z", z, "rk"), ("w_d", w_d, "rk")),
+                         c_prev) + [mode.n_z] +
+            _kernel_args((("d_bias", d_bias, "r"), ("c_prev", c_prev, "r"), ("mask", mask, "r"),
+                          ("gate_w", gate_w, "r"), ("gate_b", gate_b, "r"), ("cell_w", cell_w, "r"),
+                          ("cell_b", cell_b, "r"), ("act", act, "rk"), ("xhat", xhat, "rk"), ("rstd", rstd, "sk"),
+                          ("c_out", c_out, "r"), ("c_mean", c_mean, "s"), ("c_rstd", c_rstd, "s"), ("tc", tc, "r"),
+                          ("h_out", h_out, "r")), c_prev))
     kernels.cell_forward_kernel[(triton.cdiv(B, t.block_b),)](
-        P1.t, P1.sb, P1.sk, P2.t, P2.sb, P2.sk, D.t, D.sb, D.sk, Z.t, Z.sb, Z.sk, WD.t, WD.sb, WD.sk, mode.n_z,
-        DB.t, DB.sb, CP.t, CP.sb, M.t, M.sb, GW.t, GW.sb, GB.t, GB.sb, CW.t, CW.sb, CB.t, CB.sb,
-        A.t, A.sb, A.sk, XH.t, XH.sb, XH.sk, RS.t, RS.sb, RS.sk, C.t, C.sb, CM.t, CM.sb, CR.t, CR.sb,
-        TC.t, TC.sb, H.t, H.sb, B, n, EPS=float(eps) if mode.ln else 0.0, HAS_P2=p2 is not None,
+        *args, B, n, EPS=float(eps) if mode.ln else 0.0, HAS_P2=p2 is not None,
         **_flags(mode, mask is not None, n, t))
+
+
+def _kernel_args(items, stand_in: Tensor) -> list:
+    """Pointer and stride arguments in a kernel's order, from (name, tensor, kind): kind "r" rows (pointer,
+    batch stride), "rk" rows with their gate stride, "s" scalars (pointer, stride), "sk" with a second."""
+    out = []
+    for name, t, kind in items:
+        v = _scalars(t, stand_in) if kind[0] == "s" else _rows(name, t, stand_in)
+        out += [v.t, v.sb, v.sk] if kind.endswith("k") else [v.t, v.sb]
+    return out
 
 
 class _Slots(NamedTuple):
@@ -200,22 +207,19 @@ def cell_backward(dh, dc, act, tc, c_prev, c_new, c_mean, c_rstd, mask, xhat, rs
     if B == 0:
         return
     t, P = tile(n, backward=True), sum_slots(B, n)
-    rows = lambda name, x: _rows(name, x, c_prev)  # noqa: E731
-    sc = lambda x: _scalars(x, c_prev)  # noqa: E731
+    rows = (_kernel_args((("dh", dh, "r"), ("dc", dc, "r"), ("act", act, "rk"), ("tc", tc, "r"),
+                          ("c_prev", c_prev, "r"), ("c_new", c_new, "r"), ("c_mean", c_mean, "s"),
+                          ("c_rstd", c_rstd, "s"), ("mask", mask, "r"), ("xhat", xhat, "rk"), ("rstd", rstd, "sk"),
+                          ("gate_w", gate_w, "r"), ("cell_w", cell_w, "r"), ("p1", p1, "rk"), ("p2", p2, "rk"),
+                          ("d", d, "rk"), ("z", z, "rk"), ("w_d", w_d, "rk")), c_prev) + [mode.n_z] +
+            _kernel_args((("dc_prev", dc_prev, "r"), ("dpre", dpre, "rk"), ("dp1", dp1, "rk"), ("dp2", dp2, "rk"),
+                          ("e1", e1, "rk"), ("e2", e2, "rk"), ("dz", dz, "rk")), c_prev))
     slots = lambda name, x, on: _slots(name, x if on else None, P, c_prev)  # noqa: E731
-    DH, DC, A, TC, CP, CN = rows("dh", dh), rows("dc", dc), rows("act", act), rows("tc", tc), rows("c_prev", c_prev), rows("c_new", c_new)
-    CM, CR, M, XH, RS = sc(c_mean), sc(c_rstd), rows("mask", mask), rows("xhat", xhat), sc(rstd)
-    GW, CW, P1, P2, D, Z = rows("gate_w", gate_w), rows("cell_w", cell_w), rows("p1", p1), rows("p2", p2), rows("d", d), rows("z", z)
-    WD, DCP, DP, DP1, DP2 = rows("w_d", w_d), rows("dc_prev", dc_prev), rows("dpre", dpre), rows("dp1", dp1), rows("dp2", dp2)
-    E1, E2, DZ = rows("e1", e1), rows("e2", e2), rows("dz", dz)
     GDW, GDB = slots("gate_dw", gate_dw, mode.ln), slots("gate_db", gate_db, mode.ln)
-    CDW, CDB, PB = slots("cell_dw", cell_dw, mode.ln), slots("cell_db", cell_db, mode.ln), slots("d_beta", d_beta, mode.scale)
+    CDW, CDB = slots("cell_dw", cell_dw, mode.ln), slots("cell_db", cell_db, mode.ln)
+    PB = slots("d_beta", d_beta, mode.scale)
     if (GDW.sp, GDW.sk, CDW.sp) != (GDB.sp, GDB.sk, CDB.sp):
         raise ValueError("cell_backward: gate_dw and gate_db (and cell_dw and cell_db) must have equal strides")
     kernels.cell_backward_kernel[(P,)](
-        DH.t, DH.sb, DC.t, DC.sb, A.t, A.sb, A.sk, TC.t, TC.sb, CP.t, CP.sb, CN.t, CN.sb, CM.t, CM.sb, CR.t, CR.sb,
-        M.t, M.sb, XH.t, XH.sb, XH.sk, RS.t, RS.sb, RS.sk, GW.t, GW.sb, CW.t, CW.sb, P1.t, P1.sb, P1.sk,
-        P2.t, P2.sb, P2.sk, D.t, D.sb, D.sk, Z.t, Z.sb, Z.sk, WD.t, WD.sb, WD.sk, mode.n_z, DCP.t, DCP.sb,
-        DP.t, DP.sb, DP.sk, DP1.t, DP1.sb, DP1.sk, DP2.t, DP2.sb, DP2.sk, E1.t, E1.sb, E1.sk, E2.t, E2.sb, E2.sk,
-        DZ.t, DZ.sb, DZ.sk, GDW.t, GDB.t, GDW.sp, GDW.sk, CDW.t, CDB.t, CDW.sp, PB.t, PB.sp, PB.sk, B, n,
+        *rows, GDW.t, GDB.t, GDW.sp, GDW.sk, CDW.t, CDB.t, CDW.sp, PB.t, PB.sp, PB.sk, B, n,
         **_flags(mode, mask is not None, n, t))

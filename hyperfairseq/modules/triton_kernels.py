@@ -155,8 +155,8 @@ def _scales_forward(K: tl.constexpr, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_
 
 @triton.jit
 def _pre_activation(K: tl.constexpr, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z,
-                    db_ptr, db_s0, rh, mb, mh, m2, SCALE: tl.constexpr,
-                    HAS_P2: tl.constexpr, ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+                    db_ptr, db_s0, rh, mb, mh, m2, SCALE: tl.constexpr, HAS_P2: tl.constexpr,
+                    ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     """pre_k: Eq. 12 for the main cell, p1 (+ p2) for the hyper cell (its biases are already in p1)."""
     x1 = tl.load(p1 + K * p1_sk, mask=m2, other=0.0).to(ACC)
     if SCALE == _NONE:
@@ -175,8 +175,8 @@ def _pre_activation(K: tl.constexpr, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd
 @triton.jit
 def _gate_forward(K: tl.constexpr, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z,
                   db_ptr, db_s0, gw_ptr, gw_s0, gb_ptr, gb_s0, act, act_sk, xh, xh_sk, rs, rs_s1, n,
-                  rh, mb, mh, m2, EPS: tl.constexpr, SCALE: tl.constexpr,
-                  HAS_P2: tl.constexpr, LN: tl.constexpr, ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr,
+                  rh, mb, mh, m2, EPS: tl.constexpr, SCALE: tl.constexpr, HAS_P2: tl.constexpr,
+                  LN: tl.constexpr, ACC: tl.constexpr, JC: tl.constexpr, BLOCK_B: tl.constexpr,
                   BLOCK_H: tl.constexpr):
     """Gate K: pre-activation, per-gate LN (saves x̂ and rstd), activation (saved); returns the activation."""
     y = _pre_activation(K, p1, p1_sk, p2, p2_sk, d, d_sk, zr, z_sk, wd_ptr, wd_s0, wd_s1, n_z, db_ptr, db_s0,

@@ -1,7 +1,7 @@
 """The Triton cell's tools: the sm_90 AOT compile gate and the microbenchmark's dry run.
 
-The gate runs here on the corners of its matrix (`--configs ci`: LN, mask and the heaviest d mode of every
-kernel, row width, dtype and table tile) with both Triton versions: the project's (3.8.0) and the GPU
+The gate runs here on the corners of its matrix (`--configs ci`: bf16 storage, LN, mask and the heaviest d
+mode of every kernel and row width, with the table's tiles) with both Triton versions: the project's (3.8.0) and the GPU
 machine's (3.6.0, in `.venv-triton36`, which `.ci/run` creates; without it the test fails under CI and is
 skipped elsewhere). The full matrix is the committed record docs/runs/triton_aot_gate.json, which must
 belong to the current kernels (their source hash) and hold every configuration, passed, for both versions.

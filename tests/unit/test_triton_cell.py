@@ -108,7 +108,8 @@ def forward_outputs(case: Case, new, dtype, stat_dtype) -> dict:
     out = dict(act=new((B, 4, n), dtype, order), c=new((B, n), dtype), tc=new((B, n), dtype), h=new((B, n), dtype))
     if ln:
         stat_shape = (B, 1) if case.driver_layout else (B,)
-        out.update(xhat=new((B, 4, n), dtype, order), rstd=new((B, 4), stat_dtype, (1, 0) if case.driver_layout else None),
+        rstd_order = (1, 0) if case.driver_layout else None  # the fused layer's (4, B, 1) buffer, transposed
+        out.update(xhat=new((B, 4, n), dtype, order), rstd=new((B, 4), stat_dtype, rstd_order),
                    c_mean=new(stat_shape, stat_dtype), c_rstd=new(stat_shape, stat_dtype))
     return out
 
@@ -118,17 +119,17 @@ def run_forward(op, x: dict, o: dict) -> None:
                           "cell_b"), EPS, *_get(o, "act", "xhat", "rstd", "c", "c_mean", "c_rstd", "tc", "h"))
 
 
-def backward_outputs(case: Case, new, dtype, stat_dtype, P: int, dc) -> dict:
+def backward_outputs(case: Case, new, dtype, stat_dtype, P: int, dc, prefill: float = 0.0) -> dict:
     B, n, order, main = case.B, case.n, GATE_MAJOR if case.driver_layout else None, case.mode != "hyper"
     out = dict(dc_prev=dc if case.alias_dc else new((B, n), dtype), dpre=new((B, 4, n), dtype, order))
     if main:
         out.update(dp1=new((B, 4, n), dtype), dp2=new((B, 4, n), dtype), e1=new((B, 4, n), dtype, order),
-                   e2=new((B, 4, n), dtype, order), d_beta=new((P, 4, n), stat_dtype, fill=0.0))
+                   e2=new((B, 4, n), dtype, order), d_beta=new((P, 4, n), stat_dtype, fill=prefill))
     if case.mode == "z":
         out["dz"] = new((B, 12, case.n_z), dtype)
     if case.ln:
-        out.update(gate_dw=new((P, 4, n), stat_dtype, fill=0.0), gate_db=new((P, 4, n), stat_dtype, fill=0.0),
-                   cell_dw=new((P, n), stat_dtype, fill=0.0), cell_db=new((P, n), stat_dtype, fill=0.0))
+        out.update({k: new((P, 4, n), stat_dtype, fill=prefill) for k in ("gate_dw", "gate_db")})
+        out.update({k: new((P, n), stat_dtype, fill=prefill) for k in ("cell_dw", "cell_db")})
     return out
 
 
@@ -145,8 +146,10 @@ class Run(NamedTuple):
     backward: dict
 
 
-def run_triton(case: Case, x64: dict, dtype=torch.float64, stat_dtype=None) -> Run:
-    """The Triton ops on guarded copies of the inputs; asserts the guard bands afterwards."""
+def run_triton(case: Case, x64: dict, dtype=torch.float64, stat_dtype=None, prefill: float = 0.0,
+               per_slot: bool = False) -> Run:
+    """The Triton ops on guarded copies of the inputs; asserts the guard bands afterwards. The (P, ...)
+    accumulators start at `prefill` and are summed over P unless `per_slot`."""
     stat_dtype = stat_dtype or dtype
     guard = Guarded()
     x = {k: guard.copy(v, dtype, GATE_MAJOR if (k == "d" and case.driver_layout) else None) for k, v in x64.items()}
@@ -156,10 +159,10 @@ def run_triton(case: Case, x64: dict, dtype=torch.float64, stat_dtype=None) -> R
         f = forward_outputs(case, guard.new, dtype, stat_dtype)
         run_forward(triton_cell, x, f)
         dc = x["dc"]
-        b = backward_outputs(case, guard.new, dtype, stat_dtype, P, dc)
+        b = backward_outputs(case, guard.new, dtype, stat_dtype, P, dc, prefill)
         run_backward(triton_cell, x, f, b, dc)
     guard.assert_untouched()
-    return Run(f, {k: v.sum(0) if v.dim() and k in SUMMED else v for k, v in b.items()})
+    return Run(f, {k: v.sum(0) if k in SUMMED and not per_slot else v for k, v in b.items()})
 
 
 SUMMED = ("gate_dw", "gate_db", "cell_dw", "cell_db", "d_beta")
@@ -258,6 +261,24 @@ def test_float64_matches_cpp_ops_and_autograd_step(case):
     got = run_triton(case, x)
     assert_close(got, run_cpp(case, x), 1e-10, 1e-10, "vs the C++ ops")
     assert_close(got, reference(case, x), 1e-10, 1e-10, "vs float64 autograd")
+
+
+BATCH_INPUTS = ("p1", "p2", "d", "z", "c_prev", "mask", "dh", "dc")
+
+
+def test_each_program_adds_its_own_rows_into_its_own_slot():
+    """Slot p of every accumulator = its value before + the sums over program p's rows only (checked
+    against the float64 step on those rows alone): no program writes another's slot, none overwrites."""
+    case = Case("z", ln=True, mask=True, B=7, n=50, n_z=3, block_b=2)  # 4 programs, the last one half full
+    x = make_inputs(case, seed=4)
+    got = run_triton(case, x, prefill=0.25, per_slot=True)
+    for p in range(4):
+        rows = slice(2 * p, min(2 * p + 2, case.B))
+        part = {k: v[rows] if k in BATCH_INPUTS and v is not None else v for k, v in x.items()}
+        want = reference(case._replace(B=rows.stop - rows.start), part).backward
+        for k in SUMMED:
+            torch.testing.assert_close(got.backward[k][p], want[k] + 0.25, atol=1e-10, rtol=1e-10,
+                                       msg=lambda m: f"slot {p} of {k}: {m}")
 
 
 # -- float32 and 16-bit storage ------------------------------------------------------------------------
