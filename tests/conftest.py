@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# The Triton cell kernels run on CPU tensors only under Triton's interpreter, which must be chosen before
+# their module is imported (tests/unit/test_triton_cell.py); elsewhere on CPU nothing launches Triton.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 USER_DIR = str(REPO / "hyperfairseq")
 # The interpreter's folder first on PATH, so scripts under test find this environment's fairseq-* and
