@@ -88,15 +88,16 @@ class BatchStream:
     """
 
     def __init__(self, data: ImageSet, batch_size: int, seed: int, augment: Augment,
-                 mean: Sequence[float], std: Sequence[float], rank: int = 0, world_size: int = 1):
+                 mean: Sequence[float], std: Sequence[float], rank: int = 0, world_size: int = 1,
+                 dtype: torch.dtype = torch.float32):
         n = data.labels.shape[0]
         if batch_size > n:
             raise ValueError(f"--batch-size {batch_size} is larger than the training split ({n} images)")
         if batch_size % world_size:
             raise ValueError(f"--batch-size {batch_size} is not divisible by the world size {world_size}")
         self.data, self.batch_size, self.seed, self.augment = data, batch_size, seed, augment
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.mean = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
         self.rank, self.world_size = rank, world_size
         self.steps_per_epoch = n // batch_size  # the last partial batch of an epoch is dropped
         self._perm_epoch, self._perm = -1, None
@@ -118,7 +119,13 @@ class BatchStream:
 
 
 def normalise(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    return (images.float() / 255.0 - mean) / std
+    """uint8 images -> ``(x / 255 - mean) / std`` in the dtype of ``mean`` (float32, or float64 with --double)."""
+    return (images.to(mean.dtype) / 255.0 - mean) / std
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """bf16 autocast outputs are promoted to float32 for the loss; float32 / float64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def channel_stats(images: Tensor) -> Tuple[List[float], List[float]]:
@@ -147,8 +154,8 @@ class TrainingLoss(nn.Module):
     def forward(self, images: Tensor, labels: Tensor) -> LossOutput:
         kernels = self.model.main_kernels()
         logits = self.model(images, kernels)
-        ce = F.cross_entropy(logits.float(), labels)
-        penalty = sum(w.float().pow(2).sum() for w in self.model.decayed_weights(kernels))
+        ce = F.cross_entropy(at_least_float32(logits), labels)
+        penalty = sum(at_least_float32(w).pow(2).sum() for w in self.model.decayed_weights(kernels))
         return LossOutput(ce + 0.5 * self.weight_decay * penalty, ce, logits)
 
 
@@ -158,13 +165,15 @@ def evaluate(model: nn.Module, data: ImageSet, mean, std, batch_size: int, devic
     """Accuracy and mean cross-entropy; eval mode, so a hyper model generates its kernels once."""
     was_training = model.training
     model.eval()
-    mean_t, std_t = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    dtype = next(model.parameters()).dtype
+    mean_t = torch.tensor(mean, dtype=dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=dtype).view(1, -1, 1, 1)
     correct, loss_sum, n = 0, 0.0, data.labels.shape[0]
     for start in range(0, n, batch_size):
         x = normalise(data.images[start:start + batch_size], mean_t, std_t).to(device)
         y = data.labels[start:start + batch_size].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x).float()
+            logits = at_least_float32(model(x))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     model.train(was_training)

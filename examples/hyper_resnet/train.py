@@ -45,7 +45,9 @@ DATASET_DEFAULTS = {
 }
 #: settings that define a run's trajectory: stored in the checkpoint and restored on --resume
 TRAJECTORY = ("dataset", "arch", "seed", "batch_size", "lr_schedule", "optimizer", "momentum",
-              "weight_decay", "val_fraction", "train_size", "hyper_init", "bf16")
+              "weight_decay", "val_fraction", "train_size", "hyper_init", "bf16", "double")
+#: values of trajectory settings added after the first checkpoints were written
+LEGACY_SETTINGS = {"double": False}
 PAPER_PARAMS = {"wrn_40_1": "0.563 M", "hyper_wrn_40_1": "0.097 M", "wrn_40_2": "2.236 M",
                 "hyper_wrn_40_2": "0.148 M", "convnet": "12,544 (conv2)", "hyper_convnet": "4,244 (conv2)"}
 
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-interval", type=int, default=0, help="validate every N steps (0: only at the end)")
     p.add_argument("--eval-batch-size", type=int, default=1000)
     p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (CPU or CUDA)")
+    p.add_argument("--double", action="store_true", default=None,
+                   help="float64 weights and arithmetic (slow; makes runs comparable across CPUs and world sizes)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
     p.add_argument("--log-interval", type=int, default=50)
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace, stored: Optional[Dict]) -> argparse.Namespace:
     """Fill defaults; on resume take the trajectory settings from the checkpoint (exact resume)."""
     if stored is not None:
+        stored = {**LEGACY_SETTINGS, **stored}
         for key in TRAJECTORY:
             given = getattr(args, key)
             if given is not None and given != stored[key]:
@@ -118,6 +123,9 @@ def resolve(args: argparse.Namespace, stored: Optional[Dict]) -> argparse.Namesp
     args.weight_decay = 5e-4 if args.weight_decay is None else args.weight_decay
     args.hyper_init = args.hyper_init or "he"
     args.bf16 = bool(args.bf16)
+    args.double = bool(args.double)
+    if args.bf16 and args.double:
+        raise UsageError("--bf16 and --double exclude each other")
     return args
 
 
@@ -152,12 +160,14 @@ def load_data(args: argparse.Namespace) -> Dict[str, ImageSet]:
     return {"train": train, "val": val, "test": test}
 
 
-def make_model(arch: str, dataset: str, hyper_init: str):
+def make_model(arch: str, dataset: str, hyper_init: str, double: bool = False):
+    """The model initialised in float32 (the same draws for every dtype), in float64 with ``double``."""
     d = DATASET_DEFAULTS[dataset]
     kwargs = dict(in_channels=d["channels"], image_size=d["size"])
     if arch.startswith("hyper_"):
         kwargs["hyper_init"] = hyper_init
-    return build_model(arch, **kwargs)
+    model = build_model(arch, **kwargs)
+    return model.double() if double else model
 
 
 def make_optimizer(args, model) -> torch.optim.Optimizer:
@@ -267,13 +277,13 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     stats = (ckpt["mean"], ckpt["std"]) if ckpt else E.channel_stats(data["train"].images)
     try:
         stream = E.BatchStream(data["train"], args.batch_size, args.seed, DATASET_DEFAULTS[args.dataset]["augment"],
-                               stats[0], stats[1], rank, world)
+                               stats[0], stats[1], rank, world, torch.float64 if args.double else torch.float32)
         args.lr_schedule = args.lr_schedule or default_schedule(args, stream.steps_per_epoch)
         schedule = E.Schedule.parse(args.lr_schedule)
     except ValueError as err:
         raise UsageError(str(err)) from None
     torch.manual_seed(args.seed)  # identical initial weights on every rank
-    model = make_model(args.arch, args.dataset, args.hyper_init).to(device)
+    model = make_model(args.arch, args.dataset, args.hyper_init, args.double).to(device)
     optimizer = make_optimizer(args, model)
     step, best = 0, {}
     if ckpt is not None:
@@ -393,10 +403,11 @@ def evaluate_checkpoint(args: argparse.Namespace) -> int:
     if args.dataset is not None and DATASET_DEFAULTS[args.dataset]["channels"] != DATASET_DEFAULTS[ckpt["dataset"]]["channels"]:
         raise UsageError(f"--dataset {args.dataset} has other image channels than the checkpoint's {ckpt['dataset']}")
     args.dataset = args.dataset or ckpt["dataset"]
-    for key in ("seed", "val_fraction", "train_size", "hyper_init", "bf16"):
+    settings = {**LEGACY_SETTINGS, **settings}
+    for key in ("seed", "val_fraction", "train_size", "hyper_init", "bf16", "double"):
         setattr(args, key, settings[key] if getattr(args, key) is None else getattr(args, key))
     device = E.optional_device(args.device)
-    model = make_model(args.arch, ckpt["dataset"], settings["hyper_init"]).to(device)
+    model = make_model(args.arch, ckpt["dataset"], settings["hyper_init"], settings["double"]).to(device)
     restore_model(model, ckpt, args.resume)
     data = load_data(args)
     t0 = time.time()

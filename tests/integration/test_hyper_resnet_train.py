@@ -86,20 +86,32 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
 
 
 def test_two_gloo_processes_equal_one_process_with_the_same_total_batch(tmp_path):
-    args = small_run(tmp_path / "two", extra=["--max-steps", "8"])
+    """Exact by construction: float64 (``--double``) and SGD with momentum.
+
+    The runs differ only in the order of floating-point sums (one mean over 40 images vs the mean of two
+    means over 20, and the convolutions' own reductions), i.e. by a few units of roundoff of each gradient.
+    In float32 (u = 6e-8) that gave up to 1.31e-5 after 8 steps on an AMD EPYC (issue 12 §0): an
+    amplification of ~2.2e2 u through the steps. The same amplification in float64 (u = 1.1e-16) is
+    ~2.4e-14; atol 1e-10 leaves a margin of 4e3 over it. A wrong reduction moves weights by ~lr = 0.05 times
+    a gradient (missing all-reduce: another gradient; summing instead of averaging: twice the step), 1e6 and
+    more above the tolerance. SGD, not Adam, because Adam divides a gradient's scale out and so would not
+    see a sum taken for a mean.
+    """
+    sgd = ["--max-steps", "8", "--double", "--optimizer", "sgd", "--lr-schedule", "1000:0.05"]
+    args = small_run(tmp_path / "two", extra=sgd)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(vf.TRAIN_PY), *args, "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, cwd=str(vf.REPO))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert T.main(small_run(tmp_path / "one", extra=["--max-steps", "8"])) == 0
+    assert T.main(small_run(tmp_path / "one", extra=sgd)) == 0
     two, one = state(tmp_path / "two"), state(tmp_path / "one")
-    moved = 0.0
+    assert one["model"]["conv1.weight"].dtype == torch.float64
     for k in one["model"]:
-        torch.testing.assert_close(two["model"][k], one["model"][k], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(two["model"][k], one["model"][k], rtol=0, atol=1e-10)
     # and training did move the weights (so the comparison is not trivially between initial values)
     torch.manual_seed(1)
-    init = T.make_model("hyper_convnet", "fashion_mnist", "he").state_dict()
+    init = T.make_model("hyper_convnet", "fashion_mnist", "he", double=True).state_dict()
     moved = max((init[k] - one["model"][k]).abs().max().item() for k in init)
     assert moved > 1e-3
 
