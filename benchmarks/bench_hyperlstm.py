@@ -280,7 +280,7 @@ def main(argv=None):
         "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         "throughput": {}, "one_step": {},
         "commit": git_commit(Path(__file__).resolve().parents[1]),
-        "kernels": (kernels.kernels_for(torch.device(args.device)) or kernels.Kernels("none", None, None, None)).name,
+        "kernels": getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
         "cpu_gemm": os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
     }
     if args.micro_only:

@@ -87,8 +87,8 @@ def check_case(name, shape, layer, dtype, dropout, padded, device):
             "ok": ok}
 
 
-def cases(quick: bool):
-    for name in (QUICK if quick else SHAPES):
+def cases(names):
+    for name in names:
         for layer in LAYERS:
             for dtype in (torch.float64, torch.float32, torch.bfloat16):
                 yield name, SHAPES[name], layer, dtype, 0.0, False
@@ -99,13 +99,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="the two smallest shapes only (for compute-sanitizer)")
+    p.add_argument("--shapes", default=None, help=f"comma-separated names of {list(SHAPES)} (default: all)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32 GEMMs: the tolerance above assumes them
     results, start = [], time.time()
-    for name, shape, layer, dtype, dropout, padded in cases(args.quick):
+    names = args.shapes.split(",") if args.shapes else (QUICK if args.quick else list(SHAPES))
+    for name, shape, layer, dtype, dropout, padded in cases(names):
         try:
             row = check_case(name, shape, layer, dtype, dropout, padded, device)
         except Exception as err:  # record and go on: one broken case must not hide the others

@@ -31,14 +31,17 @@ START=$(date +%s)
 
 if [ "$DRY_RUN" = 1 ]; then
   DEVICE=cpu CUDA_FLAG=--cpu CLOCK=process
-  export TRITON_INTERPRET=1 HYPERFAIRSEQ_KERNELS=${HYPERFAIRSEQ_KERNELS:-triton} OMP_NUM_THREADS=1
-  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
-  SMALL=(--decoder-hidden-size 32 --hyper-hidden-size 8)
+  # the Triton kernels (interpreted) in the stages that exist for them; the fairseq-train stages prove their
+  # command lines and parsing with the C++ kernels (the interpreter would take minutes per run there)
+  export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 KERNELS=triton
+  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,3 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
+  SHAPES=tiny SLOW=4  # the interpreter: every limit x4
+  SMALL="--decoder-hidden-size 32 --hyper-hidden-size 8"
 else
   DEVICE=cuda CUDA_FLAG="" CLOCK=wall
   SIZES=ptb,enwik8 BATCHES=128 STEPS=100 REPEATS=5 UPDATES=20,120 SPEED_BATCH=128 TRAIN_UPDATES=1000000
   SANITIZE=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-  BATCH=128 TPS=100 SMALL=()
+  BATCH=128 TPS=100 SMALL="" SHAPES="" SLOW=1 KERNELS=""
   if [ -d .whl ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       > "$WORK/setup.log" 2>&1 || echo "wheel install failed (see setup.log)"
@@ -46,11 +49,15 @@ else
   fi
 fi
 
-# stage NAME LIMIT_S CMD...: run one stage with its own limit; its status goes to work/NAME.status
+export OUT DRY_RUN TRAIN_MIN DATA PY WORK DEVICE CUDA_FLAG CLOCK SIZES BATCHES STEPS REPEATS UPDATES SPEED_BATCH
+export TRAIN_UPDATES SANITIZE BATCH TPS SMALL SHAPES KERNELS
+
+# stage NAME LIMIT_S FUNCTION: run one stage's function in its own shell under its own time limit;
+# its exit status goes to work/NAME.status, its output to work/NAME.log
 stage() {
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$2 fn=$3
   echo "== $name ($(($(date +%s) - START)) s in)"
-  timeout -k 10 "$limit" "$@" > "$WORK/$name.log" 2>&1
+  timeout -k 10 "$((limit * SLOW))" bash -c "set -o pipefail; $(declare -f "$fn"); $fn" > "$WORK/$name.log" 2>&1
   local rc=$?
   echo "$rc" > "$WORK/$name.status"
   tail -4 "$WORK/$name.log"
@@ -63,7 +70,9 @@ env_stage() {
 }
 
 kernels_stage() {
-  "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" --json "$WORK/kernels.json" || return $?
+  export HYPERFAIRSEQ_KERNELS=$KERNELS
+  "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" ${SHAPES:+--shapes $SHAPES} --json "$WORK/kernels.json" \
+    || return $?
   if [ -n "$SANITIZE" ]; then
     "$SANITIZE" --tool memcheck --error-exitcode 3 "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" \
       --quick --json "$WORK/kernels_memcheck.json"
@@ -71,6 +80,7 @@ kernels_stage() {
 }
 
 micro_stage() {
+  export HYPERFAIRSEQ_KERNELS=$KERNELS
   local dry=""; [ "$DRY_RUN" = 1 ] && dry=--dry-run
   "$PY" benchmarks/bench_triton_cell.py $dry --json "$WORK/micro_triton.json"
   "$PY" benchmarks/bench_hyperlstm.py --device "$DEVICE" --micro-only --sizes "$SIZES" --batches "$BATCHES" \
@@ -78,6 +88,7 @@ micro_stage() {
 }
 
 layer_stage() {
+  export HYPERFAIRSEQ_KERNELS=$KERNELS
   local common=(--device "$DEVICE" --sizes "$SIZES" --batches "$BATCHES" --steps "$STEPS" --repeats "$REPEATS"
                 --clock "$CLOCK" --no-one-step)
   "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --json "$OUT/bench_layer_tf32.json"
@@ -90,13 +101,13 @@ speed_stage() {
   "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --batch-size "$SPEED_BATCH" --clock "$CLOCK" \
     --tokens-per-sample "$TPS" --updates "$UPDATES" --repeats 1 --precisions "$precisions" \
     --configs "fairseq lstm_lm,lstm_lm_ptb_1000,ln_hyperlstm_lm_ptb" --json "$OUT/bench_train.json" \
-    ${SMALL[@]+--tiny}
+    ${SMALL:+--tiny}
 }
 
 train_stage() {
   rm -rf "$WORK/ckpt"
   "$PY" -m fairseq_cli.train "$DATA" --user-dir hyperfairseq --task char_lm --arch ln_hyperlstm_lm_ptb \
-    ${SMALL[@]+"${SMALL[@]}"} --batch-size "$BATCH" --tokens-per-sample "$TPS" --optimizer adam --lr 0.001 \
+    $SMALL --batch-size "$BATCH" --tokens-per-sample "$TPS" --optimizer adam --lr 0.001 \
     --clip-norm 1.0 --num-workers 0 --log-format json --log-interval 50 --seed 1 --max-update "$TRAIN_UPDATES" \
     --stop-time-hours "$("$PY" -c "print($TRAIN_MIN / 60)")" --save-dir "$WORK/ckpt" --no-epoch-checkpoints $CUDA_FLAG
 }
@@ -106,13 +117,18 @@ eval_stage() {
     --batch-size "$BATCH" --tokens-per-sample "$TPS" --gen-subset test --num-workers 0 $CUDA_FLAG
 }
 
-stage env 60 env_stage
-stage kernels 150 kernels_stage
-stage micro 60 micro_stage
-stage layer 150 layer_stage
-stage speed 120 speed_stage
-stage train "$("$PY" -c "print(int($TRAIN_MIN * 60 + 60))")" train_stage
-stage eval 60 eval_stage
+stage env 30 env_stage
+if [ "$DRY_RUN" != 1 ]; then  # compile the later stages' kernel variants on the spare cores meanwhile
+  timeout 200 "$PY" benchmarks/triton_warm.py > "$WORK/warm.log" 2>&1 &
+  WARM=$!
+fi
+stage kernels 100 kernels_stage
+stage micro 40 micro_stage
+[ -n "${WARM:-}" ] && { wait "$WARM"; echo "warm-up exit $? ($(($(date +%s) - START)) s in)"; }
+stage layer 110 layer_stage
+stage speed 90 speed_stage
+stage train "$("$PY" -c "print(int($TRAIN_MIN * 60 + 40))")" train_stage
+stage eval 40 eval_stage
 "$PY" benchmarks/gpu_summary.py --work "$WORK" --out "$OUT" --seconds "$(($(date +%s) - START))"
 tar -czf "$OUT/logs.tar.gz" -C "$WORK" --exclude ckpt . && rm -rf "$WORK"
 echo "== done ($(($(date +%s) - START)) s)"

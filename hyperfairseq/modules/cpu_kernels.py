@@ -2,7 +2,7 @@
 
 `ops()` returns `torch.ops.hyperfairseq` once the kernels are built and loaded, or None when they
 cannot be (no C++ compiler or ninja, a build error, or HYPERFAIRSEQ_CPU_KERNELS=0); the fast path
-then runs its ATen version, which computes the same thing in more, unfused kernels. The first build
+then does not apply on CPU and `HyperLSTM` runs the reference path (the same mathematics, slower). The first build
 takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
 """
 
@@ -75,7 +75,7 @@ def ops() -> Optional[object]:
                 except Exception as err:  # a missing compiler, ninja or header: fall back, say why once
                     _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
                     warnings.warn(f"hyperfairseq: fused CPU kernels unavailable ({_state['error']}); "
-                                  f"using the slower ATen version. Set {ENV}=0 to silence this.")
+                                  f"HyperLSTM runs its (slower) reference path on CPU. Set {ENV}=0 to silence this.")
                 _state["tried"] = True
     return None if _state["error"] else torch.ops.hyperfairseq
 

@@ -38,10 +38,12 @@ def _run_dtype(x: Tensor) -> Optional[torch.dtype]:
 
 def fast_path_applies(cell, x: Tensor, return_internals: bool) -> bool:
     """Default dispatch rule: float32/bf16/fp16 inputs (float64 is the reference's), no internals (the
-    reference's job), at least one step, and fused kernels for the device."""
+    reference's job), at least one step, and fused kernels for the device that take rows this wide."""
     if return_internals or x.shape[0] == 0 or x.dtype not in FAST_DTYPES or _run_dtype(x) is None:
         return False
-    return kernels_for(x.device) is not None
+    k = kernels_for(x.device)
+    widest = max(cell.hidden_size, cell.hyper_hidden_size or 0)
+    return k is not None and (k.max_units is None or widest <= k.max_units)
 
 
 @torch.compiler.disable  # custom kernels and Python-side plans: a graph break for torch.compile

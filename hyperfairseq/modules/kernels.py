@@ -34,13 +34,14 @@ class Kernels(NamedTuple):
     cell_forward: Callable
     cell_backward: Callable
     sum_slots: Callable[[int, int], int]
+    max_units: Optional[int]  # the widest row the kernels take (None: any)
 
 
 def _cpp() -> Optional[Kernels]:
     ops = cpu_kernels.ops()
     if ops is None:
         return None
-    return Kernels("cpp", ops.cell_forward.default, ops.cell_backward.default, lambda batch, n: 1)
+    return Kernels("cpp", ops.cell_forward.default, ops.cell_backward.default, lambda batch, n: 1, None)
 
 
 def _triton() -> Optional[Kernels]:
@@ -48,7 +49,8 @@ def _triton() -> Optional[Kernels]:
         from . import triton_cell
     except ImportError:  # no triton, or no kernels in this checkout
         return None
-    return Kernels("triton", triton_cell.cell_forward, triton_cell.cell_backward, triton_cell.sum_slots)
+    return Kernels("triton", triton_cell.cell_forward, triton_cell.cell_backward, triton_cell.sum_slots,
+                   triton_cell.MAX_UNITS)
 
 
 def backend_name(device: torch.device) -> Optional[str]:

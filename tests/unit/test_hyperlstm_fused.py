@@ -4,8 +4,9 @@ Float64 comparisons hold to 1e-10: the fast path reorders sums only (a handful o
 order 1 over T = 6 steps is ~1e-15). Float32 through the module's dispatch holds to 2e-5 relative /
 2e-6 absolute on outputs and 1e-4 / 1e-5 on gradients (float32 eps 1.2e-7 times the ~100 terms summed
 per value, with margin). The equivalence tests run for hyper and baseline (LSTM / LN-LSTM) layers,
-through every kernel backend built here (`backend` fixture: the C++ kernels must build, no skip), and
-through the CUDA-graph plan logic in its CPU `replay` mode as well as eagerly (`runner` fixture).
+through both kernel backends (the C++ kernels, which must build here: no skip; the Triton kernels under
+TRITON_INTERPRET=1, at 3 steps since the interpreter is slow), and through the CUDA-graph plan logic in
+its CPU `replay` mode as well as eagerly (`path` fixture).
 """
 
 import pytest
@@ -20,22 +21,33 @@ from hyperfairseq.modules.state import CellState
 from test_hyperlstm import perturbed
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
-BACKENDS = ["cpp"]
+# (kernels, runner): the C++ kernels eagerly and through the CUDA-graph plan logic (its CPU `replay` mode, an
+# eager re-run standing in for each graph), and the Triton kernels under TRITON_INTERPRET=1 (slow: 3 steps)
+PATHS = ["cpp-eager", "cpp-replay", "triton-eager"]
 
 
-@pytest.fixture(params=BACKENDS)
+def _use(monkeypatch, backend: str, runner: str = "eager") -> str:
+    monkeypatch.setenv(kernels.KERNELS_ENV, backend)
+    monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "0" if runner == "eager" else "replay")
+    assert kernels.kernels_for(torch.device("cpu")) is not None, f"the {backend} kernels are unavailable"
+    return backend
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Run a test through each fused path (the backend forced for CPU tensors)."""
+    backend, runner = request.param.split("-")
+    _use(monkeypatch, backend, runner)
+    return request.param
+
+
+@pytest.fixture(params=["cpp", "triton"])
 def backend(request, monkeypatch):
-    """Run a test through each fused backend (forced for CPU tensors)."""
-    monkeypatch.setenv(kernels.KERNELS_ENV, request.param)
-    assert kernels.kernels_for(torch.device("cpu")) is not None, f"the {request.param} kernels are unavailable"
-    return request.param
+    return _use(monkeypatch, request.param)
 
 
-@pytest.fixture(params=["eager", "replay"])
-def runner(request, monkeypatch):
-    """Eager launches, or the CUDA-graph plans with an eager re-run standing in for each graph."""
-    monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "0" if request.param == "eager" else "replay")
-    return request.param
+def steps_for(path_or_backend: str) -> int:
+    return 3 if path_or_backend.startswith("triton") else T
 
 
 def random_cell_state(hyper=True, dtype=torch.float64, seed=1):
@@ -51,8 +63,8 @@ def make_layer(use_hyper=True, layer_norm=False, dropout=0.0, n_z=N_Z, dtype=tor
     return perturbed(rnn).to(dtype).layers[0]
 
 
-def keep_of(lengths):
-    return None if lengths is None else (torch.arange(T).unsqueeze(1) < torch.tensor(lengths)).unsqueeze(-1)
+def keep_of(lengths, steps=T):
+    return None if lengths is None else (torch.arange(steps).unsqueeze(1) < torch.tensor(lengths)).unsqueeze(-1)
 
 
 def run(fn, cell, x, state, keep, seed=123):
@@ -66,13 +78,15 @@ def run(fn, cell, x, state, keep, seed=123):
     return out, final, torch.autograd.grad(loss, inputs)
 
 
-def run_both(use_hyper=True, layer_norm=False, dropout=0.0, lengths=None, dtype=torch.float64, n_z=N_Z, calls=1):
+def run_both(use_hyper=True, layer_norm=False, dropout=0.0, lengths=None, dtype=torch.float64, n_z=N_Z, calls=1,
+             steps=T):
     """The same layer, input, state and masks through run_layer and (`calls` times) fused_layer."""
     cell = make_layer(use_hyper, layer_norm, dropout, n_z, dtype)
-    x = torch.randn(T, B, N_X, dtype=dtype).requires_grad_()
+    x = torch.randn(steps, B, N_X, dtype=dtype).requires_grad_()
     state = random_cell_state(use_hyper, dtype)
-    ref = run(run_layer, cell, x, state, keep_of(lengths))
-    fused = [run(fused_layer, cell, x, state, keep_of(lengths)) for _ in range(calls)]
+    keep = keep_of(None if lengths is None else [min(n, steps) for n in lengths], steps)
+    ref = run(run_layer, cell, x, state, keep)
+    fused = [run(fused_layer, cell, x, state, keep) for _ in range(calls)]
     names = ["x", *(f for f, s in zip(CellState._fields, state) if s is not None), *(n for n, _ in cell.named_parameters())]
     return ref, fused, names
 
@@ -92,34 +106,48 @@ LAYER_IDS = ["hyper", "ln-hyper", "lstm", "ln-lstm"]
 
 
 @pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
-def test_fused_equals_reference_float64(use_hyper, layer_norm, backend, runner):
-    ref, fused, names = run_both(use_hyper, layer_norm, calls=3)  # the 2nd call makes a plan, the 3rd replays it
+def test_fused_equals_reference_float64(use_hyper, layer_norm, path):
+    calls = 3 if path.endswith("replay") else 1  # the 2nd call makes a plan, the 3rd replays it
+    ref, fused, names = run_both(use_hyper, layer_norm, calls=calls, steps=steps_for(path))
     for result in fused:
         assert_same(ref, result, names)
 
 
 @pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
-def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, layer_norm, backend, runner):
-    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.4, lengths=[T, 2, 0, 5], calls=2)
+def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, layer_norm, path):
+    steps, lengths = steps_for(path), [T, 2, 0, 5]
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.4, lengths=lengths, steps=steps,
+                                 calls=2 if path.endswith("replay") else 1)
     for result in fused:
         assert_same(ref, result, names)
     out = fused[-1][0]
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
-    clean, _, _ = run_both(use_hyper, layer_norm, lengths=[T, 2, 0, 5])  # the masks really were applied
+    clean, _, _ = run_both(use_hyper, layer_norm, lengths=lengths, steps=steps)  # the masks really were applied
     assert not torch.allclose(clean[1].c, ref[1].c)
 
 
-@pytest.mark.parametrize("layer_norm", [False, True])
-@pytest.mark.parametrize("n_z", [1, 4, KERNEL_MAX_NZ + 1])
-def test_fused_equals_reference_for_every_n_z(layer_norm, n_z, backend):
+# N_z 3 runs in every test above; the Triton kernels' z- and d-modes are also covered op by op (test_triton_cell)
+N_Z_CASES = [(b, ln, nz) for b in ("cpp", "triton") for ln in (False, True)
+             for nz in ((1, 4, KERNEL_MAX_NZ + 1) if b == "cpp" else (1, KERNEL_MAX_NZ + 1))]
+
+
+@pytest.mark.parametrize("kernel_backend,layer_norm,n_z", N_Z_CASES)
+def test_fused_equals_reference_for_every_n_z(kernel_backend, layer_norm, n_z, monkeypatch):
     """Up to KERNEL_MAX_NZ the kernels compute d = z W_d themselves; above, one bmm per step feeds them d."""
-    ref, fused, names = run_both(True, layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z)
+    _use(monkeypatch, kernel_backend)
+    ref, fused, names = run_both(True, layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z,
+                                 steps=steps_for(kernel_backend))
     assert_same(ref, fused[0], names)
 
 
-@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
-def test_fused_float32_tolerance(use_hyper, layer_norm, backend):
-    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32)
+FLOAT32_CASES = [("cpp", *layer) for layer in LAYERS] + [("triton", True, True), ("triton", False, False)]
+
+
+@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm", FLOAT32_CASES)
+def test_fused_float32_tolerance(kernel_backend, use_hyper, layer_norm, monkeypatch):
+    _use(monkeypatch, kernel_backend)
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32,
+                                 steps=steps_for(kernel_backend))
     assert_same(ref, fused[0], names, rtol=2e-5, atol=2e-6, grad_rtol=1e-4, grad_atol=1e-5)
 
 
@@ -307,11 +335,11 @@ def test_hyper_cell_uses_its_own_forget_bias():
         torch.testing.assert_close(f_final.h_hat, final.h_hat, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
-@pytest.mark.parametrize("n_z", [N_Z, KERNEL_MAX_NZ + 1])
+ONE_STEP_CASES = [(*layer, N_Z) for layer in LAYERS] + [(True, False, KERNEL_MAX_NZ + 1), (True, True, KERNEL_MAX_NZ + 1)]
+
+
+@pytest.mark.parametrize("use_hyper,layer_norm,n_z", ONE_STEP_CASES)
 def test_incremental_one_step_inference_equals_reference(use_hyper, layer_norm, n_z, backend):
-    if not use_hyper and n_z != N_Z:
-        return
     cell = make_layer(use_hyper, layer_norm, dropout=0.3, n_z=n_z).eval()
     state = random_cell_state(use_hyper)
     x = torch.randn(1, B, N_X, dtype=torch.float64)
@@ -473,3 +501,49 @@ def expected_forward_step(use_hyper, padded):
     if padded:
         ops += ["aten::where.self_out"] * (4 if use_hyper else 2) + ["aten::mul.out"]
     return ops
+
+
+def _plan_of(cell):
+    plans = cell.__dict__.get("_graph_plans", {})
+    assert len(plans) == 1, f"expected one graph plan, found {len(plans)}"
+    return next(iter(plans.values()))
+
+
+def test_graph_plan_copies_every_input_in_at_every_call(monkeypatch):
+    """A plan's graph reads static buffers: parameters updated in place, other masks (another RNG draw),
+    another state must all reach a replay (the stale-graph bug)."""
+    _use(monkeypatch, "cpp", "replay")
+    cell = make_layer(layer_norm=True, dropout=0.3)
+    x = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True)
+    for call in range(4):  # call 0 runs eagerly, call 1 makes the plan, calls 2 and 3 replay it
+        state = random_cell_state(seed=10 + call)
+        ref = run(run_layer, cell, x, state, None, seed=call)
+        fused = run(fused_layer, cell, x, state, None, seed=call)
+        assert_same(ref, fused, ["x"] * len(ref[2]))
+        with torch.no_grad():  # an optimizer-like in-place step
+            for p in cell.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+    assert _plan_of(cell).generation == 3  # calls 1-3 were served by the plan
+
+
+def test_graph_plan_is_used_by_one_outstanding_forward_and_refuses_a_stale_retained_graph(monkeypatch):
+    _use(monkeypatch, "cpp", "replay")
+    cell = make_layer()
+    x, state = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True), random_cell_state()
+    for _ in range(2):
+        fused_layer(cell, x, state, None)[0].sum().backward()
+    plan = _plan_of(cell)
+    first = fused_layer(cell, x, state, None)[0]  # the plan is now busy until this graph's backward
+    gen = plan.generation
+    second = fused_layer(cell, x, state, None)[0]  # so this one runs eagerly
+    assert plan.generation == gen and torch.equal(first, second)
+    (first.sum() + second.sum()).backward()
+    assert plan.busy is None
+    with torch.no_grad():  # a forward without autograd leaves the plan free
+        fused_layer(cell, x, state, None)
+    assert plan.busy is None
+    kept = fused_layer(cell, x, state, None)[0].sum()
+    kept.backward(retain_graph=True)
+    fused_layer(cell, x, state, None)  # replays the plan: the kept graph's buffers are overwritten
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        kept.backward()

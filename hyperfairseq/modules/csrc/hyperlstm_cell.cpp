@@ -1,8 +1,8 @@
 // Fused per-step elementwise work of one HyperLSTM cell on CPU (float32 and float64).
 //
-// One call per cell and time step replaces the ~20 ATen kernels of `hyperlstm_fused._Cell`: every
-// row of n units is read and written once, while it sits in L1, instead of once per ATen kernel.
-// The matmuls (W_h h, the z -> d maps) stay in ATen/MKL; these kernels do what lies between them.
+// One call per cell and time step does the ~20 elementwise operations of Eq. 12-13: every row of n units
+// is read and written once, while it sits in L1. The matmuls (W_h h, the z -> d maps for large N_z) stay
+// in ATen (oneDNN/MKL); these kernels do what lies between them. The CUDA twins are `triton_cell.py`.
 //
 // Forward (`cell_forward`), Ha, Dai & Le, Eq. 12-13, per batch row b and gate k in (i, f, g, o):
 //   pre_k = b0_k + β_k + d_h,k ⊙ p1_k + d_x,k ⊙ p2_k   main cell, d given (p1 = W_h h, p2 = W_x x)
@@ -10,8 +10,8 @@
 //   y_k   = LN(pre_k) · gain_k + shift_k                 per-gate layer norm (R8), shift incl. forget bias
 //   c_t   = σ(y_f) ⊙ c_{t-1} + σ(y_i) ⊙ tanh(y_g) ⊙ m   m: recurrent-dropout mask (R6)
 //   h_t   = σ(y_o) ⊙ tanh(LN(c_t))                      LN(c) on the output path only (R8)
-// Backward (`cell_backward`) is the exact gradient of the same expressions; see the Python caller
-// (`hyperlstm_fused._Cell.forward_kernel` / `backward_kernel`) for the buffers.
+// Backward (`cell_backward`) is the exact gradient of the same expressions; see the time loops that call
+// both (`fused_loops.py`) for the buffers.
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
