@@ -144,12 +144,13 @@ def time_eager(fn, launches: int) -> float:
     return (time.perf_counter() - t) * 1e6 / launches
 
 
-def run_tile(case, dtype_name: str, tile, args, device) -> dict:
-    """One (case, dtype, tile): the forward's check against float64, then the timings (GPU only)."""
+def run_tile(case, dtype_name: str, tiles, args, device) -> dict:
+    """One (case, dtype, (forward, backward) tiles): the forward's check against float64, then the timings
+    (GPU only)."""
     n = args.dry_n if args.dry_run else case.n
     rec = dict(case=case.name, n=n, n_z=case.n_z, scale=case.scale, dtype=dtype_name, batch=args.batch,
-               block_b=tile.block_b, num_warps=tile.num_warps)
-    with triton_cell.tile_override(forward=tile, backward=tile):
+               forward_tile=list(tiles[0]), backward_tile=list(tiles[1]))
+    with triton_cell.tile_override(forward=tiles[0], backward=tiles[1]):
         step = make_step(case, args.batch, n, DTYPES[dtype_name], device)
         forward(step)
         backward(step)
@@ -165,9 +166,10 @@ def run_tile(case, dtype_name: str, tile, args, device) -> dict:
 
 
 def tiles_for(n: int):
+    """(forward, backward) tiles to time: the table's pair, then each alternative for both kernels."""
     row = kernels.tile_row(n)
-    tiles = [row.forward] + [t for t in kernels.TILE_ALTERNATIVES.get(row.block_h, ()) if t != row.forward]
-    return list(dict.fromkeys(tiles))
+    pairs = [(row.forward, row.backward)] + [(t, t) for t in kernels.TILE_ALTERNATIVES.get(row.block_h, ())]
+    return list(dict.fromkeys(pairs))
 
 
 def main(argv=None) -> int:
@@ -184,12 +186,12 @@ def main(argv=None) -> int:
     start, results, errors = time.perf_counter(), [], []
     for case in gate.BENCH_CASES:
         for dtype_name in DTYPES:
-            for tile in tiles_for(case.n):
+            for tiles in tiles_for(case.n):
                 try:
-                    rec = run_tile(case, dtype_name, tile, args, device)
+                    rec = run_tile(case, dtype_name, tiles, args, device)
                     results.append(rec)
                 except Exception as err:  # recorded; the other parts still run
-                    rec = dict(case=case.name, dtype=dtype_name, tile=list(tile),
+                    rec = dict(case=case.name, dtype=dtype_name, tiles=[list(t) for t in tiles],
                                error=f"{type(err).__name__}: {err}"[:500],
                                where=traceback.format_exc().strip().splitlines()[-3:])
                     errors.append(rec)

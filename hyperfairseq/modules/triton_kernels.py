@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 SCALE_NONE, SCALE_Z, SCALE_D = 0, 1, 2  # how the main cell's d_h, d_x, β arrive (Eq. 12); NONE: hyper cell
-Z_CHUNK = 4  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12); N_z = 4 (PTB): one step
+Z_CHUNK = 2  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12); 4 spills at n = 2048
 # the same as values a kernel may read (Triton accepts only constexpr globals); _G: gates per cell
 _NONE, _D, _G = tl.constexpr(SCALE_NONE), tl.constexpr(SCALE_D), tl.constexpr(4)
 
@@ -53,8 +53,8 @@ class TileRow(NamedTuple):
     backward: Tile
 
 
-# Rows per program and warps: ~8 values per thread and tile (BLOCK_B * BLOCK_H / (32 * warps)), at most 8
-# warps so that ptxas may use up to 255 registers per thread (16 warps cap it at 128: the backward spills).
+# Rows per program and warps: ~8 values per thread and tile (BLOCK_B * BLOCK_H / (32 * warps)) with at most
+# 8 warps, so that ptxas may use up to 255 registers per thread (16 warps cap it at 128).
 # Checked by `benchmarks/triton_aot_gate.py` (sm_90, triton 3.6.0 and 3.8.0: no spills, shared memory
 # within the H200's 232,448 B; registers per kernel in docs/runs/triton_aot_gate.json); speed untested.
 TILES = (
@@ -71,7 +71,7 @@ TILE_ALTERNATIVES = {
     128: (Tile(1, 1), Tile(4, 4)),
     256: (Tile(1, 2), Tile(4, 4)),
     1024: (Tile(1, 8), Tile(1, 4)),
-    2048: (Tile(1, 16), Tile(2, 8)),
+    2048: (Tile(1, 16),),
 }
 
 
