@@ -219,10 +219,10 @@ def summarise(records: list) -> dict:
     return dict(passed=all(r["ok"] for r in records), by_version=by_version)
 
 
-def write_record(path: Path, args, records: list, seconds: float, source: str) -> None:
+def write_record(path: Path, args, records: list, seconds: float, source: str, commit: str) -> None:
     rr = _run_record_module()
     record = dict(name="triton_aot_gate", command="python benchmarks/triton_aot_gate.py " + " ".join(args),
-                  commit=rr.git_commit(REPO), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  commit=commit, date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   hardware=rr.hardware(), versions=rr.versions(), wall_seconds=round(seconds, 1),
                   kernel_source_sha256=source, target="cuda sm_90 (H200), warp size 32",
                   shared_limit_bytes=SHARED_LIMIT, result=summarise(records), kernels=records)
@@ -246,6 +246,7 @@ def main(argv=None) -> int:
         return worker(args.configs, args.jobs)
     pythons = args.python or [sys.executable] + ([str(TRITON36)] if TRITON36.exists() else [])
     start, records, source = time.perf_counter(), [], load_kernels().SOURCE_SHA256
+    commit = _run_record_module().git_commit(REPO)  # at the start, with the source the workers read
     # the versions side by side: each worker reads the kernels' file once, at its start
     jobs = max(1, args.jobs // len(pythons))
     with ThreadPoolExecutor(max_workers=len(pythons)) as pool:
@@ -258,7 +259,7 @@ def main(argv=None) -> int:
             print("  FAILED", json.dumps(fail))
     if args.json:
         write_record(args.json, argv if argv is not None else sys.argv[1:], records, time.perf_counter() - start,
-                     source)
+                     source, commit)
         print(f"wrote {args.json}")
     return 0 if summary["passed"] else 1
 
