@@ -277,6 +277,16 @@ def _cell_input_grad(dh, a_o, t, rb, rh, mb, mh, m2, n, cn_ptr, cn_sb, cm_ptr, c
 
 
 @triton.jit
+def _input_gate_grads(dct, act, act_sk, mask, m2, HAS_MASK: tl.constexpr, ACC: tl.constexpr):
+    """Gradients at y_i and y_g from the one at c_t: c_t = σ(y_f) c_{t-1} + σ(y_i) tanh(y_g) m (Eq. 13, R6)."""
+    a_i = tl.load(act, mask=m2, other=0.0).to(ACC)
+    a_g = tl.load(act + 2 * act_sk, mask=m2, other=0.0).to(ACC)
+    if HAS_MASK:
+        dct = dct * tl.load(mask, mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
+    return dct * a_g * a_i * (1.0 - a_i), dct * a_i * (1.0 - a_g * a_g)
+
+
+@triton.jit
 def _gate_ln_backward(K: tl.constexpr, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, pg_sk, n,
                       rh, mb, mh, m2, ACC: tl.constexpr):
     """Per-gate LN backward: dpre = rstd (g - mean g - x̂ mean(g x̂)), g = dy ⊙ gain; adds the gain/shift sums."""
@@ -375,13 +385,7 @@ def cell_backward_kernel(
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)
     dct = tl.load(dc_ptr + row * dc_sb + col, mask=m2, other=0.0).to(ACC) + du  # the gradient at c_t
-    a_i = tl.load(act, mask=m2, other=0.0).to(ACC)
-    a_g = tl.load(act + 2 * act_sk, mask=m2, other=0.0).to(ACC)
-    dcm = dct
-    if HAS_MASK:
-        dcm = dct * tl.load(mask_ptr + row * mask_sb + col, mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
-    dy_g = dcm * a_i * (1.0 - a_g * a_g)
-    dy = dcm * a_g * a_i * (1.0 - a_i)
+    dy, dy_g = _input_gate_grads(dct, act, act_sk, mask_ptr + row * mask_sb + col, m2, HAS_MASK, ACC)
     _gate_backward(0, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)
