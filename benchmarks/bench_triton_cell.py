@@ -5,7 +5,8 @@ For each paper cell (PTB: main 1000 units with d = z W_d in the kernel, N_z 4, h
 dtype (float32, bfloat16 with float32 statistics) and each tile (the table's and its alternatives,
 `triton_kernels.TILE_ALTERNATIVES`), it captures `--steps` forward launches in one CUDA graph, and as
 many backward launches in another, replays them and reports microseconds per launch (CUDA events), the
-eager (host-launched) microseconds per launch, and the forward's largest error against a float64 step.
+eager (host-launched) microseconds per launch, and the forward's largest error against a float64 step;
+at the end, the registers and spills of every kernel variant the JIT compiled (a spill fails the run).
 Every part runs in its own try/except: a failure is recorded and the rest goes on; the JSON is written
 at the end (to a temporary name, then renamed).
 
@@ -165,6 +166,19 @@ def run_tile(case, dtype_name: str, tiles, args, device) -> dict:
     return rec
 
 
+def jit_compiled() -> list:
+    """Registers and spills of every kernel variant the JIT compiled in this process (the JIT specialises
+    more than the AOT gate does: strides of 1, 16-divisible ints). GPU only; empty under the interpreter."""
+    out = []
+    for fn in (kernels.cell_forward_kernel, kernels.cell_backward_kernel):
+        for cache in getattr(fn, "device_caches", {}).values():
+            for key, k in cache[0].items():
+                k._init_handles()
+                out.append(dict(kernel=fn.__name__, n_regs=k.n_regs, n_spills=k.n_spills, shared=k.metadata.shared,
+                                num_warps=k.metadata.num_warps, key=str(key)[:400]))
+    return out
+
+
 def tiles_for(n: int):
     """(forward, backward) tiles to time: the table's pair, then each alternative for both kernels."""
     row = kernels.tile_row(n)
@@ -196,11 +210,18 @@ def main(argv=None) -> int:
                                where=traceback.format_exc().strip().splitlines()[-3:])
                     errors.append(rec)
                 print(json.dumps(rec), flush=True)
-    write_record(args, argv, results, errors, time.perf_counter() - start)
+    try:
+        compiled = jit_compiled()
+        if any(k["n_spills"] for k in compiled):
+            errors.append(dict(error="a JIT-compiled kernel spills registers",
+                               spilling=[k for k in compiled if k["n_spills"]]))
+    except Exception as err:  # the JIT cache's layout is Triton's internal; recorded, not fatal
+        compiled = [dict(error=f"{type(err).__name__}: {err}"[:300])]
+    write_record(args, argv, results, errors, time.perf_counter() - start, compiled)
     return 1 if errors else 0
 
 
-def write_record(args, argv, results, errors, seconds) -> None:
+def write_record(args, argv, results, errors, seconds, compiled) -> None:
     hardware = run_record.hardware()
     if torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
@@ -212,7 +233,7 @@ def write_record(args, argv, results, errors, seconds) -> None:
                   versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
                   wall_seconds=round(seconds, 1),
                   settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats),
-                  result=dict(parts=results, errors=errors, passed=not errors))
+                  result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_name(args.json.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
