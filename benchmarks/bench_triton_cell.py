@@ -5,7 +5,8 @@ For each paper cell (PTB: main 1000 units with d = z W_d in the kernel, N_z 4, h
 dtype (float32, bfloat16 with float32 statistics) and each tile (the table's and its alternatives,
 `triton_kernels.TILE_ALTERNATIVES`), it captures `--steps` forward launches in one CUDA graph, and as
 many backward launches in another, replays them and reports microseconds per launch (CUDA events), the
-eager (host-launched) microseconds per launch, and the forward's largest error against a float64 step.
+eager (host-launched) microseconds per launch, and the forward's largest error against a float64 step;
+at the end, the registers and spills of every kernel variant the JIT compiled (a spill fails the run).
 Every part runs in its own try/except: a failure is recorded and the rest goes on; the JSON is written
 at the end (to a temporary name, then renamed).
 
@@ -144,12 +145,13 @@ def time_eager(fn, launches: int) -> float:
     return (time.perf_counter() - t) * 1e6 / launches
 
 
-def run_tile(case, dtype_name: str, tile, args, device) -> dict:
-    """One (case, dtype, tile): the forward's check against float64, then the timings (GPU only)."""
+def run_tile(case, dtype_name: str, tiles, args, device) -> dict:
+    """One (case, dtype, (forward, backward) tiles): the forward's check against float64, then the timings
+    (GPU only)."""
     n = args.dry_n if args.dry_run else case.n
     rec = dict(case=case.name, n=n, n_z=case.n_z, scale=case.scale, dtype=dtype_name, batch=args.batch,
-               block_b=tile.block_b, num_warps=tile.num_warps)
-    with triton_cell.tile_override(forward=tile, backward=tile):
+               forward_tile=list(tiles[0]), backward_tile=list(tiles[1]))
+    with triton_cell.tile_override(forward=tiles[0], backward=tiles[1]):
         step = make_step(case, args.batch, n, DTYPES[dtype_name], device)
         forward(step)
         backward(step)
@@ -164,10 +166,24 @@ def run_tile(case, dtype_name: str, tile, args, device) -> dict:
     return rec
 
 
+def jit_compiled() -> list:
+    """Registers and spills of every kernel variant the JIT compiled in this process (the JIT specialises
+    more than the AOT gate does: strides of 1, 16-divisible ints). GPU only; empty under the interpreter."""
+    out = []
+    for fn in (kernels.cell_forward_kernel, kernels.cell_backward_kernel):
+        for cache in getattr(fn, "device_caches", {}).values():
+            for key, k in cache[0].items():
+                k._init_handles()
+                out.append(dict(kernel=fn.__name__, n_regs=k.n_regs, n_spills=k.n_spills, shared=k.metadata.shared,
+                                num_warps=k.metadata.num_warps, key=str(key)[:400]))
+    return out
+
+
 def tiles_for(n: int):
+    """(forward, backward) tiles to time: the table's pair, then each alternative for both kernels."""
     row = kernels.tile_row(n)
-    tiles = [row.forward] + [t for t in kernels.TILE_ALTERNATIVES.get(row.block_h, ()) if t != row.forward]
-    return list(dict.fromkeys(tiles))
+    pairs = [(row.forward, row.backward)] + [(t, t) for t in kernels.TILE_ALTERNATIVES.get(row.block_h, ())]
+    return list(dict.fromkeys(pairs))
 
 
 def main(argv=None) -> int:
@@ -184,21 +200,28 @@ def main(argv=None) -> int:
     start, results, errors = time.perf_counter(), [], []
     for case in gate.BENCH_CASES:
         for dtype_name in DTYPES:
-            for tile in tiles_for(case.n):
+            for tiles in tiles_for(case.n):
                 try:
-                    rec = run_tile(case, dtype_name, tile, args, device)
+                    rec = run_tile(case, dtype_name, tiles, args, device)
                     results.append(rec)
                 except Exception as err:  # recorded; the other parts still run
-                    rec = dict(case=case.name, dtype=dtype_name, tile=list(tile),
+                    rec = dict(case=case.name, dtype=dtype_name, tiles=[list(t) for t in tiles],
                                error=f"{type(err).__name__}: {err}"[:500],
                                where=traceback.format_exc().strip().splitlines()[-3:])
                     errors.append(rec)
                 print(json.dumps(rec), flush=True)
-    write_record(args, argv, results, errors, time.perf_counter() - start)
+    try:
+        compiled = jit_compiled()
+        if any(k["n_spills"] for k in compiled):
+            errors.append(dict(error="a JIT-compiled kernel spills registers",
+                               spilling=[k for k in compiled if k["n_spills"]]))
+    except Exception as err:  # the JIT cache's layout is Triton's internal; recorded, not fatal
+        compiled = [dict(error=f"{type(err).__name__}: {err}"[:300])]
+    write_record(args, argv, results, errors, time.perf_counter() - start, compiled)
     return 1 if errors else 0
 
 
-def write_record(args, argv, results, errors, seconds) -> None:
+def write_record(args, argv, results, errors, seconds, compiled) -> None:
     hardware = run_record.hardware()
     if torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
@@ -210,7 +233,7 @@ def write_record(args, argv, results, errors, seconds) -> None:
                   versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
                   wall_seconds=round(seconds, 1),
                   settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats),
-                  result=dict(parts=results, errors=errors, passed=not errors))
+                  result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_name(args.json.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")

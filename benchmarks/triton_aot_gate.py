@@ -56,15 +56,14 @@ STAT_POINTERS = {"rs_ptr", "cm_ptr", "cr_ptr", "gdw_ptr", "gdb_ptr", "cdw_ptr", 
 
 
 def load_kernels():
-    """The kernels' module by file path: importing the package would import torch and fairseq."""
+    """The kernels' module by file path (importing the package would import torch and fairseq), with the
+    sha256 of the source it was made from."""
+    source = KERNELS_FILE.read_bytes()
     spec = importlib.util.spec_from_file_location("hyperfairseq_triton_kernels", KERNELS_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.SOURCE_SHA256 = hashlib.sha256(source).hexdigest()
     return module
-
-
-def source_hash() -> str:
-    return hashlib.sha256(KERNELS_FILE.read_bytes()).hexdigest()
 
 
 class Config(NamedTuple):
@@ -174,19 +173,25 @@ def worker(which: str, jobs: int) -> int:
     os.environ.pop("TRITON_INTERPRET", None)  # compile for the GPU, not for the interpreter
     _KERNELS = load_kernels()
     configs = all_configs(_KERNELS, which)
+    print(json.dumps(dict(kernel_source_sha256=_KERNELS.SOURCE_SHA256)), flush=True)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for rec in pool.map(compile_one, configs):
             print(json.dumps(rec), flush=True)
     return 0
 
 
-def run_version(python: str, which: str, jobs: int, timeout: float) -> list:
+def run_version(python: str, which: str, jobs: int, timeout: float, expected_source: str) -> list:
     """This script's worker under `python`; its records (or one failed record saying why there are none)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     try:
         proc = subprocess.run([python, __file__, "--worker", "--configs", which, "--jobs", str(jobs)],
                               capture_output=True, text=True, env=env, timeout=timeout)
         lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        sources = {line.pop("kernel_source_sha256") for line in lines if "kernel_source_sha256" in line}
+        lines = [line for line in lines if line]
+        if sources != {expected_source}:
+            return lines + [dict(python=python, ok=False, error=f"the worker compiled kernels {sources}, "
+                                                                  f"not {expected_source}: the file changed")]
         if proc.returncode != 0 or not lines:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
             return lines + [dict(python=python, ok=False, error=f"worker exited {proc.returncode}: {tail}")]
@@ -210,16 +215,16 @@ def summarise(records: list) -> dict:
         v["max_regs"] = max(v["max_regs"], rec.get("regs", 0))
         if not rec["ok"]:
             v["failed"].append({k: rec.get(k) for k in ("kernel", "dtype", "block_h", "scale", "ln", "mask",
-                                                         "block_b", "num_warps", "error")})
+                                                         "block_b", "num_warps", "error", "python")})
     return dict(passed=all(r["ok"] for r in records), by_version=by_version)
 
 
-def write_record(path: Path, args, records: list, seconds: float) -> None:
+def write_record(path: Path, args, records: list, seconds: float, source: str, commit: str) -> None:
     rr = _run_record_module()
     record = dict(name="triton_aot_gate", command="python benchmarks/triton_aot_gate.py " + " ".join(args),
-                  commit=rr.git_commit(REPO), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  commit=commit, date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   hardware=rr.hardware(), versions=rr.versions(), wall_seconds=round(seconds, 1),
-                  kernel_source_sha256=source_hash(), target="cuda sm_90 (H200), warp size 32",
+                  kernel_source_sha256=source, target="cuda sm_90 (H200), warp size 32",
                   shared_limit_bytes=SHARED_LIMIT, result=summarise(records), kernels=records)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -240,11 +245,12 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args.configs, args.jobs)
     pythons = args.python or [sys.executable] + ([str(TRITON36)] if TRITON36.exists() else [])
-    start, records = time.perf_counter(), []
+    start, records, source = time.perf_counter(), [], load_kernels().SOURCE_SHA256
+    commit = _run_record_module().git_commit(REPO)  # at the start, with the source the workers read
     # the versions side by side: each worker reads the kernels' file once, at its start
     jobs = max(1, args.jobs // len(pythons))
     with ThreadPoolExecutor(max_workers=len(pythons)) as pool:
-        for part in pool.map(lambda py: run_version(py, args.configs, jobs, args.timeout), pythons):
+        for part in pool.map(lambda py: run_version(py, args.configs, jobs, args.timeout, source), pythons):
             records += part
     summary = summarise(records)
     for version, v in summary["by_version"].items():
@@ -252,7 +258,8 @@ def main(argv=None) -> int:
         for fail in v["failed"]:
             print("  FAILED", json.dumps(fail))
     if args.json:
-        write_record(args.json, argv if argv is not None else sys.argv[1:], records, time.perf_counter() - start)
+        write_record(args.json, argv if argv is not None else sys.argv[1:], records, time.perf_counter() - start,
+                     source, commit)
         print(f"wrote {args.json}")
     return 0 if summary["passed"] else 1
 

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 SCALE_NONE, SCALE_Z, SCALE_D = 0, 1, 2  # how the main cell's d_h, d_x, β arrive (Eq. 12); NONE: hyper cell
-Z_CHUNK = 4  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12); N_z = 4 (PTB): one step
+Z_CHUNK = 2  # JC: columns of z / rows of W_d per step of the N_z loop (Eq. 12); 4 spills at n = 2048
 # the same as values a kernel may read (Triton accepts only constexpr globals); _G: gates per cell
 _NONE, _D, _G = tl.constexpr(SCALE_NONE), tl.constexpr(SCALE_D), tl.constexpr(4)
 
@@ -53,8 +53,8 @@ class TileRow(NamedTuple):
     backward: Tile
 
 
-# Rows per program and warps: ~8 values per thread and tile (BLOCK_B * BLOCK_H / (32 * warps)), at most 8
-# warps so that ptxas may use up to 255 registers per thread (16 warps cap it at 128: the backward spills).
+# Rows per program and warps: ~8 values per thread and tile (BLOCK_B * BLOCK_H / (32 * warps)) with at most
+# 8 warps, so that ptxas may use up to 255 registers per thread (16 warps cap it at 128).
 # Checked by `benchmarks/triton_aot_gate.py` (sm_90, triton 3.6.0 and 3.8.0: no spills, shared memory
 # within the H200's 232,448 B; registers per kernel in docs/runs/triton_aot_gate.json); speed untested.
 TILES = (
@@ -71,7 +71,7 @@ TILE_ALTERNATIVES = {
     128: (Tile(1, 1), Tile(4, 4)),
     256: (Tile(1, 2), Tile(4, 4)),
     1024: (Tile(1, 8), Tile(1, 4)),
-    2048: (Tile(1, 16), Tile(2, 8)),
+    2048: (Tile(1, 16),),
 }
 
 
@@ -277,6 +277,16 @@ def _cell_input_grad(dh, a_o, t, rb, rh, mb, mh, m2, n, cn_ptr, cn_sb, cm_ptr, c
 
 
 @triton.jit
+def _input_gate_grads(dct, act, act_sk, mask, m2, HAS_MASK: tl.constexpr, ACC: tl.constexpr):
+    """Gradients at y_i and y_g from the one at c_t: c_t = σ(y_f) c_{t-1} + σ(y_i) tanh(y_g) m (Eq. 13, R6)."""
+    a_i = tl.load(act, mask=m2, other=0.0).to(ACC)
+    a_g = tl.load(act + 2 * act_sk, mask=m2, other=0.0).to(ACC)
+    if HAS_MASK:
+        dct = dct * tl.load(mask, mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
+    return dct * a_g * a_i * (1.0 - a_i), dct * a_i * (1.0 - a_g * a_g)
+
+
+@triton.jit
 def _gate_ln_backward(K: tl.constexpr, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, pg_sk, n,
                       rh, mb, mh, m2, ACC: tl.constexpr):
     """Per-gate LN backward: dpre = rstd (g - mean g - x̂ mean(g x̂)), g = dy ⊙ gain; adds the gain/shift sums."""
@@ -375,13 +385,7 @@ def cell_backward_kernel(
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)
     dct = tl.load(dc_ptr + row * dc_sb + col, mask=m2, other=0.0).to(ACC) + du  # the gradient at c_t
-    a_i = tl.load(act, mask=m2, other=0.0).to(ACC)
-    a_g = tl.load(act + 2 * act_sk, mask=m2, other=0.0).to(ACC)
-    dcm = dct
-    if HAS_MASK:
-        dcm = dct * tl.load(mask_ptr + row * mask_sb + col, mask=m2, other=0.0).to(ACC)  # recurrent dropout (R6)
-    dy_g = dcm * a_i * (1.0 - a_g * a_g)
-    dy = dcm * a_g * a_i * (1.0 - a_i)
+    dy, dy_g = _input_gate_grads(dct, act, act_sk, mask_ptr + row * mask_sb + col, m2, HAS_MASK, ACC)
     _gate_backward(0, dy, xh, xh_sk, rs, rs_s1, gw_ptr, gw_s0, pg_dw, pg_db, g_sk, dpre, dpre_sk, p1, p1_sk, p2,
                    p2_sk, d, d_sk, zr, z_sk, dzr, dz_sk, wd_ptr, wd_s0, wd_s1, n_z, dp1, dp1_sk, dp2, dp2_sk, e1, e1_sk,
                    e2, e2_sk, pb, pb_sk, n, rh, mb, mh, m2, SCALE, LN, ACC, JC, BLOCK_B, BLOCK_H)

@@ -94,8 +94,9 @@ def test_microbenchmark_dry_run_runs_every_part_on_cpu(tmp_path):
     assert record["dry_run"] and not record["result"]["errors"]
     gate = gate_module()
     K = gate.load_kernels()
-    expected = sum(2 * len({K.tile_row(c.n).forward, *K.TILE_ALTERNATIVES.get(K.block_h_of(c.n), ())})
-                   for c in gate.BENCH_CASES)
+    pairs = lambda n: {(K.tile_row(n).forward, K.tile_row(n).backward),  # noqa: E731
+                       *((t, t) for t in K.TILE_ALTERNATIVES.get(K.block_h_of(n), ()))}
+    expected = sum(2 * len(pairs(c.n)) for c in gate.BENCH_CASES)  # two dtypes
     parts = record["result"]["parts"]
     assert len(parts) == expected
     for part in parts:
