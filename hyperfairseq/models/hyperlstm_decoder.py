@@ -141,7 +141,9 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
 
     def get_extra_state(self):
         """Saved in checkpoints: the carried states {stream: {field: tensor}} and the dictionary's md5."""
-        carried = {name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()}
+        carried = {
+            name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()
+        }
         return {"carried": carried, "dictionary_md5": self.dictionary_md5}
 
     def set_extra_state(self, extra) -> None:

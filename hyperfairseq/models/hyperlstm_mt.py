@@ -33,21 +33,17 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from fairseq.dataclass import FairseqDataclass
-from fairseq.models import (
-    FairseqEncoder,
-    FairseqEncoderDecoderModel,
-    FairseqIncrementalDecoder,
-    register_model,
-    register_model_architecture,
-)
-from fairseq.utils import safe_getattr
+from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder, register_model
 from torch import Tensor, nn
 
-from hyperfairseq.modules import HyperLSTM, HyperLSTMCell, HyperLSTMState
+from hyperfairseq.modules import HyperLSTMState
 from hyperfairseq.modules.attention import AdditiveAttention
 from hyperfairseq.modules.hyperlstm import layer_state, stack_states
 
-from .state_dict_check import check_state_dict_fits
+from . import architectures
+from .config import at_least, build_hyperlstm, check_config, drop_probability, positive, uses_hyper
+from .hyperlstm_decoder import reorder_state
+from .state_dict_check import ChecksCheckpointFit
 
 RESIDUAL_FROM = 3  # GNMT: residual connections start at the third layer (1-based), encoder and decoder
 STATE_KEY = "hyperlstm_mt_state"
@@ -85,12 +81,13 @@ class EncoderOut(NamedTuple):
     order: Tensor
 
 
-def _rnn(cfg, input_size: int, hidden_size: int, num_layers: int = 1) -> HyperLSTM:
-    return HyperLSTM(
-        input_size, hidden_size, num_layers, cfg.hyper_hidden_size, cfg.n_z, use_hyper=not cfg.no_hyper,
-        layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout, forget_bias=cfg.forget_bias,
-        ln_eps=cfg.ln_eps,
-    )
+RULES = (
+    positive("encoder_embed_dim", "encoder_hidden_size", "decoder_embed_dim", "decoder_hidden_size", "attention_dim"),
+    at_least(2, "encoder_layers", "bidirectional + one"),
+    positive("decoder_layers"),
+    positive("hyper_hidden_size", "n_z", when=uses_hyper),
+    drop_probability("dropout", "recurrent_dropout"),
+)
 
 
 def left_align(tokens: Tensor, pad: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -116,17 +113,16 @@ class HyperLSTMEncoder(FairseqEncoder):
 
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
-        if cfg.encoder_layers < 2:
-            raise ValueError(f"--encoder-layers must be at least 2 (bidirectional + one); got {cfg.encoder_layers}")
         hidden = cfg.encoder_hidden_size
         self.padding_idx = dictionary.pad()
         self.dropout = cfg.dropout
         self.max_source_positions = cfg.max_source_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, padding_idx=self.padding_idx)
-        self.forward_rnn = _rnn(cfg, cfg.encoder_embed_dim, hidden)
-        self.backward_rnn = _rnn(cfg, cfg.encoder_embed_dim, hidden)
+        self.forward_rnn = build_hyperlstm(cfg, cfg.encoder_embed_dim, hidden)
+        self.backward_rnn = build_hyperlstm(cfg, cfg.encoder_embed_dim, hidden)
         self.layers = nn.ModuleList(
-            _rnn(cfg, 2 * hidden if layer == 2 else hidden, hidden) for layer in range(2, cfg.encoder_layers + 1)
+            build_hyperlstm(cfg, 2 * hidden if layer == 2 else hidden, hidden)
+            for layer in range(2, cfg.encoder_layers + 1)
         )
         self.output_dim = hidden
 
@@ -164,21 +160,17 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
 
     def __init__(self, cfg, dictionary, encoder_dim: int):
         super().__init__(dictionary)
-        if cfg.decoder_layers < 1:
-            raise ValueError(f"--decoder-layers must be a positive integer; got {cfg.decoder_layers}")
         hidden = cfg.decoder_hidden_size
         self.hidden_size = hidden
         self.encoder_dim = encoder_dim
         self.dropout = cfg.dropout
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.decoder_embed_dim, padding_idx=dictionary.pad())
-        self.bottom = HyperLSTMCell(
-            cfg.decoder_embed_dim + encoder_dim, hidden, cfg.hyper_hidden_size, cfg.n_z, use_hyper=not cfg.no_hyper,
-            layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout, forget_bias=cfg.forget_bias,
-            ln_eps=cfg.ln_eps,
-        )
+        self.bottom = build_hyperlstm(cfg, cfg.decoder_embed_dim + encoder_dim, hidden).layers[0]
         self.attention = AdditiveAttention(hidden, encoder_dim, cfg.attention_dim)
-        self.layers = nn.ModuleList(_rnn(cfg, hidden + encoder_dim, hidden) for _ in range(2, cfg.decoder_layers + 1))
+        self.layers = nn.ModuleList(
+            build_hyperlstm(cfg, hidden + encoder_dim, hidden) for _ in range(2, cfg.decoder_layers + 1)
+        )
         self.output_projection = nn.Linear(hidden, len(dictionary))
 
     # -- incremental state ------------------------------------------------------------------------
@@ -206,7 +198,7 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         if cached is None:
             return
         state, context, keys = cached
-        state = HyperLSTMState(*(None if s is None else s.index_select(1, new_order) for s in state))
+        state = reorder_state(state, new_order)
         self._cache(incremental_state, state, context.index_select(0, new_order), keys.index_select(1, new_order))
 
     # -- forward ----------------------------------------------------------------------------------
@@ -266,12 +258,12 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("hyperlstm_mt", dataclass=HyperLSTMTranslationConfig)
-class HyperLSTMTranslationModel(FairseqEncoderDecoderModel):
+class HyperLSTMTranslationModel(ChecksCheckpointFit, FairseqEncoderDecoderModel):
     """`--arch hyperlstm_mt` and the Table 6 rows; baselines are the same model with `--no-hyper`."""
 
     @classmethod
     def build_model(cls, cfg: HyperLSTMTranslationConfig, task):
-        _check_config(cfg)
+        check_config(cfg, RULES)
         encoder = HyperLSTMEncoder(cfg, task.source_dictionary)
         decoder = HyperLSTMAttentionDecoder(cfg, task.target_dictionary, encoder.output_dim)
         return cls(encoder, decoder)
@@ -279,73 +271,5 @@ class HyperLSTMTranslationModel(FairseqEncoderDecoderModel):
     def max_positions(self):
         return (self.encoder.max_positions(), self.decoder.max_positions())
 
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        if strict:
-            check_state_dict_fits(self, state_dict)
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
-
-def _check_config(cfg) -> None:
-    positive = ["encoder_embed_dim", "encoder_hidden_size", "decoder_embed_dim", "decoder_hidden_size", "attention_dim"]
-    positive += [] if cfg.no_hyper else ["hyper_hidden_size", "n_z"]
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
-    for name in ("dropout", "recurrent_dropout"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} is a drop probability in [0, 1); got {getattr(cfg, name)}")
-
-
-# -- architectures ---------------------------------------------------------------------------------
-
-
-def _set(cfg, **defaults):
-    for key, value in defaults.items():
-        setattr(cfg, key, safe_getattr(cfg, key, value))
-
-
-def base_architecture(cfg):
-    """The dataclass defaults (what `--arch hyperlstm_mt` gets): Table 6's GNMT WPM-32K HyperLSTM (= `hyperlstm_wmt`)."""
-    _set(
-        cfg, encoder_embed_dim=1024, encoder_hidden_size=1024, encoder_layers=8, decoder_embed_dim=1024,
-        decoder_hidden_size=1024, decoder_layers=8, attention_dim=1024, hyper_hidden_size=128, n_z=32,
-        no_hyper=False, layer_norm=True, dropout=0.2, recurrent_dropout=0.0, forget_bias=1.0, ln_eps=1e-3,
-        max_source_positions=1024, max_target_positions=1024,
-    )
-
-
-@register_model_architecture("hyperlstm_mt", "hyperlstm_wmt")
-def hyperlstm_wmt(cfg):
-    """Table 6, GNMT WPM-32K, HyperLSTM (LN-HyperLSTM cells, 8 + 8 layers of 1024, N_ĥ 128, N_z 32).
-
-    With a joined 32,004-entry dictionary (32k pieces + 4 specials): 312,251,140 parameters.
-    """
-    base_architecture(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "lstm_wmt")
-def lstm_wmt(cfg):
-    """Table 6, GNMT WPM-32K, LSTM (plain LSTM cells, 8 + 8 layers of 1024). 32,004 entries: 280,872,196."""
-    _set(cfg, no_hyper=True, layer_norm=False)
-    base_architecture(cfg)
-
-
-def _small(cfg):
-    _set(
-        cfg, encoder_embed_dim=256, encoder_hidden_size=256, encoder_layers=2, decoder_embed_dim=256,
-        decoder_hidden_size=256, decoder_layers=2, attention_dim=256, hyper_hidden_size=64, n_z=16,
-    )
-    base_architecture(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "hyperlstm_mt_small")
-def hyperlstm_mt_small(cfg):
-    """LN-HyperLSTM, 2 + 2 layers of 256, N_ĥ 64, N_z 16 (modest data, tests). 8,004 entries: 10,957,380."""
-    _small(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "lstm_mt_small")
-def lstm_mt_small(cfg):
-    """LSTM, 2 + 2 layers of 256 (the small baseline). 8,004 entries: 9,699,652."""
-    _set(cfg, no_hyper=True, layer_norm=False)
-    _small(cfg)
+architectures.register("hyperlstm_mt", HyperLSTMTranslationConfig)

@@ -140,12 +140,15 @@ def test_batched_beam4_equals_per_sentence(cell):
     gen = SequenceGenerator([model], tgt_dict, beam_size=4, max_len_a=0, max_len_b=7)
     batched = gen.forward({"net_input": {"src_tokens": src, "src_lengths": lengths}})
     for b, row in enumerate(rows):
-        single = gen.forward({"net_input": {"src_tokens": torch.tensor([row]), "src_lengths": torch.tensor([len(row)])}})
+        one = {"src_tokens": torch.tensor([row]), "src_lengths": torch.tensor([len(row)])}
+        single = gen.forward({"net_input": one})
         assert len(single[0]) == len(batched[b]) == 4
         for hyp_single, hyp_batched in zip(single[0], batched[b]):
             assert hyp_single["tokens"].tolist() == hyp_batched["tokens"].tolist()
             torch.testing.assert_close(hyp_single["score"], hyp_batched["score"], rtol=0, atol=1e-6)
-            torch.testing.assert_close(hyp_single["positional_scores"], hyp_batched["positional_scores"], rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                hyp_single["positional_scores"], hyp_batched["positional_scores"], rtol=0, atol=1e-6
+            )
 
 
 def test_beam_search_reorders_state():
