@@ -1,15 +1,36 @@
-"""What the model configs share: named rules their values must satisfy, and the HyperLSTM stack they describe.
+"""What the model configs share: the HyperLSTM's fields, the rules values must satisfy, the stack they describe.
 
-Each model lists its rules once (`RULES` beside its dataclass) and checks them in its build method, so a bad
-value fails before anything is built, with a message naming the flag, what was expected and what was found.
-Dropout fields are *drop* probabilities (the paper gives keep probabilities: keep 0.9 is 0.1).
+Every model config extends `HyperLSTMCellConfig` (the module's arguments under their paper names) and
+declares a field again only where its table's default differs (Table 6: N_z 32, layer norm on). Each model
+lists its rules once (`RULES` beside its dataclass, starting with `CELL_RULES`) and checks them in its build
+method, so a bad value fails before anything is built, with a message naming the flag, what was expected
+and what was found. Dropout fields are *drop* probabilities (the paper's keep 0.9 is 0.1).
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence, Tuple
 
-from fairseq.utils import safe_getattr
+from fairseq.dataclass import FairseqDataclass
 
 from hyperfairseq.modules import HyperLSTM
+
+
+@dataclass
+class HyperLSTMCellConfig(FairseqDataclass):
+    """The fields of every HyperLSTM cell of a model, with the paper's values (paper-spec §2)."""
+
+    hyper_hidden_size: int = field(default=128, metadata={"help": "N_ĥ, hyper-cell units; 128 in every paper table"})
+    n_z: int = field(default=4, metadata={"help": "N_z, embedding size per gate; Tables 3 and 5 use 4, enwik8 64"})
+    no_hyper: bool = field(
+        default=False, metadata={"help": "switch the hypernetwork off: the LSTM / LN-LSTM baselines, same code path"}
+    )
+    layer_norm: bool = field(default=False, metadata={"help": "layer norm per gate and on c (R8)"})
+    recurrent_dropout: float = field(default=0.0, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13"})
+    hyper_recurrent_dropout: float = field(
+        default=0.0, metadata={"help": "recurrent dropout inside the hyper cell (enwik8-2048 only, R7)"}
+    )
+    forget_bias: float = field(default=1.0, metadata={"help": "added to the forget gate inside sigma (R2)"})
+    ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
 
 
 def always(cfg) -> bool:
@@ -45,6 +66,12 @@ def drop_probability(*fields: str) -> Rule:
     )
 
 
+CELL_RULES = (
+    positive("hyper_hidden_size", "n_z", when=uses_hyper),
+    drop_probability("recurrent_dropout", "hyper_recurrent_dropout"),
+)
+
+
 def check_config(cfg, rules: Sequence[Rule]) -> None:
     """Raise ValueError for the first value that breaks a rule: "--n-z must be a positive integer; got 0"."""
     for rule in rules:
@@ -56,13 +83,11 @@ def check_config(cfg, rules: Sequence[Rule]) -> None:
                 raise ValueError(f"--{name.replace('_', '-')} {rule.expected}; got {value}")
 
 
-def build_hyperlstm(cfg, input_size: int, hidden_size: int, num_layers: int = 1) -> HyperLSTM:
-    """The HyperLSTM stack a model config describes (the module's arguments under the config's paper names).
-
-    `hyper_recurrent_dropout` (R7) and `layer_dropout` (between stacked layers) exist only where a model
-    has a row that sets them (the language model; the handwriting model has `layer_dropout`); elsewhere they
-    are off, the module's defaults.
-    """
+def build_hyperlstm(
+    cfg: HyperLSTMCellConfig, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
+) -> HyperLSTM:
+    """The HyperLSTM stack a model config describes; `dropout` between stacked layers (the models'
+    `layer_dropout`)."""
     return HyperLSTM(
         input_size=input_size,
         hidden_size=hidden_size,
@@ -72,8 +97,8 @@ def build_hyperlstm(cfg, input_size: int, hidden_size: int, num_layers: int = 1)
         use_hyper=uses_hyper(cfg),
         layer_norm=cfg.layer_norm,
         recurrent_dropout=cfg.recurrent_dropout,
-        hyper_recurrent_dropout=safe_getattr(cfg, "hyper_recurrent_dropout", 0.0),
+        hyper_recurrent_dropout=cfg.hyper_recurrent_dropout,
         forget_bias=cfg.forget_bias,
         ln_eps=cfg.ln_eps,
-        dropout=safe_getattr(cfg, "layer_dropout", 0.0),
+        dropout=dropout,
     )

@@ -19,7 +19,6 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 from torch import Tensor, nn
 
@@ -27,7 +26,7 @@ from hyperfairseq.modules import HyperLSTM, HyperLSTMState
 from hyperfairseq.modules.mdn import StrokeModelOutput, output_size, split_outputs
 
 from . import architectures
-from .config import build_hyperlstm, check_config, drop_probability, positive, uses_hyper
+from .config import CELL_RULES, HyperLSTMCellConfig, build_hyperlstm, check_config, drop_probability, positive
 from .state_dict_check import ChecksCheckpointFit
 
 INPUT_SIZE = 3  # (Δx, Δy, end-of-stroke)
@@ -35,13 +34,9 @@ MODEL_NAME = "hyperlstm_handwriting"
 
 
 @dataclass
-class HyperLSTMHandwritingConfig(FairseqDataclass):
+class HyperLSTMHandwritingConfig(HyperLSTMCellConfig):
     decoder_hidden_size: int = field(default=900, metadata={"help": "N_h, main LSTM units; Table 5 uses 900"})
     decoder_layers: int = field(default=1, metadata={"help": "stacked layers (Table 5: 1, 2 or 3)"})
-    hyper_hidden_size: int = field(default=128, metadata={"help": "N_ĥ, hyper-LSTM units; Table 5 uses 128"})
-    n_z: int = field(default=4, metadata={"help": "N_z, embedding size per gate; Table 5 uses 4"})
-    no_hyper: bool = field(default=False, metadata={"help": "switch the hypernetwork off: LSTM / LN-LSTM baselines"})
-    layer_norm: bool = field(default=False, metadata={"help": "layer norm per gate and on c (R8)"})
     num_mixtures: int = field(default=20, metadata={"help": "M, bivariate Gaussian components (paper: 20)"})
     dropout_out: float = field(
         default=0.05, metadata={"help": "dropout on the top h before the MDN layer (H5; drop prob., keep 0.95 -> 0.05)"}
@@ -50,8 +45,6 @@ class HyperLSTMHandwritingConfig(FairseqDataclass):
         default=0.05, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13 (drop prob.; keep 0.95 -> 0.05)"}
     )
     layer_dropout: float = field(default=0.0, metadata={"help": "dropout between stacked layers"})
-    forget_bias: float = field(default=1.0, metadata={"help": "added to the forget gate inside sigma (R2)"})
-    ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
 
 
 class HandwritingDecoder(nn.Module):
@@ -86,10 +79,9 @@ class HandwritingDecoder(nn.Module):
         return StrokeModelOutput(mixture, new_state, out[2] if return_internals else None)
 
 
-RULES = (
+RULES = CELL_RULES + (
     positive("decoder_hidden_size", "decoder_layers", "num_mixtures"),
-    positive("hyper_hidden_size", "n_z", when=uses_hyper),
-    drop_probability("dropout_out", "recurrent_dropout", "layer_dropout"),
+    drop_probability("dropout_out", "layer_dropout"),
 )
 
 
@@ -118,7 +110,7 @@ class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
                 f"handwriting rows have {INPUT_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}"
             )
         check_config(cfg, RULES)
-        rnn = build_hyperlstm(cfg, num_symbols, cfg.decoder_hidden_size, cfg.decoder_layers)
+        rnn = build_hyperlstm(cfg, num_symbols, cfg.decoder_hidden_size, cfg.decoder_layers, cfg.layer_dropout)
         return HandwritingDecoder(rnn, cfg.num_mixtures, cfg.dropout_out)
 
     def forward(self, strokes, lengths=None, state=None, return_internals=False, bias=0.0) -> StrokeModelOutput:

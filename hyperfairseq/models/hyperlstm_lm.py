@@ -14,12 +14,12 @@ parameter count (with the paper's vocabulary: PTB 50 symbols, enwik8 205) that t
 
 from dataclasses import dataclass, field
 
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.models import FairseqLanguageModel, register_model
 from torch import nn
 
 from . import architectures
-from .config import build_hyperlstm, check_config, drop_probability, positive, uses_hyper
+from .config import CELL_RULES, HyperLSTMCellConfig, build_hyperlstm, check_config, drop_probability, positive
 from .hyperlstm_decoder import HyperLSTMDecoder
 from .state_dict_check import ChecksCheckpointFit
 
@@ -27,16 +27,9 @@ INPUT_MODES = ChoiceEnum(["one_hot", "embedding"])
 
 
 @dataclass
-class HyperLSTMLanguageModelConfig(FairseqDataclass):
+class HyperLSTMLanguageModelConfig(HyperLSTMCellConfig):
     decoder_hidden_size: int = field(default=1000, metadata={"help": "N_h, main LSTM units; Table 3 uses 1000"})
     decoder_layers: int = field(default=1, metadata={"help": "stacked HyperLSTM layers"})
-    hyper_hidden_size: int = field(default=128, metadata={"help": "N_ĥ, hyper-LSTM units; Table 3 uses 128"})
-    n_z: int = field(default=4, metadata={"help": "N_z, embedding size per gate; Table 3 uses 4"})
-    no_hyper: bool = field(
-        default=False,
-        metadata={"help": "switch the hypernetwork off: the LSTM / LN-LSTM baseline, same code path"},
-    )
-    layer_norm: bool = field(default=False, metadata={"help": "layer norm per gate and on c (R8)"})
     decoder_input: INPUT_MODES = field(
         default="one_hot", metadata={"help": "one_hot: the paper's inputs (R10); embedding: learned table"}
     )
@@ -46,19 +39,13 @@ class HyperLSTMLanguageModelConfig(FairseqDataclass):
     recurrent_dropout: float = field(
         default=0.1, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13 (drop prob.; keep 0.9 -> 0.1)"}
     )
-    hyper_recurrent_dropout: float = field(
-        default=0.0, metadata={"help": "recurrent dropout inside the hyper cell (enwik8-2048 only, R7)"}
-    )
     layer_dropout: float = field(default=0.0, metadata={"help": "dropout between stacked layers"})
-    forget_bias: float = field(default=1.0, metadata={"help": "added to the forget gate inside sigma (R2)"})
-    ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
 
 
-RULES = (
+RULES = CELL_RULES + (
     positive("decoder_hidden_size", "decoder_layers"),
-    positive("hyper_hidden_size", "n_z", when=uses_hyper),
     positive("decoder_embed_dim", when=lambda cfg: cfg.decoder_input == "embedding"),
-    drop_probability("dropout_in", "dropout_out", "recurrent_dropout", "hyper_recurrent_dropout", "layer_dropout"),
+    drop_probability("dropout_in", "dropout_out", "layer_dropout"),
 )
 
 
@@ -80,7 +67,7 @@ class HyperLSTMLanguageModel(ChecksCheckpointFit, FairseqLanguageModel):
             pad = dictionary.pad() if dictionary is not None else None
             embed_tokens = nn.Embedding(num_symbols, cfg.decoder_embed_dim, padding_idx=pad)
             input_size = cfg.decoder_embed_dim
-        rnn = build_hyperlstm(cfg, input_size, cfg.decoder_hidden_size, cfg.decoder_layers)
+        rnn = build_hyperlstm(cfg, input_size, cfg.decoder_hidden_size, cfg.decoder_layers, cfg.layer_dropout)
         return HyperLSTMDecoder(dictionary, num_symbols, rnn, embed_tokens, cfg.dropout_in, cfg.dropout_out)
 
 

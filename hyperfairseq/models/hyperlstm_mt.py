@@ -32,7 +32,6 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder, register_model
 from torch import Tensor, nn
 
@@ -41,7 +40,7 @@ from hyperfairseq.modules.attention import AdditiveAttention
 from hyperfairseq.modules.hyperlstm import layer_state, stack_states
 
 from . import architectures
-from .config import at_least, build_hyperlstm, check_config, drop_probability, positive, uses_hyper
+from .config import CELL_RULES, HyperLSTMCellConfig, at_least, build_hyperlstm, check_config, drop_probability, positive
 from .hyperlstm_decoder import reorder_state
 from .state_dict_check import ChecksCheckpointFit
 
@@ -50,7 +49,7 @@ STATE_KEY = "hyperlstm_mt_state"
 
 
 @dataclass
-class HyperLSTMTranslationConfig(FairseqDataclass):
+class HyperLSTMTranslationConfig(HyperLSTMCellConfig):
     encoder_embed_dim: int = field(default=1024, metadata={"help": "source embedding size (GNMT 1024)"})
     encoder_hidden_size: int = field(default=1024, metadata={"help": "N_h of every encoder cell, each direction"})
     encoder_layers: int = field(default=8, metadata={"help": "encoder layers, the bidirectional bottom one included"})
@@ -58,16 +57,9 @@ class HyperLSTMTranslationConfig(FairseqDataclass):
     decoder_hidden_size: int = field(default=1024, metadata={"help": "N_h of every decoder cell"})
     decoder_layers: int = field(default=8, metadata={"help": "decoder layers"})
     attention_dim: int = field(default=1024, metadata={"help": "hidden size of the additive attention"})
-    hyper_hidden_size: int = field(default=128, metadata={"help": "N_ĥ, hyper-cell units; Table 6 uses 128"})
     n_z: int = field(default=32, metadata={"help": "N_z, embedding size per gate; Table 6 uses 32"})
-    no_hyper: bool = field(
-        default=False, metadata={"help": "switch the hypernetwork off: LSTM / LN-LSTM cells, same code path"}
-    )
     layer_norm: bool = field(default=True, metadata={"help": "layer norm per gate and on c (R8); Table 6: on"})
     dropout: float = field(default=0.2, metadata={"help": "drop prob. on every layer's input and before the softmax"})
-    recurrent_dropout: float = field(default=0.0, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13"})
-    forget_bias: float = field(default=1.0, metadata={"help": "added to the forget gate inside sigma (R2)"})
-    ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
     max_source_positions: int = field(default=1024, metadata={"help": "longest source accepted, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target accepted, in tokens"})
 
@@ -81,12 +73,11 @@ class EncoderOut(NamedTuple):
     order: Tensor
 
 
-RULES = (
+RULES = CELL_RULES + (
     positive("encoder_embed_dim", "encoder_hidden_size", "decoder_embed_dim", "decoder_hidden_size", "attention_dim"),
     at_least(2, "encoder_layers", "bidirectional + one"),
     positive("decoder_layers"),
-    positive("hyper_hidden_size", "n_z", when=uses_hyper),
-    drop_probability("dropout", "recurrent_dropout"),
+    drop_probability("dropout"),
 )
 
 
