@@ -3,36 +3,44 @@
 # paper's protocol (--task char_lm: contiguous streams, carried state), evaluate bits per character on
 # the full test split, sample from it, and write a run record.
 #
-#   bash scripts/demo.sh [MINUTES] [--fresh] [--record]      (MINUTES of training in all, default 5)
+#   bash scripts/demo.sh [MINUTES] [--fresh] [--record] [--data DIR] [--save-dir DIR]
 #
-# It resumes checkpoints/demo by default: an interrupted demo continues, a finished one is evaluated again,
-# and a larger MINUTES trains on to that total. --fresh starts over. The run record goes beside the
-# checkpoint (checkpoints/demo/demo_ptb_cpu.json, outside the tracked files); --record writes the
-# project's docs/runs/demo_ptb_cpu.json instead.
+# MINUTES of training in all (default 5). It resumes the save folder (checkpoints/demo) by default: an
+# interrupted demo continues, a finished one is evaluated again, and a larger MINUTES trains on to that
+# total; --fresh starts over. The run record goes beside the checkpoint (SAVE_DIR/demo_ptb_cpu.json,
+# outside the tracked files); --record writes the project's docs/runs/demo_ptb_cpu.json instead. --data
+# names a binarised char-PTB (default data-bin/ptb_char, prepared when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+args=$*
 # fairseq warns about torch.jit.script while it is imported, before it loads the plugin's filters
 # (hyperfairseq/warning_filters.py, where the other warnings nobody can act on are hidden): the same filter
 export PYTHONWARNINGS='ignore:`torch.jit.script` is deprecated:FutureWarning'
 [ -f .venv/bin/activate ] && source .venv/bin/activate   # the README's virtualenv, if not active already
 
-usage() { echo "usage: bash scripts/demo.sh [MINUTES] [--fresh] [--record]" >&2; exit 2; }
-minutes=5 fresh=0 record=checkpoints/demo/demo_ptb_cpu.json
-for arg in "$@"; do
-  case $arg in
+usage() { echo "usage: bash scripts/demo.sh [MINUTES] [--fresh] [--record] [--data DIR] [--save-dir DIR]" >&2; exit 2; }
+minutes=5 fresh=0 record= data=data-bin/ptb_char save=checkpoints/demo
+while [ $# -gt 0 ]; do
+  case $1 in
     --fresh) fresh=1 ;;
     --record) record=docs/runs/demo_ptb_cpu.json ;;
+    --data) data=${2:?--data needs a folder}; shift ;;
+    --save-dir) save=${2:?--save-dir needs a folder}; shift ;;
     -h|--help) usage ;;
-    *) [[ $arg =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ ! $arg =~ ^0+([.]0+)?$ ]] \
-         || { echo "error: MINUTES must be a positive number; got '$arg'" >&2; usage; }
-       minutes=$arg ;;
+    *) [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ ! $1 =~ ^0+([.]0+)?$ ]] \
+         || { echo "error: MINUTES must be a positive number; got '$1'" >&2; usage; }
+       minutes=$1 ;;
   esac
+  shift
 done
-data=data-bin/ptb_char
-save=checkpoints/demo
+record=${record:-$save/demo_ptb_cpu.json}
 last=$save/checkpoint_last.pt
 [ -d "$data" ] || bash scripts/prepare_ptb_char.sh "$data"
-if [ "$fresh" = 1 ] && [ -d "$save" ]; then echo "--fresh: removing $save"; rm -rf "$save"; fi
+if [ "$fresh" = 1 ]; then   # the demo's own files only: --save-dir may name a folder that holds more
+  echo "--fresh: removing the demo's checkpoints, logs and record in $save"
+  rm -f "$save"/checkpoint_last.pt "$save"/checkpoint_best.pt "$save"/{train,eval}.log "$save"/sample.txt \
+    "$save"/demo_ptb_cpu.json
+fi
 mkdir -p "$save"
 
 left=$(python -m hyperfairseq.train_progress left --minutes "$minutes" --checkpoint "$last")
@@ -60,7 +68,7 @@ end=$(date +%s)
 python -m hyperfairseq.sample --path "$last" --prefix "the company" --length 200 --temperature 0.8 --seed 1 \
   >"$save/sample.txt"
 python -m hyperfairseq.run_record --out "$record" --name demo_ptb_cpu \
-  --command "bash scripts/demo.sh $*" --data "char-PTB test (full)" --wall-seconds $((end - start)) \
+  --command "bash scripts/demo.sh $args" --data "char-PTB test (full)" --wall-seconds $((end - start)) \
   --eval-lm-log "$save/eval.log" --train-log "$save/train.log" --result "train_minutes=$minutes" \
   "sample=$(head -c 300 "$save/sample.txt" | tr '\n' ' ')" >/dev/null
 

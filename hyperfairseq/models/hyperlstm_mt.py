@@ -17,6 +17,8 @@ zero initial decoder state, input feeding into the bottom layer, dropout on ever
 the softmax, the HyperLSTM module's own initialisation (paper-spec §2.4) instead of GNMT's uniform ±0.04.
 
 Cell types (same code path): `--no-hyper` / `--layer-norm` select HyperLSTM, LN-HyperLSTM, LSTM, LN-LSTM.
+The dataclass defaults are Table 6's GNMT HyperLSTM (`hyperlstm_wmt`); the LSTM row and the reduced rows
+(`*_mt_small`) are lines of `architectures.TABLES`, each with its exact parameter count.
 
 fairseq's translation task left-pads the source; the encoder moves every row's tokens to the left
 (a stable gather, so any padding side works) and runs the HyperLSTM module with `lengths`. The backward

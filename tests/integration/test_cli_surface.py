@@ -71,3 +71,14 @@ def test_demo_rejects_a_bad_budget_before_doing_anything():
     for bad in ("0", "five", "-3"):
         proc = subprocess.run(["bash", "scripts/demo.sh", bad], capture_output=True, text=True, cwd=REPO, timeout=60)
         assert proc.returncode == 2 and f"MINUTES must be a positive number; got '{bad}'" in proc.stderr
+
+
+def test_demo_resumes_by_default_so_it_keeps_an_unreadable_checkpoint_and_names_it(ptb_slice_bin, tmp_path):
+    save = tmp_path / "demo"
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes(b"PK\x03\x04 truncated")
+    proc = subprocess.run(["bash", "scripts/demo.sh", "1", "--data", str(ptb_slice_bin), "--save-dir", str(save)],
+                          capture_output=True, text=True, env=SCRIPT_ENV, cwd=REPO, timeout=300)
+    assert proc.returncode != 0 and "checkpoint_last.pt cannot be read" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert (save / "checkpoint_last.pt").read_bytes() == b"PK\x03\x04 truncated", "nothing deleted without --fresh"

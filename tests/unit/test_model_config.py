@@ -51,11 +51,13 @@ def test_conditional_rules_apply_only_where_the_field_is_used():
 
 
 def test_the_stack_takes_the_configs_paper_named_fields():
-    cfg = config("ln_hyperlstm_lm_enwik8_2048", hyper_hidden_size=6, n_z=3, layer_dropout=0.2, forget_bias=0.5)
+    cfg = config("ln_hyperlstm_lm_enwik8_2048", hyper_hidden_size=6, n_z=3, layer_dropout=0.2, forget_bias=0.5,
+                 hyper_recurrent_dropout=0.25, ln_eps=1e-5)
     rnn = build_hyperlstm(cfg, input_size=5, hidden_size=7, num_layers=2, dropout=cfg.layer_dropout)
     cell = rnn.layers[1]
     assert (rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.dropout) == (5, 7, 2, 0.2)
     assert cell.use_hyper and cell.layer_norm and cell.hyper_hidden_size == 6 and cell.forget_bias == 0.5
-    assert (cell.recurrent_dropout, cell.hyper.cell.recurrent_dropout) == (0.15, 0.15)  # R7
+    assert (cell.recurrent_dropout, cell.hyper.cell.recurrent_dropout) == (0.15, 0.25)  # R7
+    assert cell.ln_cell.eps == 1e-5 and cell.hyper.cell.ln_cell.eps == 1e-5
     mt = build_hyperlstm(config("lstm_mt_small"), input_size=5, hidden_size=7)
     assert not mt.use_hyper and mt.dropout == 0.0 and mt.layers[0].bias is not None  # one layer, plain LSTM cell
