@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 RECORD = re.compile(r"\| (train_inner|train) \| (\{.*\})\s*$")
-STARTED = re.compile(r"loaded checkpoint|No existing checkpoint")  # fairseq's trainer clock starts here
-PASS = re.compile(r"\| (WARNING|ERROR|CRITICAL) \||loaded checkpoint|No existing checkpoint|done training")
+STARTED = re.compile(r"\| (Loaded checkpoint|No existing checkpoint)")  # fairseq's trainer clock restarts here
+PASS = re.compile(r"\| (WARNING|ERROR|CRITICAL) \||\| (Loaded checkpoint|No existing checkpoint|done training)")
 
 
 def clock(seconds: float) -> str:

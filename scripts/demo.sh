@@ -44,11 +44,11 @@ fi
 mkdir -p "$save"
 
 left=$(python -m hyperfairseq.train_progress left --minutes "$minutes" --checkpoint "$last")
-if [ -f "$last" ]; then
-  echo "resuming $last ($((left / 60)) min $((left % 60)) s left of $minutes min; --fresh starts over)"
-fi
 start=$(date +%s)
 if [ "$left" -gt 0 ]; then
+  if [ -f "$last" ]; then
+    echo "resuming $last: $((left / 60)) min $((left % 60)) s of its $minutes min left (--fresh starts over)"
+  fi
   echo "training a 256-unit LN-HyperLSTM on char-PTB for $minutes min in all (loss in bits per character):"
   train_cmd=(fairseq-train "$data" --user-dir hyperfairseq --task char_lm --arch ln_hyperlstm_lm_ptb
     --decoder-hidden-size 256 --hyper-hidden-size 64 --n-z 4 --batch-size 32 --tokens-per-sample 100
@@ -57,10 +57,12 @@ if [ "$left" -gt 0 ]; then
     --log-file "$save/train.log")
   "${train_cmd[@]}" | python -m hyperfairseq.train_progress follow --seconds "$left"
 else
-  echo "$last has trained its $minutes min already: evaluating it (give more MINUTES to train on)"
+  echo "$last has trained its $minutes min already: evaluating it (a larger MINUTES trains on; --fresh starts over)"
 fi
 
-echo "evaluating on the full char-PTB test split ..."
+label="the full char-PTB test split" record_data="char-PTB test (full)"
+[ "$data" = data-bin/ptb_char ] || label="the test split of $data" record_data="$data test"
+echo "evaluating on $label ..."
 eval_cmd=(fairseq-eval-lm "$data" --user-dir hyperfairseq --task char_lm --path "$last"
   --batch-size 32 --tokens-per-sample 100 --gen-subset test --cpu)
 "${eval_cmd[@]}" >"$save/eval.log" 2>&1 || { tail -5 "$save/eval.log" >&2; exit 1; }
@@ -68,13 +70,13 @@ end=$(date +%s)
 python -m hyperfairseq.sample --path "$last" --prefix "the company" --length 200 --temperature 0.8 --seed 1 \
   >"$save/sample.txt"
 python -m hyperfairseq.run_record --out "$record" --name demo_ptb_cpu \
-  --command "bash scripts/demo.sh $args" --data "char-PTB test (full)" --wall-seconds $((end - start)) \
+  --command "bash scripts/demo.sh $args" --data "$record_data" --wall-seconds $((end - start)) \
   --eval-lm-log "$save/eval.log" --train-log "$save/train.log" --result "train_minutes=$minutes" \
   "sample=$(head -c 300 "$save/sample.txt" | tr '\n' ' ')" >/dev/null
 
 bits=$(grep -o "Loss (base 2): [0-9.]*" "$save/eval.log" | tail -1 | cut -d' ' -f4)
 echo
-echo "test: $bits bits per character on the full char-PTB test split"
+echo "test: $bits bits per character on $label"
 echo "sample (temperature 0.8) after \"the company\":"
 sed 's/^/  /' "$save/sample.txt"
 echo "checkpoint: $last    run record: $record"

@@ -12,7 +12,7 @@ from hyperfairseq import train_progress
 
 LOG = """\
 2026-12-01 19:57:24 | INFO | fairseq_cli.train | {'_name': None, 'common': {'log_format': 'json'}}
-2026-12-01 19:57:24 | INFO | fairseq.checkpoint_utils | loaded checkpoint demo/checkpoint_last.pt (epoch 1 @ 41 updates)
+2026-12-01 19:57:24 | INFO | fairseq.trainer | Loaded checkpoint demo/checkpoint_last.pt (epoch 1 @ 41 updates)
 2026-12-01 19:57:31 | INFO | train_inner | {"epoch": 1, "loss": "4.792", "ups": "0.74", "num_updates": "60"}
 2026-12-01 19:57:40 | WARNING | fairseq.trainer | NaN or Inf found in input tensor.
 2026-12-01 19:57:59 | INFO | train_inner | {"epoch": 1, "loss": "4.157", "ups": "0.72", "num_updates": "80"}
@@ -35,7 +35,7 @@ def test_follow_prints_updates_loss_rate_and_time_left_counted_from_the_resume()
     out = io.StringIO()
     train_progress.follow(io.StringIO(LOG), out, seconds=60, now=FakeClock(0.0, 10.0, 40.0, 75.0, 76.0))
     assert out.getvalue().splitlines() == [
-        "loaded checkpoint demo/checkpoint_last.pt (epoch 1 @ 41 updates)",
+        "Loaded checkpoint demo/checkpoint_last.pt (epoch 1 @ 41 updates)",
         "update     60 · 4.792 bits/char · 0.74 updates/s · 0:30 left",  # 60 s left at 10 s, now 40 s
         "NaN or Inf found in input tensor.",
         "update     80 · 4.157 bits/char · 0.72 updates/s · 0:00 left",  # past the budget: never negative
