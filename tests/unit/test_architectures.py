@@ -61,6 +61,16 @@ def test_translation_rows_have_no_printed_count_and_the_paper_row_is_read_by_cel
     assert ARCHITECTURES["ln_hyperlstm_lm_ptb"].paper_millions == 4.92
 
 
+def test_translation_breakdown_counts_embeddings_softmax_and_attention_apart(capsys):
+    params.main(["--arch", "hyperlstm_mt_small"])
+    lines = capsys.readouterr().out.splitlines()
+    counts = dict(line.split(": ") for line in lines if not line.startswith(("paper", "note")))
+    v, h = 8004, 256  # joined dictionary, N_h = embedding = attention size of the small rows
+    assert int(counts["input"]) == 2 * v * h  # source and target embeddings
+    assert int(counts["output"]) == h * v + v  # softmax
+    assert int(counts["attention"]) == h * h + (h * h + h) + h  # query and key projections, score vector
+
+
 def test_a_row_naming_a_field_its_config_lacks_or_renaming_the_base_is_rejected():
     config = config_class(ARCHITECTURES["hyperlstm_lm_ptb"])
     table = Table("hyperlstm_lm", "3", 50, True, ())

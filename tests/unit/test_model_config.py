@@ -1,6 +1,7 @@
 """The models' config rules (models/config.py) and the HyperLSTM stack built from a config."""
 
 import pytest
+import torch
 
 from hyperfairseq.models import hyperlstm_handwriting, hyperlstm_lm, hyperlstm_mt
 from hyperfairseq.models.config import build_hyperlstm, check_config
@@ -61,3 +62,15 @@ def test_the_stack_takes_the_configs_paper_named_fields():
     assert cell.ln_cell.eps == 1e-5 and cell.hyper.cell.ln_cell.eps == 1e-5
     mt = build_hyperlstm(config("lstm_mt_small"), input_size=5, hidden_size=7)
     assert not mt.use_hyper and mt.dropout == 0.0 and mt.layers[0].bias is not None  # one layer, plain LSTM cell
+
+
+@pytest.mark.parametrize(
+    "model_cls,arch,inputs",
+    [(hyperlstm_lm.HyperLSTMLanguageModel, "hyperlstm_lm_ptb", 50),
+     (hyperlstm_handwriting.HyperLSTMHandwritingModel, "hyperlstm_handwriting", 3)],
+)
+def test_a_model_builds_its_stack_from_its_own_fields(model_cls, arch, inputs):
+    cfg = config(arch, decoder_layers=2, decoder_hidden_size=12, layer_dropout=0.2, no_hyper=True)
+    with torch.device("meta"):  # shapes only
+        rnn = model_cls.build_decoder(cfg, None, inputs).rnn
+    assert (rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.dropout, rnn.use_hyper) == (inputs, 12, 2, 0.2, False)
