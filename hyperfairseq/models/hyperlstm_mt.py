@@ -37,13 +37,12 @@ import torch.nn.functional as F
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder, register_model
 from torch import Tensor, nn
 
-from hyperfairseq.modules import HyperLSTMState
+from hyperfairseq.modules import HyperLSTMState, reorder_state
 from hyperfairseq.modules.attention import AdditiveAttention
-from hyperfairseq.modules.hyperlstm import layer_state, stack_states
+from hyperfairseq.modules.state import layer_state, stack_states
 
 from . import architectures
 from .config import CELL_RULES, HyperLSTMCellConfig, at_least, build_hyperlstm, check_config, drop_probability, positive
-from .hyperlstm_decoder import reorder_state
 from .state_dict_check import ChecksCheckpointFit
 
 RESIDUAL_FROM = 3  # GNMT: residual connections start at the third layer (1-based), encoder and decoder
@@ -81,6 +80,21 @@ RULES = CELL_RULES + (
     positive("decoder_layers"),
     drop_probability("dropout"),
 )
+
+
+class BottomOut(NamedTuple):
+    """Layer 1 of the decoder over T target steps: outputs h (T, B, N_h), contexts c_t (T, B, N_enc),
+    attention weights (B, T, S) in left-aligned layout, and its final one-layer state."""
+
+    outputs: Tensor
+    contexts: Tensor
+    weights: Tensor
+    state: HyperLSTMState
+
+
+def one_layer(state: HyperLSTMState, layer: int) -> HyperLSTMState:
+    """Layer `layer` of a stacked state as the state of a one-layer stack: fields (1, B, size)."""
+    return HyperLSTMState(*(None if s is None else s[layer : layer + 1] for s in state))
 
 
 def left_align(tokens: Tensor, pad: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -159,17 +173,23 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         self.dropout = cfg.dropout
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.decoder_embed_dim, padding_idx=dictionary.pad())
-        self.bottom = build_hyperlstm(cfg, cfg.decoder_embed_dim + encoder_dim, hidden).layers[0]
+        self.bottom = build_hyperlstm(cfg, cfg.decoder_embed_dim + encoder_dim, hidden)  # run step by step
         self.attention = AdditiveAttention(hidden, encoder_dim, cfg.attention_dim)
         self.layers = nn.ModuleList(
             build_hyperlstm(cfg, hidden + encoder_dim, hidden) for _ in range(2, cfg.decoder_layers + 1)
         )
         self.output_projection = nn.Linear(hidden, len(dictionary))
 
+    def upgrade_state_dict_named(self, state_dict, name: str) -> None:
+        """Checkpoints from before layer 1 was a one-layer `HyperLSTM` held its cell at `bottom.*`."""
+        old, new = f"{name}.bottom.", f"{name}.bottom.layers.0."
+        for key in [k for k in state_dict if k.startswith(old) and not k.startswith(new)]:
+            state_dict[new + key[len(old) :]] = state_dict.pop(key)
+
     # -- incremental state ------------------------------------------------------------------------
 
     def _initial(self, batch: int, like: Tensor) -> Tuple[HyperLSTMState, Tensor]:
-        cells = [self.bottom.zero_state(batch, like)] + [rnn.layers[0].zero_state(batch, like) for rnn in self.layers]
+        cells = [rnn.layers[0].zero_state(batch, like) for rnn in (self.bottom, *self.layers)]
         return stack_states(cells), like.new_zeros(batch, self.encoder_dim)
 
     def _cached(self, incremental_state) -> Optional[Tuple[HyperLSTMState, Tensor, Tensor]]:
@@ -201,43 +221,39 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         if cached is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
         x = F.dropout(self.embed_tokens(prev_output_tokens).transpose(0, 1), self.dropout, self.training)
-        batch = x.shape[1]
         if cached is not None:
             state, context, keys = cached
         else:
-            state, context = self._initial(batch, x)
+            state, context = self._initial(x.shape[1], x)
             keys = self.attention.project_keys(encoder_out.outputs)
-
-        bottom_state = layer_state(state, 0)
-        outputs: List[Tensor] = []
-        contexts: List[Tensor] = []
-        weights: List[Tensor] = []
-        for t in range(x.shape[0]):  # layer 1 and attention, step by step (input feeding)
-            inp = torch.cat([x[t], context], dim=-1).unsqueeze(0)
-            x_proj, hyper_x_proj = self.bottom.input_projection(inp)
-            mask, hyper_mask = self.bottom.dropout_masks(1, batch, inp)
-            bottom_state, _ = self.bottom.step(
-                x_proj[0], None if hyper_x_proj is None else hyper_x_proj[0], bottom_state,
-                None if mask is None else mask[0], None if hyper_mask is None else hyper_mask[0],
-            )
-            context, attn = self.attention(bottom_state.h, keys, encoder_out.outputs, encoder_out.padding_mask)
-            outputs.append(bottom_state.h)
-            contexts.append(context)
-            weights.append(attn)
-        y, ctx = torch.stack(outputs), torch.stack(contexts)
-        finals = [bottom_state]
+        bottom = self._attend_step_by_step(x, one_layer(state, 0), context, keys, encoder_out)
+        y, finals = bottom.outputs, [layer_state(bottom.state, 0)]
         for number, rnn in enumerate(self.layers, start=2):  # layers 2..L over the whole prefix at once
-            inp = torch.cat([F.dropout(y, self.dropout, self.training), ctx], dim=-1)
-            one = HyperLSTMState(*(None if s is None else s[number - 1 : number] for s in state))
-            out, new = rnn(inp, one)
+            inp = torch.cat([F.dropout(y, self.dropout, self.training), bottom.contexts], dim=-1)
+            out, new = rnn(inp, one_layer(state, number - 1))
             finals.append(layer_state(new, 0))
             y = out + y if number >= RESIDUAL_FROM else out
         if incremental_state is not None:
-            self._cache(incremental_state, stack_states(finals), context, keys)
+            self._cache(incremental_state, stack_states(finals), bottom.contexts[-1], keys)
         features = F.dropout(y, self.dropout, self.training).transpose(0, 1)
-        attn = torch.stack(weights, dim=1)  # (B, T, S) in left-aligned layout -> the caller's layout
+        attn = bottom.weights  # (B, T, S) in left-aligned layout -> the caller's layout
         attn = torch.zeros_like(attn).scatter_(2, encoder_out.order.unsqueeze(1).expand_as(attn), attn)
         return features, {"attn": [attn]}
+
+    def _attend_step_by_step(
+        self, x: Tensor, state: HyperLSTMState, context: Tensor, keys: Tensor, encoder_out: EncoderOut
+    ) -> BottomOut:
+        """Layer 1 and the attention, one target step at a time (input feeding: step t reads c_{t-1})."""
+        outputs: List[Tensor] = []
+        contexts: List[Tensor] = []
+        weights: List[Tensor] = []
+        for t in range(x.shape[0]):
+            h, state = self.bottom.step(torch.cat([x[t], context], dim=-1), state)
+            context, attn = self.attention(h, keys, encoder_out.outputs, encoder_out.padding_mask)
+            outputs.append(h)
+            contexts.append(context)
+            weights.append(attn)
+        return BottomOut(torch.stack(outputs), torch.stack(contexts), torch.stack(weights, dim=1), state)
 
     def output_layer(self, features: Tensor, **kwargs) -> Tensor:
         return self.output_projection(features)

@@ -166,6 +166,18 @@ def test_beam_search_reorders_state():
     torch.testing.assert_close(torch.log_softmax(step[:, 0], -1), full[perm, 2], rtol=0, atol=1e-5)
 
 
+def test_checkpoint_with_the_bottom_cell_at_its_old_place_loads_and_scores_the_same():
+    """Layer 1 used to be a bare HyperLSTMCell (`decoder.bottom.weight_ih`); it is a one-layer HyperLSTM now."""
+    model = tiny("ln_hyperlstm")
+    old = {k.replace("decoder.bottom.layers.0.", "decoder.bottom."): v for k, v in model.state_dict().items()}
+    assert "decoder.bottom.weight_ih" in old and "decoder.bottom.hyper.cell.weight_hh" in old
+    other = tiny("ln_hyperlstm", seed=5)
+    other.load_state_dict(old)
+    _, src, lengths, prev = left_padded_batch()
+    scores = teacher_forced_scores(other, src, lengths, prev)
+    torch.testing.assert_close(scores, teacher_forced_scores(model, src, lengths, prev), rtol=0, atol=0)
+
+
 # -- parameter counts: formulas from paper-spec §2.6, written independently of the model code -----------
 
 
