@@ -25,12 +25,13 @@ setup(
         "numpy",
         "sentencepiece",
         "sacrebleu>=2.0",
+        "tensorboardX",  # fairseq's --tensorboard-logdir writer (without it every fairseq CLI asks for it)
     ],
     extras_require={
         "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
         "handwriting": ["matplotlib", "scipy"],
         "plots": ["matplotlib"],
-        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml"],
+        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

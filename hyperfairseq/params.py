@@ -1,32 +1,46 @@
-"""`python -m hyperfairseq.params --arch ARCH --vocab N`: the parameter breakdown of an architecture.
+"""`python -m hyperfairseq.params --arch ARCH [--vocab N]`: the parameter breakdown of an architecture.
 
 Counts as the paper does (paper-spec §2.6): `--vocab` is the number of symbols the paper counts (50 for
-PTB, 205 for enwik8), one-hot inputs over them and a softmax over them, independent of fairseq's
-special symbols. Prints main / hyper / input / output and a line `total: <exact integer>`.
+PTB, 205 for enwik8, 3 pen inputs), one-hot inputs over them and a softmax over them, independent of
+fairseq's special symbols; for the translation model it is the joined dictionary's size, specials included
+(32,004 for WPM-32K). Without `--vocab`, the architecture's row in `models/architectures.py` says. Prints
+main / hyper / input / output (and attention), the paper's row and count, and a line `total: <exact integer>`.
+The model is built on PyTorch's meta device: shapes only, no memory and no initialisation.
 """
 
 import argparse
 import sys
 from typing import Dict
 
-from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL_REGISTRY
+import torch
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL_REGISTRY, FairseqEncoderDecoderModel
 from torch import nn
 
 import hyperfairseq  # noqa: F401  (registers the architectures)
-from hyperfairseq.models.hyperlstm_lm import PAPER_PARAMS as LM_PAPER_PARAMS
+from hyperfairseq.models.architectures import ARCHITECTURES, plain
 
-GROUPS = ("main", "hyper", "input", "output")
+GROUPS = ("main", "hyper", "input", "output", "attention")
+
+
+class _Dictionaries:
+    """What an encoder-decoder model's `build_model` reads of a task: one joined dictionary of `size` entries."""
+
+    def __init__(self, size: int):
+        self.source_dictionary = self.target_dictionary = Dictionary()
+        for i in range(size - len(self.source_dictionary)):
+            self.source_dictionary.add_symbol(f"piece{i}")
 
 
 def build_config(arch: str):
     """The model config an architecture produces, without fairseq's command line."""
     if arch not in ARCH_MODEL_NAME_REGISTRY:
-        known = ", ".join(sorted(LM_PAPER_PARAMS))
+        known = ", ".join(sorted(ARCHITECTURES))
         raise SystemExit(f"error: unknown --arch {arch!r}; hyperfairseq architectures: {known}")
     model_name = ARCH_MODEL_NAME_REGISTRY[arch]
     model_cls = MODEL_REGISTRY[model_name]
-    if not hasattr(model_cls, "build_decoder"):
-        raise SystemExit(f"error: --arch {arch!r} ({model_name}) is not a hyperfairseq language model")
+    if model_name not in {a.table.model for a in ARCHITECTURES.values()}:
+        raise SystemExit(f"error: --arch {arch!r} ({model_name}) is not a hyperfairseq model")
     ns = argparse.Namespace()
     ARCH_CONFIG_REGISTRY[arch](ns)
     cfg = model_cls.__dataclass()
@@ -35,11 +49,23 @@ def build_config(arch: str):
     return model_cls, cfg
 
 
+def build_counted(model_cls, cfg, vocab: int) -> nn.Module:
+    """The network the paper counts: a language / handwriting model's decoder over `vocab` symbols, or the
+    whole translation model over a joined dictionary of `vocab` entries."""
+    with torch.device("meta"):
+        if issubclass(model_cls, FairseqEncoderDecoderModel):
+            return model_cls.build_model(cfg, _Dictionaries(vocab))
+        return model_cls.build_decoder(cfg, None, vocab)
+
+
 def group_of(name: str) -> str:
-    if name.startswith("output_projection"):
+    leaf = name.split(".", 1)[1] if name.startswith(("encoder.", "decoder.")) else name
+    if leaf.startswith("output_projection"):
         return "output"
-    if name.startswith("embed_tokens"):
+    if leaf.startswith("embed_tokens"):
         return "input"
+    if leaf.startswith("attention."):
+        return "attention"
     return "hyper" if ".hyper." in name else "main"
 
 
@@ -50,21 +76,33 @@ def breakdown(model: nn.Module) -> Dict[str, int]:
     return counts
 
 
+def print_paper_row(arch_name: str) -> None:
+    arch = ARCHITECTURES.get(arch_name)
+    if arch is None:
+        return
+    count = f"{arch.paper_millions:.2f} M" if arch.paper_millions is not None else "no count printed"
+    print(f"paper: {count} (vocab {arch.vocab}), Table {arch.table.number}: {plain(arch.paper_cells[0])}")
+    if arch.row.note:
+        print(f"note: {arch.row.note}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hyperfairseq.params", description=__doc__.splitlines()[0])
     parser.add_argument("--arch", required=True, help="architecture name, e.g. ln_hyperlstm_lm_ptb")
-    parser.add_argument("--vocab", type=int, required=True, help="symbols as the paper counts them (PTB 50, enwik8 205)")
+    parser.add_argument("--vocab", type=int, help="symbols as the paper counts them (PTB 50, enwik8 205, pen rows 3; "
+                        "translation: dictionary entries, 32004); default: the architecture's row")
     args = parser.parse_args(argv)
-    if args.vocab < 1:
-        parser.error(f"--vocab must be a positive integer; got {args.vocab}")
     model_cls, cfg = build_config(args.arch)
-    decoder = model_cls.build_decoder(cfg, None, args.vocab)
-    counts = breakdown(decoder)
+    vocab = args.vocab if args.vocab is not None else getattr(ARCHITECTURES.get(args.arch), "vocab", None)
+    if vocab is None:
+        parser.error(f"--arch {args.arch} has no row in models/architectures.py: give --vocab")
+    if vocab < 1:
+        parser.error(f"--vocab must be a positive integer; got {vocab}")
+    counts = breakdown(build_counted(model_cls, cfg, vocab))
     for group in GROUPS:
-        print(f"{group}: {counts[group]}")
-    paper = getattr(sys.modules[model_cls.__module__], "PAPER_PARAMS", {}).get(args.arch)
-    if paper is not None:
-        print(f"paper: {paper['paper_millions']:.2f} M (vocab {paper['vocab']})")
+        if counts[group] or group != "attention":
+            print(f"{group}: {counts[group]}")
+    print_paper_row(args.arch)
     print(f"total: {sum(counts.values())}")
     return 0
 

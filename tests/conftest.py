@@ -104,11 +104,13 @@ TRAIN_FLAGS = [
 @pytest.fixture(scope="session")
 def trained_lm(ptb_slice_bin, tmp_path_factory) -> Path:
     """A small LN-HyperLSTM trained for 120 updates on the char-PTB slice with the paper's protocol
-    (`--task char_lm`: 32 streams, segments of 100, carried state)."""
+    (`--task char_lm`: 32 streams, segments of 100, carried state); its json log and tensorboard event
+    files lie beside the checkpoint (train.log, tb/)."""
     save = tmp_path_factory.mktemp("trained_lm")
     run_cli(
         "fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "char_lm",
         "--arch", "ln_hyperlstm_lm_ptb", *SMALL_LM, *TRAIN_FLAGS, "--max-update", 120,
         "--save-dir", save, "--disable-validation",
+        "--log-file", save / "train.log", "--tensorboard-logdir", save / "tb",
     )
     return save / "checkpoint_last.pt"

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
+from hyperfairseq.models.architectures import ARCHITECTURES, Architecture
+
 
 class PaperTable(NamedTuple):
     key: str
@@ -25,6 +27,17 @@ class PaperTable(NamedTuple):
     rows: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...]], ...]  # (model, paper values, our archs)
     ours: Tuple[str, ...]  # our columns
     extract: Callable[[dict], Dict[str, Optional[str]]]
+
+
+def architecture_rows(table: str) -> List[Tuple[str, Tuple[str, ...], Tuple[str, ...]]]:
+    """The rows of the paper's `table` that our architectures fill, as `models/architectures.py` holds them
+    (in its order): (model, the paper's values, our architectures; a reduced one shares its full row)."""
+    by_row: Dict[str, List[Architecture]] = {}
+    for arch in ARCHITECTURES.values():
+        if arch.table.number == table:
+            by_row.setdefault(arch.row.paper, []).append(arch)
+    return [(archs[0].paper_cells[0], tuple(archs[0].paper_cells[1:]), tuple(a.row.name for a in archs))
+            for archs in by_row.values()]
 
 
 class Record(NamedTuple):
@@ -119,15 +132,7 @@ TABLES = (
         ("Recurrent Dropout LSTM (Semeniuta et al., 2016)", ("1.301", "1.338", ""), ()),
         ("Zoneout RNN (Krueger et al., 2016)", ("1.27", "", ""), ()),
         ("HM-LSTM (Chung et al., 2016)", ("1.27", "", ""), ()),
-        ("LSTM, 1000 units (their impl.)", ("1.312", "1.347", "4.25 M"), ("lstm_lm_ptb_1000",)),
-        ("LSTM, 1250 units (their impl.)", ("1.306", "1.340", "6.57 M"), ("lstm_lm_ptb_1250",)),
-        ("2-Layer LSTM, 1000 units (their impl.)", ("1.281", "1.312", "12.26 M"), ("lstm_lm_ptb_2layer",)),
-        ("Layer Norm LSTM, 1000 units (their impl.)", ("1.267", "1.300", "4.26 M"), ("ln_lstm_lm_ptb",)),
-        ("**HyperLSTM, 1000 units**", ("**1.265**", "**1.296**", "**4.91 M**"), ("hyperlstm_lm_ptb",)),
-        ("**Layer Norm HyperLSTM, 1000 units**", ("**1.250**", "**1.281**", "**4.92 M**"), ("ln_hyperlstm_lm_ptb",)),
-        ("**Layer Norm HyperLSTM, 1000 units, Large Embedding**", ("**1.233**", "**1.263**", "**5.06 M**"),
-         ("ln_hyperlstm_lm_ptb_large_emb",)),
-        ("**2-Layer Norm HyperLSTM, 1000 units**", ("**1.219**", "**1.245**", "**14.41 M**"), ("ln_hyperlstm_lm_ptb_2layer",)),
+        *architecture_rows("3"),
     ), ("test BPC", "valid BPC", "params"), _char_lm),
     PaperTable("4", "Table 4 — enwik8 (test BPC)", ("enwik8", "Param Count"), (
         ("Stacked LSTM (Graves, 2013)", ("1.67", "27.0 M"), ()),
@@ -140,33 +145,21 @@ TABLES = (
         ("Recurrent Memory Array Structures (Rocki, 2016a)", ("1.40", ""), ()),
         ("HM-LSTM (Chung et al., 2016)", ("1.40", ""), ()),
         ("Surprisal Feedback LSTM (Rocki, 2016b; not comparable)", ("1.37", ""), ()),
-        ("LSTM, 1800 units, no recurrent dropout (their impl.)", ("1.470", "14.81 M"), ("lstm_lm_enwik8_1800",)),
-        ("LSTM, 2000 units, no recurrent dropout (their impl.)", ("1.461", "18.06 M"), ("lstm_lm_enwik8_2000",)),
-        ("Layer Norm LSTM, 1800 units (their impl.)", ("1.402", "14.82 M"), ("ln_lstm_lm_enwik8",)),
-        ("**HyperLSTM, 1800 units**", ("**1.391**", "**18.71 M**"), ("hyperlstm_lm_enwik8",)),
-        ("**Layer Norm HyperLSTM, 1800 units**", ("**1.353**", "**18.78 M**"), ("ln_hyperlstm_lm_enwik8",)),
-        ("**Layer Norm HyperLSTM, 2048 units**", ("**1.340**", "**26.54 M**"), ("ln_hyperlstm_lm_enwik8_2048",)),
+        *architecture_rows("4"),
     ), ("test BPC", "params"), _char_lm),
-    PaperTable("5", "Table 5 — IAM On-Line handwriting (validation log-loss, nats; lower is better)", ("Log-Loss", "Param Count"), (
+    PaperTable("5", "Table 5 — IAM On-Line handwriting (validation log-loss, nats; lower is better)",
+               ("Log-Loss", "Param Count"), (
         ("LSTM, 900 units (Graves, 2013)", ("-1,026", ""), ()),
         ("3-Layer LSTM, 400 units (Graves, 2013)", ("-1,041", ""), ()),
         ("3-Layer LSTM, 400 units, adaptive weight noise (Graves, 2013)", ("-1,058", ""), ()),
         ("LSTM, 900 units, no dropout, no data augmentation (their impl.)", ("-1,026", "3.36 M"), ()),
         ("3-Layer LSTM, 400 units, no dropout, no data augmentation (their impl.)", ("-1,039", "3.26 M"), ()),
-        ("LSTM, 900 units (their impl., + augmentation, dropout, rec. dropout)", ("-1,055", "3.36 M"), ("lstm_handwriting_900",)),
-        ("LSTM, 1000 units (same)", ("-1,048", "4.14 M"), ("lstm_handwriting_1000",)),
-        ("3-Layer LSTM, 400 units (same)", ("-1,068", "3.26 M"), ("lstm_handwriting_3layer_400",)),
-        ("2-Layer LSTM, 650 units (same)", ("-1,135", "5.16 M"), ("lstm_handwriting_2layer_650",)),
-        ("Layer Norm LSTM, 900 units (same)", ("-1,096", "3.37 M"), ("ln_lstm_handwriting_900",)),
-        ("Layer Norm LSTM, 1000 units (same)", ("-1,106", "4.14 M"), ("ln_lstm_handwriting_1000",)),
-        ("**Layer Norm HyperLSTM, 900 units**", ("**-1,067**", "**3.95 M**"), ("ln_hyperlstm_handwriting",)),
-        ("**HyperLSTM, 900 units**", ("**-1,162**", "**3.94 M**"), ("hyperlstm_handwriting",)),
+        *architecture_rows("5"),
     ), ("valid log-loss (nats/line)", "params"), _handwriting),
     PaperTable("6", "Table 6 — WMT'14 En→Fr, newstest2014, single models", ("Test BLEU", "Log Perplexity"), (
         ("Deep-Att + PosUnk (Zhou et al., 2016)", ("39.2", ""), ()),
-        ("GNMT WPM-32K, LSTM (Wu et al., 2016)", ("38.95", "1.027"), ("lstm_wmt", "lstm_mt_small")),
         ("GNMT WPM-32K, ensemble of 8 LSTMs (Wu et al., 2016)", ("40.35", ""), ()),
-        ("**GNMT WPM-32K, HyperLSTM**", ("**40.03**", "**0.993**"), ("hyperlstm_wmt", "hyperlstm_mt_small")),
+        *architecture_rows("6"),
     ), ("test BLEU", "log perplexity (nats)", "params"), _translation),
 )
 TABLE_BY_KEY = {t.key: t for t in TABLES}

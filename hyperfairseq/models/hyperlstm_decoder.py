@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 from torch import Tensor, nn
 
-from hyperfairseq.modules import HyperLSTM, HyperLSTMState
+from hyperfairseq.modules import HyperLSTM, HyperLSTMState, detach_state, reorder_state
 
 STATE_KEY = "hyperlstm_state"
 
@@ -24,11 +24,6 @@ def state_to_dict(state: HyperLSTMState) -> Dict[str, Optional[Tensor]]:
 
 def state_from_dict(fields: Dict[str, Optional[Tensor]]) -> HyperLSTMState:
     return HyperLSTMState(**fields)
-
-
-def reorder_state(state: HyperLSTMState, new_order: Tensor) -> HyperLSTMState:
-    """Index-select the batch axis (dim 1) of every field: after a beam step or a batch split."""
-    return HyperLSTMState(*(None if s is None else s.index_select(1, new_order) for s in state))
 
 
 def dictionary_md5(dictionary) -> Optional[str]:
@@ -124,7 +119,7 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
             state = self.carried_state(carry, prev_output_tokens.shape[0])
         features, extra = self.extract_features(prev_output_tokens, incremental_state, state)
         if carry is not None:
-            self.carried[carry["stream"]] = HyperLSTMState(*(None if s is None else s.detach() for s in extra["state"]))
+            self.carried[carry["stream"]] = detach_state(extra["state"])
         return self.output_layer(features), extra
 
     def carried_state(self, carry, batch: int) -> Optional[HyperLSTMState]:
@@ -141,7 +136,9 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
 
     def get_extra_state(self):
         """Saved in checkpoints: the carried states {stream: {field: tensor}} and the dictionary's md5."""
-        carried = {name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()}
+        carried = {
+            name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()
+        }
         return {"carried": carried, "dictionary_md5": self.dictionary_md5}
 
     def set_extra_state(self, extra) -> None:

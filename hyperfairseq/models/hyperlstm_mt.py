@@ -17,6 +17,8 @@ zero initial decoder state, input feeding into the bottom layer, dropout on ever
 the softmax, the HyperLSTM module's own initialisation (paper-spec §2.4) instead of GNMT's uniform ±0.04.
 
 Cell types (same code path): `--no-hyper` / `--layer-norm` select HyperLSTM, LN-HyperLSTM, LSTM, LN-LSTM.
+The dataclass defaults are Table 6's GNMT HyperLSTM (`hyperlstm_wmt`); the LSTM row and the reduced rows
+(`*_mt_small`) are lines of `architectures.TABLES`, each with its exact parameter count.
 
 fairseq's translation task left-pads the source; the encoder moves every row's tokens to the left
 (a stable gather, so any padding side works) and runs the HyperLSTM module with `lengths`. The backward
@@ -32,29 +34,23 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from fairseq.dataclass import FairseqDataclass
-from fairseq.models import (
-    FairseqEncoder,
-    FairseqEncoderDecoderModel,
-    FairseqIncrementalDecoder,
-    register_model,
-    register_model_architecture,
-)
-from fairseq.utils import safe_getattr
+from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder, register_model
 from torch import Tensor, nn
 
-from hyperfairseq.modules import HyperLSTM, HyperLSTMCell, HyperLSTMState
+from hyperfairseq.modules import HyperLSTMState, reorder_state
 from hyperfairseq.modules.attention import AdditiveAttention
-from hyperfairseq.modules.hyperlstm import layer_state, stack_states
+from hyperfairseq.modules.state import layer_state, stack_states
 
-from .state_dict_check import check_state_dict_fits
+from . import architectures
+from .config import CELL_RULES, HyperLSTMCellConfig, at_least, build_hyperlstm, check_config, drop_probability, positive
+from .state_dict_check import ChecksCheckpointFit
 
 RESIDUAL_FROM = 3  # GNMT: residual connections start at the third layer (1-based), encoder and decoder
 STATE_KEY = "hyperlstm_mt_state"
 
 
 @dataclass
-class HyperLSTMTranslationConfig(FairseqDataclass):
+class HyperLSTMTranslationConfig(HyperLSTMCellConfig):
     encoder_embed_dim: int = field(default=1024, metadata={"help": "source embedding size (GNMT 1024)"})
     encoder_hidden_size: int = field(default=1024, metadata={"help": "N_h of every encoder cell, each direction"})
     encoder_layers: int = field(default=8, metadata={"help": "encoder layers, the bidirectional bottom one included"})
@@ -62,16 +58,9 @@ class HyperLSTMTranslationConfig(FairseqDataclass):
     decoder_hidden_size: int = field(default=1024, metadata={"help": "N_h of every decoder cell"})
     decoder_layers: int = field(default=8, metadata={"help": "decoder layers"})
     attention_dim: int = field(default=1024, metadata={"help": "hidden size of the additive attention"})
-    hyper_hidden_size: int = field(default=128, metadata={"help": "N_ĥ, hyper-cell units; Table 6 uses 128"})
     n_z: int = field(default=32, metadata={"help": "N_z, embedding size per gate; Table 6 uses 32"})
-    no_hyper: bool = field(
-        default=False, metadata={"help": "switch the hypernetwork off: LSTM / LN-LSTM cells, same code path"}
-    )
     layer_norm: bool = field(default=True, metadata={"help": "layer norm per gate and on c (R8); Table 6: on"})
     dropout: float = field(default=0.2, metadata={"help": "drop prob. on every layer's input and before the softmax"})
-    recurrent_dropout: float = field(default=0.0, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13"})
-    forget_bias: float = field(default=1.0, metadata={"help": "added to the forget gate inside sigma (R2)"})
-    ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
     max_source_positions: int = field(default=1024, metadata={"help": "longest source accepted, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target accepted, in tokens"})
 
@@ -85,12 +74,27 @@ class EncoderOut(NamedTuple):
     order: Tensor
 
 
-def _rnn(cfg, input_size: int, hidden_size: int, num_layers: int = 1) -> HyperLSTM:
-    return HyperLSTM(
-        input_size, hidden_size, num_layers, cfg.hyper_hidden_size, cfg.n_z, use_hyper=not cfg.no_hyper,
-        layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout, forget_bias=cfg.forget_bias,
-        ln_eps=cfg.ln_eps,
-    )
+RULES = CELL_RULES + (
+    positive("encoder_embed_dim", "encoder_hidden_size", "decoder_embed_dim", "decoder_hidden_size", "attention_dim"),
+    at_least(2, "encoder_layers", "bidirectional + one"),
+    positive("decoder_layers"),
+    drop_probability("dropout"),
+)
+
+
+class BottomOut(NamedTuple):
+    """Layer 1 of the decoder over T target steps: outputs h (T, B, N_h), contexts c_t (T, B, N_enc),
+    attention weights (B, T, S) in left-aligned layout, and its final one-layer state."""
+
+    outputs: Tensor
+    contexts: Tensor
+    weights: Tensor
+    state: HyperLSTMState
+
+
+def one_layer(state: HyperLSTMState, layer: int) -> HyperLSTMState:
+    """Layer `layer` of a stacked state as the state of a one-layer stack: fields (1, B, size)."""
+    return HyperLSTMState(*(None if s is None else s[layer : layer + 1] for s in state))
 
 
 def left_align(tokens: Tensor, pad: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -116,17 +120,16 @@ class HyperLSTMEncoder(FairseqEncoder):
 
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
-        if cfg.encoder_layers < 2:
-            raise ValueError(f"--encoder-layers must be at least 2 (bidirectional + one); got {cfg.encoder_layers}")
         hidden = cfg.encoder_hidden_size
         self.padding_idx = dictionary.pad()
         self.dropout = cfg.dropout
         self.max_source_positions = cfg.max_source_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, padding_idx=self.padding_idx)
-        self.forward_rnn = _rnn(cfg, cfg.encoder_embed_dim, hidden)
-        self.backward_rnn = _rnn(cfg, cfg.encoder_embed_dim, hidden)
+        self.forward_rnn = build_hyperlstm(cfg, cfg.encoder_embed_dim, hidden)
+        self.backward_rnn = build_hyperlstm(cfg, cfg.encoder_embed_dim, hidden)
         self.layers = nn.ModuleList(
-            _rnn(cfg, 2 * hidden if layer == 2 else hidden, hidden) for layer in range(2, cfg.encoder_layers + 1)
+            build_hyperlstm(cfg, 2 * hidden if layer == 2 else hidden, hidden)
+            for layer in range(2, cfg.encoder_layers + 1)
         )
         self.output_dim = hidden
 
@@ -164,27 +167,29 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
 
     def __init__(self, cfg, dictionary, encoder_dim: int):
         super().__init__(dictionary)
-        if cfg.decoder_layers < 1:
-            raise ValueError(f"--decoder-layers must be a positive integer; got {cfg.decoder_layers}")
         hidden = cfg.decoder_hidden_size
         self.hidden_size = hidden
         self.encoder_dim = encoder_dim
         self.dropout = cfg.dropout
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.decoder_embed_dim, padding_idx=dictionary.pad())
-        self.bottom = HyperLSTMCell(
-            cfg.decoder_embed_dim + encoder_dim, hidden, cfg.hyper_hidden_size, cfg.n_z, use_hyper=not cfg.no_hyper,
-            layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout, forget_bias=cfg.forget_bias,
-            ln_eps=cfg.ln_eps,
-        )
+        self.bottom = build_hyperlstm(cfg, cfg.decoder_embed_dim + encoder_dim, hidden)  # run step by step
         self.attention = AdditiveAttention(hidden, encoder_dim, cfg.attention_dim)
-        self.layers = nn.ModuleList(_rnn(cfg, hidden + encoder_dim, hidden) for _ in range(2, cfg.decoder_layers + 1))
+        self.layers = nn.ModuleList(
+            build_hyperlstm(cfg, hidden + encoder_dim, hidden) for _ in range(2, cfg.decoder_layers + 1)
+        )
         self.output_projection = nn.Linear(hidden, len(dictionary))
+
+    def upgrade_state_dict_named(self, state_dict, name: str) -> None:
+        """Checkpoints from before layer 1 was a one-layer `HyperLSTM` held its cell at `bottom.*`."""
+        old, new = f"{name}.bottom.", f"{name}.bottom.layers.0."
+        for key in [k for k in state_dict if k.startswith(old) and not k.startswith(new)]:
+            state_dict[new + key[len(old) :]] = state_dict.pop(key)
 
     # -- incremental state ------------------------------------------------------------------------
 
     def _initial(self, batch: int, like: Tensor) -> Tuple[HyperLSTMState, Tensor]:
-        cells = [self.bottom.zero_state(batch, like)] + [rnn.layers[0].zero_state(batch, like) for rnn in self.layers]
+        cells = [rnn.layers[0].zero_state(batch, like) for rnn in (self.bottom, *self.layers)]
         return stack_states(cells), like.new_zeros(batch, self.encoder_dim)
 
     def _cached(self, incremental_state) -> Optional[Tuple[HyperLSTMState, Tensor, Tensor]]:
@@ -206,7 +211,7 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         if cached is None:
             return
         state, context, keys = cached
-        state = HyperLSTMState(*(None if s is None else s.index_select(1, new_order) for s in state))
+        state = reorder_state(state, new_order)
         self._cache(incremental_state, state, context.index_select(0, new_order), keys.index_select(1, new_order))
 
     # -- forward ----------------------------------------------------------------------------------
@@ -216,43 +221,39 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         if cached is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
         x = F.dropout(self.embed_tokens(prev_output_tokens).transpose(0, 1), self.dropout, self.training)
-        batch = x.shape[1]
         if cached is not None:
             state, context, keys = cached
         else:
-            state, context = self._initial(batch, x)
+            state, context = self._initial(x.shape[1], x)
             keys = self.attention.project_keys(encoder_out.outputs)
-
-        bottom_state = layer_state(state, 0)
-        outputs: List[Tensor] = []
-        contexts: List[Tensor] = []
-        weights: List[Tensor] = []
-        for t in range(x.shape[0]):  # layer 1 and attention, step by step (input feeding)
-            inp = torch.cat([x[t], context], dim=-1).unsqueeze(0)
-            x_proj, hyper_x_proj = self.bottom.input_projection(inp)
-            mask, hyper_mask = self.bottom.dropout_masks(1, batch, inp)
-            bottom_state, _ = self.bottom.step(
-                x_proj[0], None if hyper_x_proj is None else hyper_x_proj[0], bottom_state,
-                None if mask is None else mask[0], None if hyper_mask is None else hyper_mask[0],
-            )
-            context, attn = self.attention(bottom_state.h, keys, encoder_out.outputs, encoder_out.padding_mask)
-            outputs.append(bottom_state.h)
-            contexts.append(context)
-            weights.append(attn)
-        y, ctx = torch.stack(outputs), torch.stack(contexts)
-        finals = [bottom_state]
+        bottom = self._attend_step_by_step(x, one_layer(state, 0), context, keys, encoder_out)
+        y, finals = bottom.outputs, [layer_state(bottom.state, 0)]
         for number, rnn in enumerate(self.layers, start=2):  # layers 2..L over the whole prefix at once
-            inp = torch.cat([F.dropout(y, self.dropout, self.training), ctx], dim=-1)
-            one = HyperLSTMState(*(None if s is None else s[number - 1 : number] for s in state))
-            out, new = rnn(inp, one)
+            inp = torch.cat([F.dropout(y, self.dropout, self.training), bottom.contexts], dim=-1)
+            out, new = rnn(inp, one_layer(state, number - 1))
             finals.append(layer_state(new, 0))
             y = out + y if number >= RESIDUAL_FROM else out
         if incremental_state is not None:
-            self._cache(incremental_state, stack_states(finals), context, keys)
+            self._cache(incremental_state, stack_states(finals), bottom.contexts[-1], keys)
         features = F.dropout(y, self.dropout, self.training).transpose(0, 1)
-        attn = torch.stack(weights, dim=1)  # (B, T, S) in left-aligned layout -> the caller's layout
+        attn = bottom.weights  # (B, T, S) in left-aligned layout -> the caller's layout
         attn = torch.zeros_like(attn).scatter_(2, encoder_out.order.unsqueeze(1).expand_as(attn), attn)
         return features, {"attn": [attn]}
+
+    def _attend_step_by_step(
+        self, x: Tensor, state: HyperLSTMState, context: Tensor, keys: Tensor, encoder_out: EncoderOut
+    ) -> BottomOut:
+        """Layer 1 and the attention, one target step at a time (input feeding: step t reads c_{t-1})."""
+        outputs: List[Tensor] = []
+        contexts: List[Tensor] = []
+        weights: List[Tensor] = []
+        for t in range(x.shape[0]):
+            h, state = self.bottom.step(torch.cat([x[t], context], dim=-1), state)
+            context, attn = self.attention(h, keys, encoder_out.outputs, encoder_out.padding_mask)
+            outputs.append(h)
+            contexts.append(context)
+            weights.append(attn)
+        return BottomOut(torch.stack(outputs), torch.stack(contexts), torch.stack(weights, dim=1), state)
 
     def output_layer(self, features: Tensor, **kwargs) -> Tensor:
         return self.output_projection(features)
@@ -266,12 +267,12 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("hyperlstm_mt", dataclass=HyperLSTMTranslationConfig)
-class HyperLSTMTranslationModel(FairseqEncoderDecoderModel):
+class HyperLSTMTranslationModel(ChecksCheckpointFit, FairseqEncoderDecoderModel):
     """`--arch hyperlstm_mt` and the Table 6 rows; baselines are the same model with `--no-hyper`."""
 
     @classmethod
     def build_model(cls, cfg: HyperLSTMTranslationConfig, task):
-        _check_config(cfg)
+        check_config(cfg, RULES)
         encoder = HyperLSTMEncoder(cfg, task.source_dictionary)
         decoder = HyperLSTMAttentionDecoder(cfg, task.target_dictionary, encoder.output_dim)
         return cls(encoder, decoder)
@@ -279,73 +280,5 @@ class HyperLSTMTranslationModel(FairseqEncoderDecoderModel):
     def max_positions(self):
         return (self.encoder.max_positions(), self.decoder.max_positions())
 
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        if strict:
-            check_state_dict_fits(self, state_dict)
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
-
-def _check_config(cfg) -> None:
-    positive = ["encoder_embed_dim", "encoder_hidden_size", "decoder_embed_dim", "decoder_hidden_size", "attention_dim"]
-    positive += [] if cfg.no_hyper else ["hyper_hidden_size", "n_z"]
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
-    for name in ("dropout", "recurrent_dropout"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} is a drop probability in [0, 1); got {getattr(cfg, name)}")
-
-
-# -- architectures ---------------------------------------------------------------------------------
-
-
-def _set(cfg, **defaults):
-    for key, value in defaults.items():
-        setattr(cfg, key, safe_getattr(cfg, key, value))
-
-
-def base_architecture(cfg):
-    """The dataclass defaults (what `--arch hyperlstm_mt` gets): Table 6's GNMT WPM-32K HyperLSTM (= `hyperlstm_wmt`)."""
-    _set(
-        cfg, encoder_embed_dim=1024, encoder_hidden_size=1024, encoder_layers=8, decoder_embed_dim=1024,
-        decoder_hidden_size=1024, decoder_layers=8, attention_dim=1024, hyper_hidden_size=128, n_z=32,
-        no_hyper=False, layer_norm=True, dropout=0.2, recurrent_dropout=0.0, forget_bias=1.0, ln_eps=1e-3,
-        max_source_positions=1024, max_target_positions=1024,
-    )
-
-
-@register_model_architecture("hyperlstm_mt", "hyperlstm_wmt")
-def hyperlstm_wmt(cfg):
-    """Table 6, GNMT WPM-32K, HyperLSTM (LN-HyperLSTM cells, 8 + 8 layers of 1024, N_ĥ 128, N_z 32).
-
-    With a joined 32,004-entry dictionary (32k pieces + 4 specials): 312,251,140 parameters.
-    """
-    base_architecture(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "lstm_wmt")
-def lstm_wmt(cfg):
-    """Table 6, GNMT WPM-32K, LSTM (plain LSTM cells, 8 + 8 layers of 1024). 32,004 entries: 280,872,196."""
-    _set(cfg, no_hyper=True, layer_norm=False)
-    base_architecture(cfg)
-
-
-def _small(cfg):
-    _set(
-        cfg, encoder_embed_dim=256, encoder_hidden_size=256, encoder_layers=2, decoder_embed_dim=256,
-        decoder_hidden_size=256, decoder_layers=2, attention_dim=256, hyper_hidden_size=64, n_z=16,
-    )
-    base_architecture(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "hyperlstm_mt_small")
-def hyperlstm_mt_small(cfg):
-    """LN-HyperLSTM, 2 + 2 layers of 256, N_ĥ 64, N_z 16 (modest data, tests). 8,004 entries: 10,957,380."""
-    _small(cfg)
-
-
-@register_model_architecture("hyperlstm_mt", "lstm_mt_small")
-def lstm_mt_small(cfg):
-    """LSTM, 2 + 2 layers of 256 (the small baseline). 8,004 entries: 9,699,652."""
-    _set(cfg, no_hyper=True, layer_norm=False)
-    _small(cfg)
+architectures.register("hyperlstm_mt", HyperLSTMTranslationConfig)

@@ -30,3 +30,14 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], li
             f"checkpoint does not fit this {type(model).__name__} (was it trained with another --arch?); "
             + "; ".join(problems)
         )
+
+
+class ChecksCheckpointFit:
+    """Mixin ahead of a fairseq model class: a strict load first says what differs (`check_state_dict_fits`),
+    after the model's own upgrade of older checkpoints (fairseq's `upgrade_state_dict`, idempotent)."""
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if strict:
+            self.upgrade_state_dict(state_dict)
+            check_state_dict_fits(self, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hyperfairseq import params
-from hyperfairseq.models.hyperlstm_handwriting import PAPER_PARAMS
+from hyperfairseq.models.architectures import ARCHITECTURES
 
 REPO = Path(__file__).resolve().parents[2]
 RAW = REPO / "tests" / "data" / "iam" / "raw"
@@ -39,7 +39,7 @@ def test_parameter_count_equals_the_papers(arch, capsys):
     out = capsys.readouterr().out
     total = int(out.split("total: ")[1].split()[0])
     assert total == EXACT[arch] and round(total / 1e6, 2) == PAPER_M[arch]
-    assert PAPER_PARAMS[arch]["exact"] == EXACT[arch]
+    assert ARCHITECTURES[arch].row.exact == EXACT[arch]
     assert "output: " + str(121 * (651 if "650" in arch else 401 if "400" in arch else 1001 if "1000" in arch else 901)) in out
 
 

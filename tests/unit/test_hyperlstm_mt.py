@@ -140,12 +140,15 @@ def test_batched_beam4_equals_per_sentence(cell):
     gen = SequenceGenerator([model], tgt_dict, beam_size=4, max_len_a=0, max_len_b=7)
     batched = gen.forward({"net_input": {"src_tokens": src, "src_lengths": lengths}})
     for b, row in enumerate(rows):
-        single = gen.forward({"net_input": {"src_tokens": torch.tensor([row]), "src_lengths": torch.tensor([len(row)])}})
+        one = {"src_tokens": torch.tensor([row]), "src_lengths": torch.tensor([len(row)])}
+        single = gen.forward({"net_input": one})
         assert len(single[0]) == len(batched[b]) == 4
         for hyp_single, hyp_batched in zip(single[0], batched[b]):
             assert hyp_single["tokens"].tolist() == hyp_batched["tokens"].tolist()
             torch.testing.assert_close(hyp_single["score"], hyp_batched["score"], rtol=0, atol=1e-6)
-            torch.testing.assert_close(hyp_single["positional_scores"], hyp_batched["positional_scores"], rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                hyp_single["positional_scores"], hyp_batched["positional_scores"], rtol=0, atol=1e-6
+            )
 
 
 def test_beam_search_reorders_state():
@@ -161,6 +164,18 @@ def test_beam_search_reorders_state():
     step, _ = model.decoder(prev[perm, :3], encoder_out=enc_perm, incremental_state=state)
     full = teacher_forced_scores(model, src, lengths, prev)
     torch.testing.assert_close(torch.log_softmax(step[:, 0], -1), full[perm, 2], rtol=0, atol=1e-5)
+
+
+def test_checkpoint_with_the_bottom_cell_at_its_old_place_loads_and_scores_the_same():
+    """Layer 1 used to be a bare HyperLSTMCell (`decoder.bottom.weight_ih`); it is a one-layer HyperLSTM now."""
+    model = tiny("ln_hyperlstm")
+    old = {k.replace("decoder.bottom.layers.0.", "decoder.bottom."): v for k, v in model.state_dict().items()}
+    assert "decoder.bottom.weight_ih" in old and "decoder.bottom.hyper.cell.weight_hh" in old
+    other = tiny("ln_hyperlstm", seed=5)
+    other.load_state_dict(old)
+    _, src, lengths, prev = left_padded_batch()
+    scores = teacher_forced_scores(other, src, lengths, prev)
+    torch.testing.assert_close(scores, teacher_forced_scores(model, src, lengths, prev), rtol=0, atol=0)
 
 
 # -- parameter counts: formulas from paper-spec §2.6, written independently of the model code -----------
