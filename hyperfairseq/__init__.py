@@ -1,6 +1,9 @@
 """hyperfairseq: HyperNetworks (Ha, Dai & Le, ICLR 2017) as a fairseq plugin (`--user-dir hyperfairseq`).
 
-Importing the package registers its models, tasks and criterions with fairseq.
+Importing the package registers its models, tasks and criterions with fairseq, and applies the few
+documented changes to fairseq's checkpointing and error reporting in `fairseq_patches` (issue 12).
 """
 
-from . import criterions, models, tasks  # noqa: F401
+from . import criterions, fairseq_patches, models, tasks  # noqa: F401
+
+fairseq_patches.install()

@@ -127,7 +127,8 @@ def read_kanjivg(
     return splits
 
 
-def prepare(out: str, wheel: str, min_length: int, **kwargs) -> dict:
+def prepare(out: str, wheel: str, min_length: int, replace: bool = False, **kwargs) -> dict:
+    S.check_output(out, replace)
     splits = read_kanjivg(wheel, **kwargs)
     meta = {
         "source": "kanjivg",
@@ -136,7 +137,7 @@ def prepare(out: str, wheel: str, min_length: int, **kwargs) -> dict:
         "wheel": os.path.basename(wheel),
         "options": kwargs,
     }
-    return S.write_dataset(out, splits, meta, min_length=min_length)
+    return S.write_dataset(out, splits, meta, min_length=min_length, replace=replace)
 
 
 def main(argv=None) -> int:
@@ -150,6 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--points-per-curve", type=int, default=8, help="samples per Bézier segment")
     p.add_argument("--valid-every", type=int, default=20, help="every N-th line is validation")
     p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     for name in ("chars_per_line", "points_per_curve", "valid_every"):
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
     try:
         wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "kanjivg==20260714")
         meta = prepare(
-            args.out, wheel, args.min_length, chars_per_line=args.chars_per_line, max_chars=args.max_chars,
+            args.out, wheel, args.min_length, args.replace, chars_per_line=args.chars_per_line, max_chars=args.max_chars,
             points_per_curve=args.points_per_curve, valid_every=args.valid_every,
         )
     except (FileNotFoundError, ValueError, zipfile.BadZipFile) as e:

@@ -22,6 +22,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from torch import Tensor, nn
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
 from hyperfairseq.modules.mdn import StrokeModelOutput, output_size, split_outputs
 
@@ -134,15 +135,15 @@ class HyperLSTMHandwritingModel(BaseFairseqModel):
 
 def _check_config(cfg, num_symbols: int) -> None:
     if num_symbols != INPUT_SIZE:
-        raise ValueError(f"handwriting rows have {INPUT_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}")
+        raise InputError(f"handwriting rows have {INPUT_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}")
     positive = ["decoder_hidden_size", "decoder_layers", "num_mixtures"] + ([] if cfg.no_hyper else ["hyper_hidden_size", "n_z"])
     for name in positive:
         if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
     for name in ("dropout_out", "recurrent_dropout", "layer_dropout"):
         value = getattr(cfg, name)
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} is a drop probability in [0, 1) (keep 0.95 is 0.05); got {value}")
+            raise InputError(f"--{name.replace('_', '-')} is a drop probability in [0, 1) (keep 0.95 is 0.05); got {value}")
 
 
 # -- architectures: one per row of Table 5 (the "their impl." rows with augmentation and dropout) ------

@@ -17,6 +17,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import FairseqLanguageModel, register_model, register_model_architecture
 from torch import nn
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM
 
 from .hyperlstm_decoder import HyperLSTMDecoder
@@ -104,11 +105,11 @@ def _check_config(cfg) -> None:
     for name in positive:
         value = getattr(cfg, name)
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
     for name in ("dropout_in", "dropout_out", "recurrent_dropout", "hyper_recurrent_dropout", "layer_dropout"):
         value = getattr(cfg, name)
         if not 0.0 <= value < 1.0:
-            raise ValueError(
+            raise InputError(
                 f"--{name.replace('_', '-')} is a drop probability in [0, 1) (the paper's keep 0.9 is 0.1); got {value}"
             )
 

@@ -43,6 +43,7 @@ from fairseq.models import (
 from fairseq.utils import safe_getattr
 from torch import Tensor, nn
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMCell, HyperLSTMState
 from hyperfairseq.modules.attention import AdditiveAttention
 from hyperfairseq.modules.hyperlstm import layer_state, stack_states
@@ -117,7 +118,7 @@ class HyperLSTMEncoder(FairseqEncoder):
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
         if cfg.encoder_layers < 2:
-            raise ValueError(f"--encoder-layers must be at least 2 (bidirectional + one); got {cfg.encoder_layers}")
+            raise InputError(f"--encoder-layers must be at least 2 (bidirectional + one); got {cfg.encoder_layers}")
         hidden = cfg.encoder_hidden_size
         self.padding_idx = dictionary.pad()
         self.dropout = cfg.dropout
@@ -165,7 +166,7 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
     def __init__(self, cfg, dictionary, encoder_dim: int):
         super().__init__(dictionary)
         if cfg.decoder_layers < 1:
-            raise ValueError(f"--decoder-layers must be a positive integer; got {cfg.decoder_layers}")
+            raise InputError(f"--decoder-layers must be a positive integer; got {cfg.decoder_layers}")
         hidden = cfg.decoder_hidden_size
         self.hidden_size = hidden
         self.encoder_dim = encoder_dim
@@ -290,10 +291,10 @@ def _check_config(cfg) -> None:
     positive += [] if cfg.no_hyper else ["hyper_hidden_size", "n_z"]
     for name in positive:
         if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(cfg, name)}")
     for name in ("dropout", "recurrent_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} is a drop probability in [0, 1); got {getattr(cfg, name)}")
+            raise InputError(f"--{name.replace('_', '-')} is a drop probability in [0, 1); got {getattr(cfg, name)}")
 
 
 # -- architectures ---------------------------------------------------------------------------------
