@@ -41,6 +41,14 @@ def is_intact(path: str) -> bool:
         return False
 
 
+def _zip_magic(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def check_file(path: str) -> None:
     """Raise CheckpointError unless `path` is a non-empty file."""
     if not os.path.exists(path):
@@ -53,6 +61,9 @@ def check_file(path: str) -> None:
 
 def safe_load(source: Union[str, BinaryIO], name: str, map_location: Any = "cpu") -> Any:
     """`torch.load(weights_only=True)` of `source`; failures become CheckpointError naming `name`."""
+    if isinstance(source, str) and _zip_magic(source) and not is_intact(source):
+        raise CheckpointError(f"{name}: truncated or damaged (an incomplete zip archive: killed while it was "
+                              "written, or the disk was full?)")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(source, map_location=map_location, weights_only=True)

@@ -12,7 +12,8 @@ loses work, runs code or prints a traceback where it should not:
    Copies now go to `NAME.tmp` and are renamed over NAME: each is always the old or the new file.
 3. **Resume never fails while an intact checkpoint exists.** With the default `--restore-file`, training
    resumes from the newest intact (`checkpoint_files.is_intact`) of `checkpoint_last.pt` and fairseq's
-   epoch / update checkpoints (then `checkpoint_best.pt`); normally that is `checkpoint_last.pt`.
+   epoch / update checkpoints (then `checkpoint_best.pt`); normally that is `checkpoint_last.pt`. A
+   `--restore-file` given explicitly must exist (fairseq would silently start from scratch).
 4. **A finished run is a no-op.** Re-running the command of a run that reached `--max-update` (or
    `--stop-time-hours`) trained one more update and overwrote its checkpoints; now it says so and exits 0.
 5. **SIGINT / SIGTERM during fairseq-train** finish the current update, save `checkpoint_last.pt` and
@@ -77,6 +78,7 @@ class _WeightsOnlyTorch:
         name = getattr(f, "name", f)
         if isinstance(name, str) and os.path.isfile(name):
             checkpoint_files.check_file(name)
+            f = name  # read by path: safe_load then tells a truncated archive from other damage
         state = checkpoint_files.safe_load(f, str(name), map_location)
         return checkpoint_files.require_fairseq_state(state, str(name))
 
@@ -153,6 +155,11 @@ def _resume_safely(load_checkpoint):
     def resume(cfg, trainer, **passthrough):
         default = (cfg.restore_file == "checkpoint_last.pt" and not cfg.finetune_from_model
                    and getattr(cfg, "continue_once", None) is None and not trainer.checkpoint_suffix)
+        if cfg.restore_file != "checkpoint_last.pt" and not trainer.checkpoint_suffix:
+            try:  # fairseq would start from scratch, silently, when the file named is not there
+                checkpoint_files.check_file(cfg.restore_file)
+            except checkpoint_files.CheckpointError as err:
+                raise checkpoint_files.CheckpointError(f"--restore-file {err}") from None
         chosen, damaged = newest_intact(cfg.save_dir) if default else (None, [])
         if default and chosen is None and damaged:
             raise checkpoint_files.CheckpointError(

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         if args.train_log:
             result["train"] = last_train_stats(args.train_log)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     for item in args.result:
         key, sep, value = item.partition("=")

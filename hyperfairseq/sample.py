@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     try:
         lm = CharLM.from_checkpoint(args.path, args.data)
         if args.score:
-            with open(args.score, encoding="utf-8") as f:
+            with open(args.score, encoding="utf-8", newline="") as f:  # line ends as written: the one rule
                 print(f"{lm.score(f.read(), args.score):.4f} bits per symbol")
         else:
             print(lm.sample(args.prefix, args.length, args.temperature, args.seed))

@@ -104,8 +104,8 @@ def main(argv=None) -> int:
     try:
         model, _task = load_model(args.path, cpu=args.cpu)
         prime = _prime(args)
-    except (FileNotFoundError, ValueError, IndexError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError, IndexError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(args.seed)

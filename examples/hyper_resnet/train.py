@@ -231,7 +231,7 @@ def save_checkpoint(path: str, model, optimizer, step: int, args, stats, best: D
 
 def load_checkpoint(path: str) -> Dict:
     if not os.path.isfile(path):
-        raise UsageError(f"--resume {path}: file not found")
+        raise UsageError(f"--resume {path}: {'is a folder, not a checkpoint' if os.path.isdir(path) else 'file not found'}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a damaged or foreign file

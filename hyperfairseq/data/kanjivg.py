@@ -164,7 +164,7 @@ def main(argv=None) -> int:
             points_per_curve=args.points_per_curve, valid_every=args.valid_every,
         )
     except (FileNotFoundError, ValueError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
     print(f"wrote {args.out} ({meta['label']}; {splits}; dropped {meta['dropped_short_train_lines']} short training lines)")

