@@ -99,11 +99,7 @@ def compose_line(characters: List[List[np.ndarray]]) -> List[np.ndarray]:
     return line
 
 
-def read_kanjivg(
-    wheel: str, chars_per_line: int = 4, max_chars: Optional[int] = None, points_per_curve: int = 8,
-    valid_every: int = 20,
-):
-    """{"train": [rows...], "valid": [rows...]} from a kanjivg wheel (read in place with zipfile)."""
+def _read_characters(wheel: str, max_chars: Optional[int], points_per_curve: int) -> List[List[np.ndarray]]:
     with zipfile.ZipFile(wheel) as z:
         names = sorted(n for n in z.namelist() if BASE_CHAR.match(n))
         if not names:
@@ -119,11 +115,24 @@ def read_kanjivg(
                 continue
             if strokes:
                 chars.append(strokes)
+    logger.info("%d characters read (%d skipped)", len(chars), skipped)
+    return chars
+
+
+def read_kanjivg(
+    wheel: str, chars_per_line: int = 4, max_chars: Optional[int] = None, points_per_curve: int = 8,
+    valid_every: int = 20,
+):
+    """{"train": [rows...], "valid": [rows...]} from a kanjivg wheel (read in place with zipfile)."""
+    try:
+        chars = _read_characters(wheel, max_chars, points_per_curve)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{wheel}: not a readable kanjivg wheel ({e})") from None
     lines = [compose_line(chars[i : i + chars_per_line]) for i in range(0, len(chars), chars_per_line)]
     splits = {S.TRAIN: [], S.VALID: []}
     for k, line in enumerate(lines):
         splits[S.VALID if k % valid_every == 0 else S.TRAIN].append(S.line_rows(line))
-    logger.info("%d characters -> %d lines (%d skipped)", len(chars), len(lines), skipped)
+    logger.info("%d characters -> %d lines", len(chars), len(lines))
     return splits
 
 
@@ -154,7 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    for name in ("chars_per_line", "points_per_curve", "valid_every"):
+    for name in ("chars_per_line", "points_per_curve", "valid_every") + (("max_chars",) if args.max_chars is not None else ()):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     try:

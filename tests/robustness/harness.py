@@ -209,7 +209,8 @@ def classify(case: Case, env: Env, result: Result, before: Dict[str, Optional[st
             return "unclear error", f"exit status {result.rc}, expected {case.exit_code}"
         if case.message not in result.stderr:
             return "unclear error", f"no {case.message!r} in: {error_line(result)!r}"
-        return "clean error", error_line(result)
+        wrong = case.check(env, result) if case.check else None  # what an error case must also have done
+        return ("silent wrong result", wrong) if wrong else ("clean error", error_line(result))
     if result.rc != (case.exit_code or 0):
         return "unclear error", f"exit status {result.rc}: {error_line(result)!r}"
     wrong = case.check(env, result) if case.check else None
