@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-log", type=Path, help="fairseq json log: its last stats go to result.train")
     parser.add_argument("--result", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; expected the path of the JSON record to write")
     result = {}
     try:
         if args.eval_lm_log:

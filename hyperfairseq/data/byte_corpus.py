@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--limit", type=int, default=100_000_000, help="bytes read from the start (paper: 100M)")
     args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit must be a positive number of bytes; got {args.limit}")
     try:
         report = prepare(args.src, args.out, args.limit)
     except (InputError, OSError) as e:

@@ -1,8 +1,10 @@
 """`--task char_lm` on real char-PTB: carried state, resume, data parallel, sampling, bytes, bad input."""
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -70,6 +72,30 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_
     whole, split = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(tmp_path / "split/checkpoint_last.pt")
     for name in whole:
         assert torch.equal(split[name], whole[name]), name  # same process, same sums: bit-identical
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(ptb_slice_bin, tmp_path):
+    """With the plugin, SIGTERM finishes the update, saves checkpoint_last.pt and exits 143 (issue 12 §2);
+    the same command then continues to bit-identical weights of a run that was never interrupted."""
+    flags = ["--batch-size", 8, "--save-interval-updates", 1]
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fairseq_cli.train", str(ptb_slice_bin), "--user-dir", USER_DIR, *map(str, STREAM_FLAGS),
+         *map(str, TINY_LM), "--save-dir", str(cut), *map(str, flags), "--max-update", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV, cwd=REPO)
+    deadline = time.time() + 600
+    while not (cut / "checkpoint_last.pt").exists():  # the first save: the training loop is running
+        assert proc.poll() is None and time.time() < deadline, "fairseq-train ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=600)[0]
+    stopped = checkpoint_files.safe_load(str(cut / "checkpoint_last.pt"), "last")["optimizer_history"][-1]["num_updates"]
+    assert proc.returncode == 128 + signal.SIGTERM and f"stopped by SIGTERM after update {stopped}; saved" in out
+    train_streams(ptb_slice_bin, cut, *flags, "--max-update", stopped + 3)
+    train_streams(ptb_slice_bin, tmp_path / "whole", *flags, "--max-update", stopped + 3)
+    whole, resumed = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(cut / "checkpoint_last.pt")
+    for name in whole:
+        assert torch.equal(resumed[name], whole[name]), name
 
 
 def free_port() -> int:

@@ -154,6 +154,7 @@ RUNNERS = {
     "iam_ondb": module_main("hyperfairseq.data.iam_ondb", "python -m hyperfairseq.data.iam_ondb"),
     "kanjivg": module_main("hyperfairseq.data.kanjivg", "python -m hyperfairseq.data.kanjivg"),
     "lasa": module_main("hyperfairseq.data.lasa", "python -m hyperfairseq.data.lasa"),
+    "run_record": module_main("hyperfairseq.run_record", "python -m hyperfairseq.run_record"),
     "eval_lm": fairseq_cli("eval_lm", "fairseq-eval-lm"),
     "validate": fairseq_cli("validate", "fairseq-validate"),
     "train_setup": fairseq_cli("train", "fairseq-train"),  # in-process: only cases that stop before training
@@ -229,13 +230,23 @@ def run_case(case: Case, env: Env) -> (str, str, Result):
         case.setup(env)
     before = fingerprint([Path(p) for p in case.protect(env)])
     argv = case.args(env) if callable(case.args) else case.args
-    runner = case.entry if callable(case.entry) else RUNNERS[case.entry]
-    result = runner(list(map(str, argv)), case.env_vars) if not callable(case.entry) else runner(env, argv)
-    outcome, detail = classify(case, env, result, before)
-    RESULTS.append({"id": case.id, "entry": case.entry if isinstance(case.entry, str) else case.entry.__name__,
-                    "input": case.input, "expect": case.expect, "outcome": outcome, "exit_status": result.rc,
-                    "detail": detail})
+    try:
+        if callable(case.entry):
+            result = case.entry(env, argv)
+        else:
+            result = RUNNERS[case.entry](list(map(str, argv)), case.env_vars)
+        outcome, detail = classify(case, env, result, before)
+    except Exception as exc:  # the fault could not be staged (e.g. an older checkout has no test hook)
+        record(case, "not staged", None, f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    record(case, outcome, result.rc, detail)
     return outcome, detail, result
+
+
+def record(case: Case, outcome: str, rc: Optional[int], detail: str) -> None:
+    RESULTS.append({"id": case.id, "entry": case.entry if isinstance(case.entry, str) else case.entry.__name__,
+                    "input": case.input, "expect": case.expect, "outcome": outcome, "exit_status": rc,
+                    "detail": detail})
 
 
 def expected_outcome(case: Case) -> str:

@@ -105,6 +105,10 @@ CASES = [
     byte_case("src-empty", lambda env: I.empty(env.work / "raw.bin"), "0 bytes; too few", "a 0-byte source",
               src="raw.bin"),
     byte_case("src-missing", None, "missing", "a source that does not exist", src="none.bin"),
+    byte_case("limit-negative", make_zip(), "--limit must be a positive", "--limit -5 (read as 'everything')",
+              extra=("--limit", -5)),
+    Case(id="run_record-out-is-folder", entry="run_record", input="--out an existing folder", message="is a folder",
+         exit_code=2, args=lambda env: ["--out", env.work, "--name", "x", "--command", "x", "--result", "a=1"]),
     Case(id="prepare_enwik8_sh-truncated-zip", entry=prepare_enwik8_script, input="scripts/prepare_enwik8.sh on a "
          "truncated zip", message="truncated or damaged zip", exit_code=2, absent=lambda env: [env.work / "bin"]),
     iam_case("out-exists", "already exists", "prepare --out an existing folder",

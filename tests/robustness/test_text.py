@@ -47,10 +47,11 @@ def same_score_as_lf(env, result):
     return None if result.stdout.strip() == expected else f"{result.stdout.strip()!r} != {expected!r} (LF)"
 
 
-def same_output_as_lf(env, result):
-    from hyperfairseq.data.char_corpus import convert_lines, split_lines
+LF_CHARS = "t h e _ c o m p a n y _ s a i d\ni t _ e x p e c t s _ h i g h e r _ e a r n i n g s\n"
 
-    expected = "".join(l + "\n" for l in convert_lines(split_lines(LF_TEXT), "lf"))
+
+def same_output_as_lf(env, result):
+    expected = LF_CHARS  # the char format of LF_TEXT: one symbol per character, `_` for a space
     got = (env.work / "out.txt").read_text()
     return None if got == expected else f"{got!r} != {expected!r}"
 
