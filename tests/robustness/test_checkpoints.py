@@ -16,7 +16,7 @@ CKPT = "ckpt.pt"
 BAD_FILES = {  # kind: (make it in the case folder -> path, what the message says, what the input is)
     "missing": (lambda env: env.work / "none.pt", "not found", "a path that does not exist"),
     "zero_bytes": (lambda env: I.empty(env.work / CKPT), "empty file (0 bytes)", "a 0-byte file"),
-    "truncated": (lambda env: I.truncated(env.lm, env.work / CKPT), "not a readable checkpoint",
+    "truncated": (lambda env: I.truncated(env.lm, env.work / CKPT), "truncated or damaged",
                   "the first half of a real checkpoint (a kill mid-write)"),
     "junk": (lambda env: I.junk(env.work / CKPT), "not a readable checkpoint", "a text file named .pt"),
     "folder": (lambda env: I.folder(env.work / CKPT), "is a folder", "a folder"),
@@ -45,7 +45,7 @@ def bad_file_case(entry: str, kind: str) -> Case:
     return Case(
         id=f"{entry}-{kind}", entry=runner, input=what, message=message,
         args=lambda env: argv(env, make(env)),
-        absent=lambda env: outputs(env) + [env.pwned_marker],
+        absent=outputs, markers=lambda env: [env.pwned_marker],
         protect=lambda env: [env.lm, env.lm_data, env.hw],
     )
 
@@ -86,7 +86,7 @@ VISION = [  # the vision script reads its own format, and refuses the rest
 def vision_case(kind, make, message) -> Case:
     return Case(id=f"vision_eval-{kind}", entry="vision", input=f"--eval --resume {kind}", message=message,
                 exit_code=2, args=lambda env: ["--eval", "--resume", make(env), "--data", env.fmnist, "--test-size", 20],
-                absent=lambda env: [env.pwned_marker])
+                markers=lambda env: [env.pwned_marker])
 
 
 CASES = ([bad_file_case(e, k) for e in ENTRIES for k in BAD_FILES]

@@ -35,10 +35,10 @@ WHITESPACE = " \t\n\r\x0b\x0c\u00a0\u2028\u2029\u0085\u3000_"
 
 
 @pytest.fixture(scope="module")
-def lm(assets):
+def lm(lm_assets):
     from hyperfairseq.sample import CharLM
 
-    return CharLM.from_checkpoint(str(assets["lm"]), str(assets["lm_data"]))
+    return CharLM.from_checkpoint(str(lm_assets["lm"]), str(lm_assets["lm_data"]))
 
 
 def alphabet_text(lm):
@@ -107,11 +107,11 @@ def test_kanjivg_path_parses_or_raises_value_error(d):
 
 
 @pytest.fixture
-def damaged_copy(assets, tmp_path):
+def damaged_copy(lm_assets, tmp_path):
     def fresh():
         target = tmp_path / "data"
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(assets["lm_data"], target)
+        shutil.copytree(lm_assets["lm_data"], target)
         return target
     return fresh
 
