@@ -108,7 +108,7 @@ expected, and checks that no protected file changed and nothing half-written was
 (`tests/robustness/harness.py` defines the outcomes). The suite runs in CI with the rest:
 
     .venv/bin/python -m pytest tests/robustness          # every case must end as expected
-    .venv/bin/python tests/robustness/report.py --before 5bd5a4d   # regenerate this page
+    .venv/bin/python tests/robustness/report.py --before 83aa631   # regenerate this page
 
 "before" is the same case against the package before issue 12's fixes (its cases that name new flags,
 such as `--replace`, then meet argparse's usage error).
