@@ -111,7 +111,26 @@ expected, and checks that no protected file changed and nothing half-written was
     .venv/bin/python tests/robustness/report.py --before 83aa631   # regenerate this page
 
 "before" is the same case against the package before issue 12's fixes (its cases that name new flags,
-such as `--replace`, then meet argparse's usage error).
+such as `--replace`, then meet argparse's usage error; "not staged" marks a fault the old code gives
+no deterministic point to inject, such as the stalled copy).
+
+## What is guaranteed, and where
+
+* **One line, no traceback.** Readers, tasks and CLIs raise `hyperfairseq.errors.InputError` naming the
+  file or flag; our CLIs print `PROG: error: ...` (exit 2), fairseq's CLIs with the plugin print the
+  same line through its excepthook (exit 1). Other exceptions keep their tracebacks: they are bugs.
+* **Checkpoints** are read with `torch.load(weights_only=True)`, explicitly, by every entry point and by
+  fairseq's own loader (`hyperfairseq/checkpoint_files.py`, `hyperfairseq/fairseq_patches.py`); setup.py
+  requires torch >= 2.6. A missing, empty, truncated, foreign or crafted file is named and refused.
+* **fairseq-train with the plugin** (`hyperfairseq/fairseq_patches.py`): `checkpoint_last.pt` and
+  `checkpoint_best.pt` are replaced atomically; a resume takes the newest intact checkpoint; re-running
+  a finished run does nothing; SIGINT / SIGTERM save `checkpoint_last.pt` and exit 130 / 143; a
+  `--task char_lm` checkpoint stores its stream layout and a resume with another `--batch-size`,
+  `--tokens-per-sample`, rank count or `--reset-every-segment` is refused, naming the flag.
+* **Data**: dict.txt, .idx and .bin are checked before fairseq reads them
+  (`hyperfairseq/data/binarised.py`); one text rule for `char_corpus` and `sample`
+  (`hyperfairseq/data/char_corpus.py`); prepare commands refuse an existing output unless `--replace`;
+  scripts/table3_ptb.sh and table4_enwik8.sh resume by default (`--restart` starts over).
 """
 
 FUZZ = """
