@@ -14,7 +14,9 @@ setup(
     # the fused CPU cell kernels, compiled on first use by torch.utils.cpp_extension (needs a C++ compiler)
     package_data={"hyperfairseq.modules": ["csrc/*.cpp"]},
     install_requires=[
-        "torch>=2.1",
+        # torch.load defaults to weights_only=True from 2.6 on; the plugin also passes it explicitly
+        # (hyperfairseq/checkpoint_files.py), but fairseq's own tools rely on the default
+        "torch>=2.6",
         "ninja",  # torch.utils.cpp_extension builds the fused CPU kernels with it
         # Official fairseq 0.12.2 fails to import on Python >= 3.11 (dataclass mutable defaults);
         # ve-fairseq 0.12.3 is upstream fairseq with that fix, prebuilt for cp311 / cp312.
@@ -31,7 +33,7 @@ setup(
         "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
         "handwriting": ["matplotlib", "scipy"],
         "plots": ["matplotlib"],
-        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff"],
+        "dev": ["pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-log", type=Path, help="fairseq json log: its last stats go to result.train")
     parser.add_argument("--result", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; expected the path of the JSON record to write")
     result = {}
     try:
         if args.eval_lm_log:
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
         if args.train_log:
             result["train"] = last_train_stats(args.train_log)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     for item in args.result:
         key, sep, value = item.partition("=")

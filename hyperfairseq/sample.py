@@ -13,7 +13,9 @@ Python API::
 
 Text is mapped to the model's symbols as the data was prepared: PTB-style characters (`_` for a space,
 one end-of-line symbol per line; `hyperfairseq.data.char_corpus`) or bytes (`hyperfairseq.data.byte_corpus`).
-The checkpoint is loaded through fairseq (weights_only), with `--data` overriding the folder of dict.txt.
+Text follows the one rule of `hyperfairseq.data.char_corpus` (which characters have symbols, where lines
+end). The checkpoint is loaded through fairseq with `torch.load(weights_only=True)`
+(`hyperfairseq.checkpoint_files`), with `--data` overriding the folder of dict.txt.
 """
 
 import argparse
@@ -23,10 +25,11 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from fairseq import checkpoint_utils
 
+from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data import byte_corpus
-from hyperfairseq.data.char_corpus import SPACE, CorpusError, convert_lines
+from hyperfairseq.data.char_corpus import SPACE, convert_lines, split_lines
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTMState
 
 
@@ -43,25 +46,22 @@ class CharLM:
     @classmethod
     def from_checkpoint(cls, path: str, data: Optional[str] = None) -> "CharLM":
         overrides = {"data": data} if data else None
-        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
-        model = models[0]
-        if not getattr(model.decoder, "supports_carry", False):
-            raise ValueError(f"{path}: not a hyperfairseq language model checkpoint")
+        model, _cfg, task = load_model_and_task(path, overrides)
+        if not getattr(getattr(model, "decoder", None), "supports_carry", False):
+            raise InputError(f"{path}: not a hyperfairseq language model checkpoint (a {type(model).__name__})")
         return cls(model.float().cpu(), task.target_dictionary)
 
     # -- text <-> symbols --------------------------------------------------------------------------
 
-    def encode(self, text: str, line_ends: bool = True) -> List[int]:
+    def encode(self, text: str, line_ends: bool = True, source: str = "text") -> List[int]:
         """Symbols of `text`; for character models every line is followed by the end-of-line symbol."""
         if self.byte_level:
             return byte_corpus.bytes_to_ids(text.encode("utf-8"), self.dictionary)
-        lines = text.split("\n")
-        if lines and lines[-1] == "" and len(lines) > 1:
-            lines = lines[:-1]
+        lines = split_lines(text)
         symbols = set(self.dictionary.symbols)
         ids = []
-        for i, line in enumerate(convert_lines(lines, "text", symbols)):
-            ids += [self.dictionary.index(s) for s in line.split()]
+        for i, line in enumerate(convert_lines(lines, source, symbols)):
+            ids += [self.dictionary.index(s) for s in line.split(" ") if s]
             if line_ends or i < len(lines) - 1:
                 ids.append(self.dictionary.eos())
         return ids
@@ -89,33 +89,47 @@ class CharLM:
         return logits[0].float(), extra["state"]
 
     @torch.no_grad()
-    def score(self, text: str) -> float:
+    def score(self, text: str, source: str = "text") -> float:
         """Bits per symbol of `text`, read from the start of a line (after an end-of-line symbol)."""
-        ids = self.encode(text)
+        ids = self.encode(text, source=source)
         if not ids:
-            raise ValueError("nothing to score: the text is empty")
+            raise InputError(f"nothing to score: {source} is empty")
         logits, _ = self.run([self.dictionary.eos()] + ids[:-1])
         nll = F.cross_entropy(logits, torch.tensor(ids), reduction="sum").item()
         return nll / len(ids) / math.log(2)
 
     @torch.no_grad()
     def sample(self, prefix: str = "", length: int = 200, temperature: float = 1.0, seed: Optional[int] = None) -> str:
-        """`prefix` followed by `length` sampled symbols (softmax at `temperature`)."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive; got {temperature}")
+        """`prefix` followed by `length` sampled symbols (softmax at `temperature`; towards 0: greedy)."""
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise InputError(f"--temperature must be a positive finite number; got {temperature}")
+        if length < 0:
+            raise InputError(f"--length must be >= 0 (symbols to sample); got {length}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        context = [self.dictionary.eos()] + self.encode(prefix, line_ends=False)
+        context = [self.dictionary.eos()] + self.encode(prefix, line_ends=False, source="--prefix")
         logits, state = self.run(context)
         last = logits[-1]
         sampled = []
         for _ in range(length):
-            probs = F.softmax(last / temperature, dim=-1)
-            probs[self.never_sampled] = 0  # bos, pad, unk; the end-of-line symbol stays
-            token = torch.multinomial(probs, 1, generator=generator).item()
+            token = torch.multinomial(self.probabilities(last, temperature), 1, generator=generator).item()
             sampled.append(token)
             logits, state = self.run([token], state)
             last = logits[-1]
         return prefix + self.decode(sampled)
+
+    def probabilities(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """softmax(logits / temperature), zero for the symbols never sampled (bos, pad, unk).
+
+        A temperature so small that logits / T overflows gets its limit, the most likely symbol:
+        exp((l - max l) / T) over the symbols that may be sampled.
+        """
+        probs = F.softmax(logits / temperature, dim=-1)
+        probs[self.never_sampled] = 0  # the end-of-line symbol stays
+        if bool(torch.isfinite(probs).all()) and float(probs.sum()) > 0:
+            return probs
+        masked = logits.clone()
+        masked[self.never_sampled] = -math.inf
+        return F.softmax((masked - masked.max()) / temperature, dim=-1)
 
 
 def main(argv=None) -> int:
@@ -131,12 +145,15 @@ def main(argv=None) -> int:
     try:
         lm = CharLM.from_checkpoint(args.path, args.data)
         if args.score:
-            with open(args.score, encoding="utf-8") as f:
-                print(f"{lm.score(f.read()):.4f} bits per symbol")
+            with open(args.score, encoding="utf-8", newline="") as f:  # line ends as written: the one rule
+                print(f"{lm.score(f.read(), args.score):.4f} bits per symbol")
         else:
             print(lm.sample(args.prefix, args.length, args.temperature, args.seed))
-    except (CorpusError, ValueError, FileNotFoundError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except UnicodeDecodeError as e:
+        print(f"{parser.prog}: error: --score {args.score}: not UTF-8 text ({e})", file=sys.stderr)
+        return 2
+    except (InputError, OSError) as e:
+        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     return 0
 

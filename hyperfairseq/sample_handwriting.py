@@ -23,7 +23,9 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 import torch
 
+from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
+from hyperfairseq.errors import InputError
 from hyperfairseq.data.strokes import read_split
 from hyperfairseq.modules.mdn import sample_point
 from hyperfairseq.render import render
@@ -64,13 +66,10 @@ def generate(
 
 
 def load_model(path: str, cpu: bool = True):
-    """(model, task) from a checkpoint written by fairseq-train with --task handwriting."""
-    from fairseq import checkpoint_utils
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path])
-    model = models[0]
+    """(model, task) from a checkpoint written by fairseq-train with --task handwriting (read weights_only)."""
+    model, _cfg, task = load_model_and_task(path)
+    if not hasattr(getattr(model, "decoder", None), "norm_mean"):
+        raise InputError(f"{path}: not a handwriting checkpoint (a {type(model).__name__}; train with --task handwriting)")
     return (model if cpu or not torch.cuda.is_available() else model.cuda()), task
 
 
@@ -98,13 +97,15 @@ def main(argv=None) -> int:
     for name in ("num_samples", "steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
-    if args.temperature <= 0 or args.bias < 0:
-        parser.error(f"--temperature must be > 0 and --bias >= 0; got {args.temperature}, {args.bias}")
+    if not (0 < args.temperature < float("inf") and 0 <= args.bias < float("inf")):
+        parser.error(f"--temperature must be > 0 and --bias >= 0, both finite; got {args.temperature}, {args.bias}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is a file; expected a folder for the samples")
     try:
         model, _task = load_model(args.path, cpu=args.cpu)
         prime = _prime(args)
-    except (FileNotFoundError, ValueError, IndexError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError, IndexError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(args.seed)

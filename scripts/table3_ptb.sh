@@ -3,21 +3,24 @@
 # (paper-spec §3.3): Adam 1e-3, global-norm clipping 1.0, 128 parallel streams, segments of 100,
 # state carried (--task char_lm), early stopping on validation bpc (R13). Each row's test and validation
 # bpc go to docs/runs/table3_<arch>.json.
-#   bash scripts/table3_ptb.sh [--smoke] [--rows "arch1 arch2 ..."] [--max-epoch N] [--cpu]
+#   bash scripts/table3_ptb.sh [--smoke] [--rows "arch1 arch2 ..."] [--max-epoch N] [--cpu] [--restart]
+# Interrupted? Run the same command again: each row resumes from its checkpoints/table3*/<arch>/ and a
+# finished row (its run record written) is skipped. --restart deletes the rows' checkpoints and starts over.
 # --smoke: the same pipeline on a slice of char-PTB (2,000 training lines), 8 streams of 50 symbols and
 #          2 updates per row, to check that every row builds, trains, evaluates and records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
 rows="lstm_lm_ptb_1000 lstm_lm_ptb_1250 lstm_lm_ptb_2layer ln_lstm_lm_ptb hyperlstm_lm_ptb ln_hyperlstm_lm_ptb ln_hyperlstm_lm_ptb_large_emb ln_hyperlstm_lm_ptb_2layer"
-smoke=0; max_epoch=${MAX_EPOCH:-100}; device=()
+smoke=0; restart=0; max_epoch=${MAX_EPOCH:-100}; device=()
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1; shift ;;
     --rows) rows=$2; shift 2 ;;
     --max-epoch) max_epoch=$2; shift 2 ;;
     --cpu) device=(--cpu); shift ;;
-    *) echo "usage: $0 [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu]" >&2; exit 2 ;;
+    --restart) restart=1; shift ;;
+    *) echo "usage: $0 [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu] [--restart]" >&2; exit 2 ;;
   esac
 done
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || device=(--cpu)
@@ -41,7 +44,10 @@ fi
 
 for arch in $rows; do
   save=checkpoints/$tag/$arch
-  rm -rf "$save"; mkdir -p "$save"
+  done_marker=$save/row_done
+  [ $restart = 1 ] && rm -rf "$save"
+  if [ -f "$done_marker" ]; then echo "$arch: done already ($done_marker); --restart to train it again"; continue; fi
+  mkdir -p "$save"
   train=(fairseq-train "$data" --user-dir hyperfairseq --task char_lm --arch "$arch" "${device[@]}"
     --batch-size "$streams" --tokens-per-sample "$segment" --optimizer adam --lr 1e-3 --clip-norm 1.0
     "${budget[@]}" --save-dir "$save" --no-epoch-checkpoints --best-checkpoint-metric loss
@@ -59,4 +65,5 @@ for arch in $rows; do
     --wall-seconds $((end - start)) --eval-lm-log "$save/eval_test.log" --train-log "$save/train.log" \
     --result "valid_bpc=$(grep -o 'Loss (base 2): [0-9.]*' "$save/eval_valid.log" | tail -1 | cut -d' ' -f4)" \
     "params=$(python -m hyperfairseq.params --arch "$arch" --vocab 50 | tail -1 | cut -d' ' -f2)"
+  touch "$done_marker"
 done

@@ -3,22 +3,25 @@
 # bytes split 90/5/5, Adam 1e-3, clipping 1.0, 128 streams, segments of 250 (300 for the 2048-unit
 # model), state carried (--task char_lm), early stopping on validation (R13). Results: bits per byte on
 # the test split in docs/runs/table4_<arch>.json.
-#   bash scripts/table4_enwik8.sh /path/to/enwik8.zip [--smoke] [--rows "..."] [--max-epoch N] [--cpu]
+#   bash scripts/table4_enwik8.sh /path/to/enwik8.zip [--smoke] [--rows "..."] [--max-epoch N] [--cpu] [--restart]
+# Interrupted? Run the same command again: each row resumes from its checkpoints/table4*/<arch>/ and a
+# finished row (its run record written) is skipped. --restart deletes the rows' checkpoints and starts over.
 # --smoke: the same pipeline on the first 200 kB of SRC with 4 streams of 25 bytes and 1 update per row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
-[ $# -ge 1 ] || { echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu] [--restart]" >&2; exit 2; }
 src=$1; shift
 rows="lstm_lm_enwik8_1800 lstm_lm_enwik8_2000 ln_lstm_lm_enwik8 hyperlstm_lm_enwik8 ln_hyperlstm_lm_enwik8 ln_hyperlstm_lm_enwik8_2048"
-smoke=0; max_epoch=${MAX_EPOCH:-50}; device=()
+smoke=0; restart=0; max_epoch=${MAX_EPOCH:-50}; device=()
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1; shift ;;
     --rows) rows=$2; shift 2 ;;
     --max-epoch) max_epoch=$2; shift 2 ;;
     --cpu) device=(--cpu); shift ;;
-    *) echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu]" >&2; exit 2 ;;
+    --restart) restart=1; shift ;;
+    *) echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu] [--restart]" >&2; exit 2 ;;
   esac
 done
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || device=(--cpu)
@@ -31,7 +34,10 @@ for arch in $rows; do
   segment=250; [ "$arch" = ln_hyperlstm_lm_enwik8_2048 ] && segment=300
   [ $smoke = 1 ] && segment=25
   save=checkpoints/$tag/$arch
-  rm -rf "$save"; mkdir -p "$save"
+  done_marker=$save/row_done
+  [ $restart = 1 ] && rm -rf "$save"
+  if [ -f "$done_marker" ]; then echo "$arch: done already ($done_marker); --restart to train it again"; continue; fi
+  mkdir -p "$save"
   train=(fairseq-train "$data" --user-dir hyperfairseq --task char_lm --arch "$arch" "${device[@]}"
     --batch-size "$streams" --tokens-per-sample "$segment" --optimizer adam --lr 1e-3 --clip-norm 1.0
     "${budget[@]}" --save-dir "$save" --no-epoch-checkpoints --best-checkpoint-metric loss
@@ -45,4 +51,5 @@ for arch in $rows; do
     --command "${train[*]}" --data "$([ $smoke = 1 ] && echo "smoke: first 200 kB of $(basename "$src")" || echo "enwik8 test")" \
     --wall-seconds $((end - start)) --eval-lm-log "$save/eval_test.log" --train-log "$save/train.log" \
     "--result" "params=$(python -m hyperfairseq.params --arch "$arch" --vocab 205 | tail -1 | cut -d' ' -f2)"
+  touch "$done_marker"
 done

@@ -56,6 +56,32 @@ class UsageError(Exception):
     """A flag, file or checkpoint the user supplied is not usable; the message says why."""
 
 
+def at_least(low: int):
+    """argparse type: an integer >= low (a one-line usage error otherwise)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1) (momentum, validation fraction)."""
+    value = float(text)
+    if not (0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0.0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Static hypernetworks for convnets (HyperNetworks, Tables 2 and 7)")
     p.add_argument("--arch", help=f"one of {', '.join(ARCHITECTURES)}")
@@ -67,26 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--eval", action="store_true", help="evaluate --resume CHECKPOINT on the validation and test splits")
     p.add_argument("--resume", help="checkpoint to continue training from (or to evaluate with --eval)")
     p.add_argument("--save-dir", help="checkpoint folder (default runs/<arch>-<dataset>)")
-    p.add_argument("--save-interval", type=int, default=1000, help="checkpoint every N steps (0: only at the end)")
-    p.add_argument("--max-steps", type=int, help="stop after this many updates (default: end of the lr schedule)")
-    p.add_argument("--batch-size", type=int, help="global batch (default 128 CIFAR, 1000 MNIST)")
+    p.add_argument("--save-interval", type=at_least(0), default=1000, help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--max-steps", type=at_least(0), help="stop after this many updates (default: end of the lr schedule)")
+    p.add_argument("--batch-size", type=at_least(1), help="global batch (default 128 CIFAR, 1000 MNIST)")
     p.add_argument("--lr-schedule", help="STEP:LR,... lr while step < STEP (default Table 8 / Table 9 / 1e-3)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="default: sgd (Nesterov) for wrn_*, adam otherwise")
-    p.add_argument("--momentum", type=float, help="Nesterov momentum (default 0.9, C5)")
-    p.add_argument("--weight-decay", type=float, help="L2 coefficient on (generated) kernels (default 5e-4, C3; 5e-6 fits hyper WRNs better with Adam, see README)")
-    p.add_argument("--val-fraction", type=float, help="held-out validation fraction of the training file")
-    p.add_argument("--train-size", type=int, help="use only the first N training images (smoke runs)")
-    p.add_argument("--test-size", type=int, help="evaluate on only the first N test images")
+    p.add_argument("--momentum", type=unit_interval, help="Nesterov momentum (default 0.9, C5)")
+    p.add_argument("--weight-decay", type=non_negative_float, help="L2 coefficient on (generated) kernels (default 5e-4, C3; 5e-6 fits hyper WRNs better with Adam, see README)")
+    p.add_argument("--val-fraction", type=unit_interval, help="held-out validation fraction of the training file")
+    p.add_argument("--train-size", type=at_least(1), help="use only the first N training images (smoke runs)")
+    p.add_argument("--test-size", type=at_least(1), help="evaluate on only the first N test images")
     p.add_argument("--hyper-init", choices=("he", "notebook"), help="generator initialisation (default he, C1)")
     p.add_argument("--seed", type=int, help="seed for init, data order and augmentation (default 1)")
-    p.add_argument("--eval-interval", type=int, default=0, help="validate every N steps (0: only at the end)")
-    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.add_argument("--eval-interval", type=at_least(0), default=0, help="validate every N steps (0: only at the end)")
+    p.add_argument("--eval-batch-size", type=at_least(1), default=1000)
     p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast (CPU or CUDA)")
     p.add_argument("--double", action="store_true", default=None,
                    help="float64 weights and arithmetic (slow; makes runs comparable across CPUs and world sizes)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads")
-    p.add_argument("--log-interval", type=int, default=50)
+    p.add_argument("--threads", type=at_least(1), help="torch.set_num_threads")
+    p.add_argument("--log-interval", type=at_least(1), default=50)
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     p.add_argument("--results-json", help="write a run record (command, commit, hardware, results) here")
     p.add_argument("--figure", help="save the model's kernels (paper Figs. 2, 12, 13 style) as this PNG")
@@ -151,13 +177,23 @@ def load_data(args: argparse.Namespace) -> Dict[str, ImageSet]:
         torchvision.datasets.CIFAR10(args.data, train=True, download=True)
         torchvision.datasets.CIFAR10(args.data, train=False, download=True)
     full = load_split(args.dataset, args.data, "train")
+    check_image_shape(full, args)
     train, val = split_train_val(full, args.val_fraction, seed=0)  # the split is fixed across seeds
     if args.train_size:
         train = ImageSet(train.images[:args.train_size], train.labels[:args.train_size])
     test = load_split(args.dataset, args.data, "test")
+    check_image_shape(test, args)
     if args.test_size:
         test = ImageSet(test.images[:args.test_size], test.labels[:args.test_size])
     return {"train": train, "val": val, "test": test}
+
+
+def check_image_shape(images: ImageSet, args: argparse.Namespace) -> None:
+    d = DATASET_DEFAULTS[args.dataset]
+    expected = (d["channels"], d["size"], d["size"])
+    if tuple(images.images.shape[1:]) != expected:
+        raise UsageError(f"--data {args.data}: images of shape {tuple(images.images.shape[1:])} (C, H, W), but "
+                         f"--dataset {args.dataset} needs {expected}")
 
 
 def make_model(arch: str, dataset: str, hyper_init: str, double: bool = False):
@@ -195,7 +231,7 @@ def save_checkpoint(path: str, model, optimizer, step: int, args, stats, best: D
 
 def load_checkpoint(path: str) -> Dict:
     if not os.path.isfile(path):
-        raise UsageError(f"--resume {path}: file not found")
+        raise UsageError(f"--resume {path}: {'is a folder, not a checkpoint' if os.path.isdir(path) else 'file not found'}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a damaged or foreign file
@@ -379,15 +415,26 @@ def export(model, ckpt_path: str, out: str) -> None:
     plain = export_plain(model) if model.use_hyper else model
     ckpt.update(arch=plain.arch, model=plain.state_dict(), optimizer=None, exported_from=model.arch)
     ckpt["settings"] = dict(ckpt["settings"], arch=plain.arch)
-    torch.save(ckpt, out)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.save(ckpt, out + ".tmp")
+    os.replace(out + ".tmp", out)
     print(f"exported {plain.arch} with materialised kernels to {out}")
 
 
 def write_json(path: str, record: Dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
+    with open(path + ".tmp", "w") as fh:
         json.dump(record, fh, indent=2, sort_keys=False)
         fh.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Output paths are checked before any work is done, so that nothing is lost at the end."""
+    for flag in ("results_json", "figure", "export"):
+        path = getattr(args, flag)
+        if path and os.path.isdir(path):
+            raise UsageError(f"--{flag.replace('_', '-')} {path} is a folder; expected a file path")
 
 
 # ----------------------------------------------------------------------------- eval and counts
@@ -452,6 +499,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        check_outputs(args)
         if args.count_params:
             return count_params(args)
         if args.eval:

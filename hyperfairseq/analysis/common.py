@@ -16,6 +16,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 import torch
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM
 from hyperfairseq.modules.hyperlstm import HyperLSTMInternals
 
@@ -42,20 +43,17 @@ class Trace(NamedTuple):
 
 
 def load(path: str, data: Optional[str] = None) -> Loaded:
-    """Any hyperfairseq LM or handwriting checkpoint, on the CPU in float32, eval mode."""
-    from fairseq import checkpoint_utils
-
+    """Any hyperfairseq LM or handwriting checkpoint, on the CPU in float32, eval mode (read weights_only)."""
+    from hyperfairseq.checkpoint_files import load_model_and_task
     from hyperfairseq.sample import CharLM
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} not found")
     overrides = {"data": data} if data else None
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
-    model = models[0].float().cpu().eval()
+    model, cfg, task = load_model_and_task(path, overrides)
+    model = model.float().cpu().eval()
     arch = str(getattr(cfg.model, "_name", None) or getattr(cfg.model, "arch", "") or type(model).__name__)
     rnn = getattr(getattr(model, "decoder", None), "rnn", None)
     if not isinstance(rnn, HyperLSTM):
-        raise ValueError(f"{path}: not a hyperfairseq HyperLSTM checkpoint (no decoder.rnn HyperLSTM)")
+        raise InputError(f"{path}: not a hyperfairseq HyperLSTM checkpoint (no decoder.rnn HyperLSTM)")
     if getattr(model.decoder, "supports_carry", False):
         return Loaded("lm", model, rnn, arch, CharLM(model, task.target_dictionary))
     return Loaded("handwriting", model, rnn, arch, None)

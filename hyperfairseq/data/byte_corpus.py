@@ -18,15 +18,19 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from fairseq.data import Dictionary, indexed_dataset
 
+from hyperfairseq.errors import InputError
+
 SPLITS = (("train", 0.90), ("valid", 0.05), ("test", 0.05))
 CHUNK = 1 << 16  # bytes per stored item; the task concatenates items back into one stream
 SYMBOL = re.compile(r"0x[0-9a-f]{2}")
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 def byte_symbol(b: int) -> str:
@@ -39,21 +43,31 @@ def is_byte_dictionary(dictionary: Dictionary) -> bool:
 
 
 def read_source(src: Path, limit: int) -> bytes:
+    """The first `limit` bytes of SRC: its single member if it is a zip archive, else the file itself."""
     if not src.is_file():
-        raise FileNotFoundError(f"{src}: missing")
-    if zipfile.is_zipfile(src):
+        raise InputError(f"{src}: missing")
+    with open(src, "rb") as f:
+        zip_like = f.read(4) == ZIP_MAGIC or src.suffix.lower() == ".zip"
+        f.seek(0)
+        data = read_zip_member(src, limit) if zip_like else f.read(limit)
+    if len(data) < 20:
+        raise InputError(f"{src}: {len(data)} bytes; too few to split 90/5/5")
+    return data
+
+
+def read_zip_member(src: Path, limit: int) -> bytes:
+    """A zip's single member; a truncated archive (an interrupted download) or a damaged member is named."""
+    if not zipfile.is_zipfile(src):
+        raise InputError(f"{src}: a truncated or damaged zip archive (an interrupted download?); fetch it again")
+    try:
         with zipfile.ZipFile(src) as z:
             members = [i for i in z.infolist() if not i.is_dir()]
             if len(members) != 1:
-                raise ValueError(f"{src}: expected one member (enwik8), found {[m.filename for m in members]}")
+                raise InputError(f"{src}: expected one member (enwik8), found {[m.filename for m in members]}")
             with z.open(members[0]) as f:
-                data = f.read(limit)
-    else:
-        with open(src, "rb") as f:
-            data = f.read(limit)
-    if len(data) < 20:
-        raise ValueError(f"{src}: {len(data)} bytes; too few to split 90/5/5")
-    return data
+                return f.read(limit)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        raise InputError(f"{src}: its member cannot be decompressed ({type(err).__name__}: {err}); fetch it again") from None
 
 
 def split_bytes(data: bytes):
@@ -105,7 +119,7 @@ def binarize(data: bytes, dictionary: Dictionary, prefix: Path) -> int:
 
 def prepare(src: Path, out: Path, limit: int) -> dict:
     if out.exists():
-        raise FileExistsError(f"{out}: already exists; remove it or choose another --out")
+        raise InputError(f"{out}: already exists; remove it or choose another --out")
     splits = split_bytes(read_source(src, limit))
     dictionary = build_dictionary(splits["train"])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,10 +145,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--limit", type=int, default=100_000_000, help="bytes read from the start (paper: 100M)")
     args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error(f"--limit must be a positive number of bytes; got {args.limit}")
     try:
         report = prepare(args.src, args.out, args.limit)
-    except (FileNotFoundError, FileExistsError, ValueError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (InputError, OSError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report))
     return 0

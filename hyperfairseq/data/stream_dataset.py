@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
+from hyperfairseq.errors import InputError
+
 
 class StreamDataset(FairseqDataset):
     """Item i is segment i of every row; `collater` returns it as a ready batch.
@@ -47,9 +49,9 @@ class StreamDataset(FairseqDataset):
         total_rows = rows_per_shard * num_shards
         n = tokens.numel()
         if n < total_rows:
-            raise ValueError(
-                f"stream '{stream}' has {n} symbols, fewer than the {total_rows} rows asked for "
-                f"(--batch-size {rows_per_shard} x {num_shards} ranks)"
+            raise InputError(
+                f"--batch-size {rows_per_shard}: split '{stream}' has {n} symbols, fewer than the {total_rows} "
+                f"rows (streams) asked for ({rows_per_shard} per rank x {num_shards} ranks)"
             )
         self.row_length = n // total_rows
         self.segment_length = segment_length

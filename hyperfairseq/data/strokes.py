@@ -13,7 +13,8 @@ Prepared dataset (directory written by `write_dataset`)::
     <split>.strokes.npy     (N, 3) float32 rows of every line of the split, normalised, concatenated
     <split>.index.npy       (lines + 1,) int64 row offsets: line i is rows [index[i], index[i+1])
 
-It is written to a temporary sibling directory and renamed when complete.
+It is written to a temporary sibling directory and renamed when complete. An existing output folder is
+refused unless `replace` is given (`--replace` on the prepare CLIs); it is then swapped out atomically.
 """
 
 import json
@@ -23,6 +24,8 @@ import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from hyperfairseq.errors import InputError
 
 TRAIN, VALID = "train", "valid"
 META = "meta.json"
@@ -86,16 +89,28 @@ def split_by_length(lines: Sequence[np.ndarray], min_length: int):
     return kept, len(lines) - len(kept)
 
 
+class OutputExistsError(InputError):
+    """The output folder of a prepare command exists and replacing it was not asked for."""
+
+
+def check_output(out_dir: str, replace: bool) -> None:
+    if os.path.exists(out_dir) and not replace:
+        raise OutputExistsError(f"--out {out_dir}: already exists; choose another --out, or add --replace to "
+                                "overwrite it (the old folder is kept until the new one is complete)")
+
+
 def write_dataset(
     out_dir: str,
     splits: Dict[str, Sequence[np.ndarray]],
     meta: dict,
     min_length: int = 0,
+    replace: bool = False,
 ) -> dict:
     """Filter training lines by length, normalise every split with training statistics, write atomically.
 
     splits: {"train": [...], "valid": [...]} lists of raw (T, 3) rows. Returns the written meta.
     """
+    check_output(out_dir, replace)
     if not splits.get(TRAIN):
         raise ValueError(f"no training lines to write to {out_dir}")
     train, dropped = split_by_length(splits[TRAIN], min_length)
@@ -142,12 +157,19 @@ def _replace_dir(tmp: str, out_dir: str) -> None:
 def read_meta(data_dir: str) -> dict:
     path = os.path.join(data_dir, META)
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise InputError(
             f"{path} not found: prepare the data first (python -m hyperfairseq.data.iam_ondb prepare or "
             "python -m hyperfairseq.data.kanjivg prepare)"
         )
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable meta.json ({err})") from None
+    missing = [k for k in ("mean", "std") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise InputError(f"{path}: no {' or '.join(missing)} (the normalisation constants, H1); prepare the data again")
+    return meta
 
 
 def read_split(data_dir: str, split: str):
@@ -156,9 +178,14 @@ def read_split(data_dir: str, split: str):
     index_path = os.path.join(data_dir, f"{split}.index.npy")
     for path in (rows_path, index_path):
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: split {split!r} was not prepared in {data_dir}")
-    rows = np.load(rows_path, mmap_mode="r", allow_pickle=False)
-    index = np.load(index_path, allow_pickle=False)
-    if rows.ndim != 2 or rows.shape[1] != 3 or index[-1] != len(rows):
-        raise ValueError(f"{rows_path}: expected (N, 3) rows matching {index_path}; got {rows.shape}, last index {index[-1]}")
+            raise InputError(f"{path} not found: split {split!r} was not prepared in {data_dir}")
+    try:
+        rows = np.load(rows_path, mmap_mode="r", allow_pickle=False)
+        index = np.load(index_path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{data_dir}: split {split!r} is not readable ({err}); prepare the data again") from None
+    if (rows.ndim != 2 or rows.shape[1] != 3 or index.ndim != 1 or len(index) == 0 or index[0] != 0
+            or index[-1] != len(rows) or (np.diff(index) < 0).any()):
+        raise InputError(f"{rows_path}: expected (N, 3) rows matching {index_path}; got {rows.shape}, "
+                         f"index {index.shape} ending at {index[-1] if index.size else None}")
     return rows, index

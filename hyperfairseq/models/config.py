@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple, Sequence, Tuple
 
 from fairseq.dataclass import FairseqDataclass
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM
 
 
@@ -73,14 +74,14 @@ CELL_RULES = (
 
 
 def check_config(cfg, rules: Sequence[Rule]) -> None:
-    """Raise ValueError for the first value that breaks a rule: "--n-z must be a positive integer; got 0"."""
+    """Raise InputError (a ValueError) for the first value that breaks a rule: "--n-z must be a positive integer; got 0"."""
     for rule in rules:
         if not rule.applies(cfg):
             continue
         for name in rule.fields:
             value = getattr(cfg, name)
             if not rule.holds(value):
-                raise ValueError(f"--{name.replace('_', '-')} {rule.expected}; got {value}")
+                raise InputError(f"--{name.replace('_', '-')} {rule.expected}; got {value}")
 
 
 def build_hyperlstm(

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 from torch import Tensor, nn
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, detach_state, reorder_state
 
 STATE_KEY = "hyperlstm_state"
@@ -145,7 +146,7 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         extra = extra or {}
         theirs = extra.get("dictionary_md5")
         if theirs and self.dictionary_md5 and theirs != self.dictionary_md5:
-            raise ValueError(
+            raise InputError(
                 f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's dict.txt "
                 f"(md5 {self.dictionary_md5}, {len(self.dictionary)} symbols): point --data / the data folder "
                 "at the folder the model was trained on"

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model
 from torch import Tensor, nn
 
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
 from hyperfairseq.modules.mdn import StrokeModelOutput, output_size, split_outputs
 
@@ -106,7 +107,7 @@ class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
     def build_decoder(cls, cfg: HyperLSTMHandwritingConfig, dictionary, num_symbols: int) -> HandwritingDecoder:
         """The network to count in `python -m hyperfairseq.params` (num_symbols = N_x = 3 for pen rows)."""
         if num_symbols != INPUT_SIZE:
-            raise ValueError(
+            raise InputError(
                 f"handwriting rows have {INPUT_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}"
             )
         check_config(cfg, RULES)

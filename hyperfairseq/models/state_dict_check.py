@@ -4,9 +4,11 @@ from typing import Mapping
 
 from torch import Tensor, nn
 
+from hyperfairseq.errors import InputError
+
 
 def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], limit: int = 5) -> None:
-    """Raise ValueError naming the missing, unexpected and mis-shaped parameters, if any.
+    """Raise InputError (a ValueError) naming the missing, unexpected and mis-shaped parameters, if any.
 
     fairseq wraps load errors in "please ensure that the architectures match"; this says *what* differs
     (e.g. a checkpoint of `lstm_lm_ptb_1000` loaded into `hyperlstm_lm_ptb` lacks every `.hyper.` tensor).
@@ -26,7 +28,7 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], li
             more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
             problems.append(f"{title}: {', '.join(items[:limit])}{more}")
     if problems:
-        raise ValueError(
+        raise InputError(
             f"checkpoint does not fit this {type(model).__name__} (was it trained with another --arch?); "
             + "; ".join(problems)
         )

@@ -19,7 +19,7 @@ scored is documented in `hyperfairseq/data/stream_dataset.py`.
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from fairseq import utils
@@ -28,7 +28,12 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from hyperfairseq.data import binarised
 from hyperfairseq.data.stream_dataset import StreamDataset
+from hyperfairseq.errors import InputError
+
+LAYOUT_FLAGS = {"batch_size": "--batch-size", "tokens_per_sample": "--tokens-per-sample",
+                "world_size": "--distributed-world-size", "reset_every_segment": "--reset-every-segment"}
 
 
 @dataclass
@@ -41,6 +46,11 @@ class CharLMConfig(FairseqDataclass):
         default=False,
         metadata={"help": "start every segment from a zero state (fairseq's stock behaviour), to measure "
                   "what carrying the state is worth"},
+    )
+    double: bool = field(
+        default=False,
+        metadata={"help": "float64 weights and arithmetic (slow; runs then agree across CPUs, summation "
+                  "orders and data-parallel layouts to ~1e-14 instead of float32's ~1e-6)"},
     )
     batch_size: Optional[int] = II("dataset.batch_size")
     max_tokens: Optional[int] = II("dataset.max_tokens")
@@ -55,40 +65,64 @@ class CharLMTask(FairseqTask):
     def __init__(self, cfg: CharLMConfig, dictionary: Dictionary):
         super().__init__(cfg)
         self.dictionary = dictionary
+        self.num_shards = 1  # data-parallel ranks, as seen by the last batch iterator
 
     @classmethod
     def setup_task(cls, cfg: CharLMConfig, **kwargs):
         if cfg.max_tokens is not None:
-            raise ValueError(
+            raise InputError(
                 f"--task char_lm does not take --max-tokens (got {cfg.max_tokens}): --batch-size sets the "
                 "number of parallel streams and --tokens-per-sample the segment length"
             )
         if cfg.batch_size is None or cfg.batch_size < 1:
-            raise ValueError(f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}")
+            raise InputError(f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}")
         if cfg.tokens_per_sample < 1:
-            raise ValueError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
+            raise InputError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
         if not cfg.data:
-            raise ValueError("--task char_lm needs the data folder as its first argument")
+            raise InputError("--task char_lm needs the data folder as its first argument")
         path = os.path.join(utils.split_paths(cfg.data)[0], "dict.txt")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: missing (prepare the data with scripts/prepare_ptb_char.sh)")
+        binarised.check_dictionary(path)
         return cls(cfg, Dictionary.load(path))
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         """The split as one 1-D stream of symbols (the `StreamDataset` is laid out per iterator)."""
         split_path = os.path.join(utils.split_paths(self.cfg.data)[0], split)
+        if binarised.check_split(split_path) == 0:
+            raise InputError(f"{split_path}.idx: the split '{split}' is empty (no lines were binarised)")
         lines = data_utils.load_indexed_dataset(split_path, self.dictionary, self.cfg.dataset_impl, combine=combine)
         if lines is None:
-            raise FileNotFoundError(f"Dataset not found: {split} ({split_path}.bin / .idx)")
-        if len(lines) == 0:
-            raise ValueError(f"{split_path}: the split is empty")
-        self.datasets[split] = _Stream(torch.cat([lines[i] for i in range(len(lines))]).long(), split)
+            raise InputError(f"Dataset not found: {split} ({split_path}.bin / .idx)")
+        tokens = torch.cat([lines[i] for i in range(len(lines))]).long()
+        binarised.check_ids(tokens, len(self.dictionary), f"{split_path}.bin")
+        self.datasets[split] = _Stream(tokens, split)
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         if not getattr(model.decoder, "supports_carry", False):
-            raise ValueError(f"--task char_lm needs a model that carries state (hyperlstm_lm); got {cfg._name}")
-        return model
+            raise InputError(f"--task char_lm needs a model that carries state (hyperlstm_lm); got {cfg._name}")
+        return model.double() if self.cfg.double else model
+
+    # -- the stream layout travels with the checkpoint: a resumed run must continue the same streams
+
+    def stream_layout(self) -> Dict[str, object]:
+        return {"batch_size": self.cfg.batch_size, "tokens_per_sample": self.cfg.tokens_per_sample,
+                "world_size": self.num_shards, "reset_every_segment": self.cfg.reset_every_segment}
+
+    def get_checkpoint_dict(self):
+        """Saved by fairseq-train in the checkpoint's extra state (restored by `set_checkpoint_dict`)."""
+        return {type(self).__name__: {"stream_layout": self.stream_layout()}}
+
+    def set_checkpoint_dict(self, state) -> None:
+        """On resume: the carried states belong to the stored layout; refuse another one, naming the flag."""
+        stored = (state or {}).get("stream_layout", {})
+        for key, now in self.stream_layout().items():
+            if key in stored and stored[key] != now:
+                flag = LAYOUT_FLAGS[key]
+                raise InputError(
+                    f"{flag} {now} differs from the checkpoint's {stored[key]}: the carried state continues the "
+                    f"streams laid out with {flag} {stored[key]}; resume with {flag} {stored[key]}, or add "
+                    "--reset-dataloader to start the streams again from the beginning of the split"
+                )
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
                            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
@@ -96,6 +130,7 @@ class CharLMTask(FairseqTask):
                            skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
         """One segment of every row per batch, in order; rows of rank `shard_id` only."""
         rows = max_sentences or self.cfg.batch_size
+        self.num_shards = num_shards
         streams = StreamDataset(
             dataset.tokens, self.dictionary.eos(), rows, self.cfg.tokens_per_sample,
             num_shards=num_shards, shard_id=shard_id, stream=dataset.name,
@@ -116,7 +151,7 @@ class CharLMTask(FairseqTask):
     def eval_lm_dataloader(self, dataset, max_tokens=None, batch_size=None, max_positions=None, num_shards=1,
                            shard_id=0, num_workers=1, data_buffer_size=10, context_window=0):
         if context_window > 0:
-            raise ValueError("--context-window does not apply to --task char_lm: the state is carried instead")
+            raise InputError("--context-window does not apply to --task char_lm: the state is carried instead")
         return self.get_batch_iterator(
             dataset, max_sentences=batch_size, num_shards=num_shards, shard_id=shard_id,
             num_workers=num_workers, data_buffer_size=data_buffer_size,

@@ -24,6 +24,7 @@ from omegaconf import II
 
 from hyperfairseq.data.stroke_dataset import StrokeDataset
 from hyperfairseq.data.strokes import TRAIN, read_meta
+from hyperfairseq.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class HandwritingTask(FairseqTask):
     @classmethod
     def setup_task(cls, cfg: HandwritingConfig, **kwargs):
         if not 0.0 <= cfg.scale_augment < 1.0:
-            raise ValueError(f"--scale-augment must lie in [0, 1) (paper: 0.1); got {cfg.scale_augment}")
+            raise InputError(f"--scale-augment must lie in [0, 1) (paper: 0.1); got {cfg.scale_augment}")
         meta = None
         if cfg.data and os.path.exists(os.path.join(cfg.data, "meta.json")):
             meta = read_meta(cfg.data)

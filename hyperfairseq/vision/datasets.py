@@ -10,6 +10,7 @@ Every layout problem raises a ``DatasetError`` subclass whose message names the 
 expected.  Images come back as uint8 tensors ``(N, C, H, W)``, labels as int64 ``(N,)``.
 """
 import gzip
+import math
 import os
 import pickle
 from typing import NamedTuple, Tuple
@@ -69,7 +70,7 @@ def read_idx(path: str, ndim: int) -> np.ndarray:
         raise CorruptDatasetError(
             f"{path}: IDX magic 0x{magic:08x}; expected 0x{IDX_MAGIC[ndim]:08x} (unsigned bytes, {ndim}-d)")
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = 4 + 4 * ndim + int(np.prod(shape))
+    expected = 4 + 4 * ndim + math.prod(shape)  # Python ints: a crafted header cannot overflow int64
     if len(raw) != expected:
         raise CorruptDatasetError(
             f"{path}: {len(raw)} bytes; expected {expected} for shape {tuple(shape)} (truncated?)")

@@ -1,8 +1,10 @@
 """`--task char_lm` on real char-PTB: carried state, resume, data parallel, sampling, bytes, bad input."""
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from conftest import CLI_ENV, REPO, SMALL_LM, USER_DIR, run_cli
 from test_char_lm_cli import eval_lm_bits
 
+from hyperfairseq import checkpoint_files
 from hyperfairseq.data import byte_corpus
 from hyperfairseq.sample import CharLM
 
@@ -26,7 +29,7 @@ def train_streams(data, save, *extra):
 
 
 def model_params(checkpoint):
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = checkpoint_files.safe_load(str(checkpoint), str(checkpoint))  # weights_only; fairseq's sgd stores a Namespace
     return {k: v for k, v in state["model"].items() if not k.endswith("_extra_state")}
 
 
@@ -68,7 +71,31 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_
     assert "loaded checkpoint" in (resumed.stderr + resumed.stdout).lower()
     whole, split = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(tmp_path / "split/checkpoint_last.pt")
     for name in whole:
-        torch.testing.assert_close(split[name], whole[name], rtol=0, atol=1e-6, msg=name)
+        assert torch.equal(split[name], whole[name]), name  # same process, same sums: bit-identical
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(ptb_slice_bin, tmp_path):
+    """With the plugin, SIGTERM finishes the update, saves checkpoint_last.pt and exits 143 (issue 12 §2);
+    the same command then continues to bit-identical weights of a run that was never interrupted."""
+    flags = ["--batch-size", 8, "--save-interval-updates", 1]
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fairseq_cli.train", str(ptb_slice_bin), "--user-dir", USER_DIR, *map(str, STREAM_FLAGS),
+         *map(str, TINY_LM), "--save-dir", str(cut), *map(str, flags), "--max-update", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV, cwd=REPO)
+    deadline = time.time() + 600
+    while not (cut / "checkpoint_last.pt").exists():  # the first save: the training loop is running
+        assert proc.poll() is None and time.time() < deadline, "fairseq-train ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=600)[0]
+    stopped = checkpoint_files.safe_load(str(cut / "checkpoint_last.pt"), "last")["optimizer_history"][-1]["num_updates"]
+    assert proc.returncode == 128 + signal.SIGTERM and f"stopped by SIGTERM after update {stopped}; saved" in out
+    train_streams(ptb_slice_bin, cut, *flags, "--max-update", stopped + 3)
+    train_streams(ptb_slice_bin, tmp_path / "whole", *flags, "--max-update", stopped + 3)
+    whole, resumed = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(cut / "checkpoint_last.pt")
+    for name in whole:
+        assert torch.equal(resumed[name], whole[name]), name
 
 
 def free_port() -> int:
@@ -78,13 +105,25 @@ def free_port() -> int:
 
 
 def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(ptb_slice_bin, tmp_path):
-    train_streams(ptb_slice_bin, tmp_path / "single", "--batch-size", 8, "--max-update", 3)
+    """Exact by construction: float64 (`--double`) and plain SGD (fairseq's sgd is torch.optim.SGD).
+
+    One process sums each gradient over 8 rows, two processes over 4 + 4 (then all-reduce): only the
+    order of floating-point sums differs. A gradient element here is a sum of at most 8 rows x 50 steps =
+    400 products, so the two orders differ by at most 400 u = 4.4e-14 of the sum of the products' magnitudes
+    (u = 1.1e-16), which the per-token mean keeps <= 1; SGD moves weights by lr = 0.5 times the (clipped)
+    gradient, so three steps differ by ~7e-14 (plus second-order effects of that), and atol 1e-9 is a wide
+    margin. A wrong reduction (no all-reduce, a sum for a mean, another shard) changes a step by lr times a
+    gradient element, >= 1e-4 here (checked below). Float32 with Adam could not be bounded like this: Adam
+    maps a gradient near 0 to +-lr, so rounding noise of 1e-7 can move a weight by up to lr.
+    """
+    opt = ["--optimizer", "sgd", "--lr", 0.5, "--double", "--max-update", 3]  # fairseq sgd: torch.optim.SGD
+    train_streams(ptb_slice_bin, tmp_path / "single", "--batch-size", 8, *opt, "--save-interval-updates", 1)
     port = free_port()
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "fairseq_cli.train", str(ptb_slice_bin), "--user-dir", USER_DIR,
              *map(str, STREAM_FLAGS), *map(str, TINY_LM), "--save-dir", str(tmp_path / "ddp"), "--batch-size", "4",
-             "--max-update", "3", "--distributed-backend", "gloo", "--distributed-no-spawn",
+             *map(str, opt), "--distributed-backend", "gloo", "--distributed-no-spawn",
              "--distributed-world-size", "2", "--distributed-rank", str(rank),
              "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--ddp-backend", "legacy_ddp"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV, cwd=REPO,
@@ -95,10 +134,12 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(
     assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
     assert "bsz=8" in outputs[0] or "bsz 8" in outputs[0]
     single, ddp = model_params(tmp_path / "single/checkpoint_last.pt"), model_params(tmp_path / "ddp/checkpoint_last.pt")
-    # float32 sums over 8 rows vs 4 + 4 (all-reduce) round differently; after 3 Adam steps that leaves
-    # ~1e-6 (measured up to 1.3e-6 with the fused CPU kernels), while a wrong reduction moves weights by ~lr
     for name in single:
-        torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-5, msg=name)
+        assert single[name].dtype == torch.float64, name
+        torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-9, msg=name)
+    # the last two steps moved the weights far more than the tolerance (the comparison is not trivial)
+    first = model_params(tmp_path / "single/checkpoint_1_1.pt")
+    assert max((single[k] - first[k]).abs().max().item() for k in single) > 1e-4
 
 
 def test_sampling_is_reproducible_under_a_seed_and_scoring_matches_eval(trained_lm, ptb_slice_bin, ptb_slice_text):

@@ -184,7 +184,7 @@ def test_a_crash_while_writing_leaves_no_half_written_dataset(tmp_path, monkeypa
     original = S._write_split
     monkeypatch.setattr(S, "_write_split", failing)
     with pytest.raises(OSError, match="disk full"):
-        iam_ondb.prepare(str(RAW), str(out), min_length=5)
+        iam_ondb.prepare(str(RAW), str(out), min_length=5, replace=True)
     assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary directory left behind
     assert {p: (out / p).read_bytes() for p in os.listdir(out)} == before  # the old dataset is intact
 

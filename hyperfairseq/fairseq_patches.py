@@ -1,0 +1,284 @@
+"""What the plugin changes in fairseq when it is loaded (`--user-dir hyperfairseq`), issue 12.
+
+Each change is narrow (one function or name of one fairseq module) and exists because fairseq 0.12
+loses work, runs code or prints a traceback where it should not:
+
+1. **Safe checkpoint reading.** `fairseq.checkpoint_utils` calls a bare `torch.load`; its `torch` is
+   replaced by a view whose `load` is `checkpoint_files.safe_load` (explicit `weights_only=True`) that
+   also refuses files that are not fairseq checkpoints, naming the file. `load_model_ensemble_and_task`
+   names a missing checkpoint instead of raising a bare IOError.
+2. **Atomic copies.** fairseq writes one checkpoint atomically and then *copies* it to
+   `checkpoint_last.pt` / `checkpoint_best.pt` in place, so a kill mid-copy leaves them truncated.
+   Copies now go to `NAME.tmp` and are renamed over NAME: each is always the old or the new file.
+3. **Resume never fails while an intact checkpoint exists.** With the default `--restore-file`, training
+   resumes from the newest intact (`checkpoint_files.is_intact`) of `checkpoint_last.pt` and fairseq's
+   epoch / update checkpoints (then `checkpoint_best.pt`); normally that is `checkpoint_last.pt`. A
+   `--restore-file` given explicitly must exist (fairseq would silently start from scratch).
+4. **A finished run is a no-op.** Re-running the command of a run that reached `--max-update` (or
+   `--stop-time-hours`) trained one more update and overwrote its checkpoints; now it says so and exits 0.
+5. **SIGINT / SIGTERM during fairseq-train** finish the current update, save `checkpoint_last.pt` and
+   exit with 128 + the signal number (as examples/hyper_resnet/train.py does); a second signal exits at
+   once. Before training starts a signal exits at once: nothing is lost then.
+6. **float64 gradient norms** (`--task char_lm --double`): fairseq computes norms with dtype float32,
+   which torch refuses for float64 gradients.
+7. Uncaught `InputError`s print as one line (`errors.install_excepthook`).
+
+`HYPERFAIRSEQ_TEST_STALL_COPY=MARKER` (tests only): a copy that replaces an existing file writes its
+first 64 KiB, creates MARKER and waits, so that a test can kill the process mid-copy deterministically.
+"""
+
+import functools
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+
+import torch
+from fairseq import checkpoint_utils, utils
+from fairseq.file_io import PathManager
+
+from hyperfairseq import checkpoint_files
+from hyperfairseq.errors import install_excepthook, program_name
+
+logger = logging.getLogger("hyperfairseq.fairseq_patches")
+_PATCHED = "_hyperfairseq_patched"
+
+
+def install() -> None:
+    """Apply every change once; the training ones only inside fairseq-train."""
+    install_excepthook()
+    if getattr(checkpoint_utils, _PATCHED, False):
+        return
+    setattr(checkpoint_utils, _PATCHED, True)
+    checkpoint_utils.torch = _WeightsOnlyTorch()
+    checkpoint_utils.PathManager = _AtomicCopyPathManager
+    checkpoint_utils.load_model_ensemble_and_task = _named_missing(checkpoint_utils.load_model_ensemble_and_task)
+    checkpoint_utils.load_checkpoint = _resume_safely(checkpoint_utils.load_checkpoint)
+    utils.clip_grad_norm_ = _float64_aware(utils.clip_grad_norm_)
+    train_module = _running_fairseq_train()
+    if train_module is not None:
+        train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
+        STOP.install()
+
+
+# -- 1. safe reading ------------------------------------------------------------------------------
+
+
+class _WeightsOnlyTorch:
+    """`torch` as fairseq.checkpoint_utils sees it: `load` reads safely and checks the format."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f, map_location=None, **_ignored):
+        name = getattr(f, "name", f)
+        if isinstance(name, str) and os.path.isfile(name):
+            checkpoint_files.check_file(name)
+            f = name  # read by path: safe_load then tells a truncated archive from other damage
+        state = checkpoint_files.safe_load(f, str(name), map_location)
+        return checkpoint_files.require_fairseq_state(state, str(name))
+
+
+def _named_missing(load):
+    @functools.wraps(load)
+    def load_model_ensemble_and_task(filenames, *args, **kwargs):
+        for filename in filenames:
+            sharded = str(filename)[:-3] + "-shard0.pt"
+            if "://" not in str(filename) and not os.path.exists(sharded):
+                checkpoint_files.check_file(str(filename))
+        return load(filenames, *args, **kwargs)
+
+    return load_model_ensemble_and_task
+
+
+# -- 2. atomic copies -----------------------------------------------------------------------------
+
+
+class _AtomicCopyPathManager(PathManager):
+    @staticmethod
+    def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+        if PathManager.path_requires_pathmanager(dst_path):
+            return PathManager.copy(src_path, dst_path, overwrite)
+        tmp = dst_path + ".tmp"
+        try:
+            _copy_file(src_path, tmp, dst_path)
+            os.replace(tmp, dst_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return True
+
+
+def _copy_file(src: str, tmp: str, final: str) -> None:
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        fout.write(fin.read(1 << 16))
+        marker = os.environ.get("HYPERFAIRSEQ_TEST_STALL_COPY")
+        if marker and os.path.exists(final):
+            fout.flush()
+            open(marker, "w").close()
+            time.sleep(3600)
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+# -- 3 and 4. resuming ----------------------------------------------------------------------------
+
+RESUMABLE = re.compile(r"checkpoint(_last|\d+|_\d+_\d+)\.pt$")
+
+
+def resume_candidates(save_dir: str):
+    """fairseq's own checkpoints in `save_dir`, newest first (checkpoint_last.pt first on a tie)."""
+    if not os.path.isdir(save_dir):
+        return []
+    names = [n for n in os.listdir(save_dir) if RESUMABLE.fullmatch(n)]
+    paths = [os.path.join(save_dir, n) for n in names]
+    return sorted(paths, key=lambda p: (os.path.getmtime(p), p.endswith("checkpoint_last.pt")), reverse=True)
+
+
+def newest_intact(save_dir: str):
+    """(path to resume from or None, damaged paths skipped on the way)."""
+    damaged = []
+    best = os.path.join(save_dir, "checkpoint_best.pt")
+    for path in resume_candidates(save_dir) + ([best] if os.path.isfile(best) else []):
+        if checkpoint_files.is_intact(path):
+            return path, damaged
+        damaged.append(path)
+    return None, damaged
+
+
+def _resume_safely(load_checkpoint):
+    @functools.wraps(load_checkpoint)
+    def resume(cfg, trainer, **passthrough):
+        default = (cfg.restore_file == "checkpoint_last.pt" and not cfg.finetune_from_model
+                   and getattr(cfg, "continue_once", None) is None and not trainer.checkpoint_suffix)
+        if cfg.restore_file != "checkpoint_last.pt" and not trainer.checkpoint_suffix:
+            try:  # fairseq would start from scratch, silently, when the file named is not there
+                checkpoint_files.check_file(cfg.restore_file)
+            except checkpoint_files.CheckpointError as err:
+                raise checkpoint_files.CheckpointError(f"--restore-file {err}") from None
+        chosen, damaged = newest_intact(cfg.save_dir) if default else (None, [])
+        if default and chosen is None and damaged:
+            raise checkpoint_files.CheckpointError(
+                f"{cfg.save_dir}: no intact checkpoint to resume from ({', '.join(map(os.path.basename, damaged))} "
+                "damaged); move them away to start from scratch")
+        original = cfg.restore_file
+        if chosen is not None and os.path.basename(chosen) != "checkpoint_last.pt":
+            logger.warning("resuming from %s, the newest intact checkpoint (checkpoint_last.pt is %s)", chosen,
+                           "damaged" if any(p.endswith("checkpoint_last.pt") for p in damaged) else "older")
+            cfg.restore_file = os.path.abspath(chosen)
+        try:
+            extra_state, epoch_itr = load_checkpoint(cfg, trainer, **passthrough)
+        finally:
+            cfg.restore_file = original
+        if extra_state is not None:
+            _exit_if_finished(trainer)
+        STOP.armed = True
+        return extra_state, epoch_itr
+
+    return resume
+
+
+def _exit_if_finished(trainer) -> None:
+    opt, updates = trainer.cfg.optimization, trainer.get_num_updates()
+    hours = trainer.cumulative_training_time() / 3600
+    if opt.max_update and updates >= opt.max_update:
+        why = f"is at update {updates} and --max-update is {opt.max_update} (raise it to train further)"
+    elif opt.stop_time_hours and opt.stop_time_hours > 0 and hours > opt.stop_time_hours:
+        why = f"has trained {hours:.3f} h and --stop-time-hours is {opt.stop_time_hours} (raise it to train further)"
+    else:
+        return
+    if trainer.data_parallel_rank == 0:
+        print(f"{program_name()}: nothing to do: the checkpoint in {trainer.cfg.checkpoint.save_dir} {why}",
+              file=sys.stderr, flush=True)
+    raise SystemExit(0)
+
+
+# -- 5. signals -----------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM: before training, exit at once; during training, stop after the current update."""
+
+    def __init__(self):
+        self.signum, self.armed = 0, False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if not self.armed:
+            print(f"{program_name()}: stopped by {name} before training started; nothing was lost", file=sys.stderr, flush=True)
+            raise SystemExit(128 + signum)
+        if self.signum:
+            print(f"{program_name()}: {name} again: exiting at once; the updates since the last checkpoint are lost",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(128 + signum)
+        self.signum = signum
+        print(f"{program_name()}: {name}: finishing this update, then saving checkpoint_last.pt "
+              "(send it again to exit at once)", file=sys.stderr, flush=True)
+
+    def requested(self, trainer) -> int:
+        """The signal number if any rank was signalled (all ranks agree), else 0."""
+        signum = self.signum
+        if trainer.data_parallel_world_size > 1:
+            flag = torch.tensor([float(signum)], device=trainer.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=trainer.data_parallel_process_group)
+            signum = int(flag.item())
+        return signum
+
+
+STOP = _StopRequest()
+
+
+def _stop_on_signal(validate_and_save):
+    @functools.wraps(validate_and_save)
+    def wrapper(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch):
+        signum = STOP.requested(trainer)
+        if not signum:
+            return validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)
+        saved = checkpoint_utils.save_checkpoint(cfg.checkpoint, trainer, epoch_itr, None)
+        if trainer.data_parallel_rank == 0:
+            last = os.path.join(cfg.checkpoint.save_dir, "checkpoint_last.pt")
+            what = (f"saved {last}; run the same command to continue" if saved and os.path.exists(last) else
+                    f"saved {saved}" if saved else "nothing was saved (--no-save): the updates of this run are lost")
+            print(f"{program_name()}: stopped by {signal.Signals(signum).name} after update "
+                  f"{trainer.get_num_updates()}; {what}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    return wrapper
+
+
+def _running_fairseq_train():
+    """The module object of the running fairseq-train (`fairseq_cli.train` or `__main__`), if any."""
+    for name in ("fairseq_cli.train", "__main__"):
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", "") or ""
+        if path.replace(os.sep, "/").endswith("fairseq_cli/train.py") and hasattr(module, "validate_and_save"):
+            return module
+    return None
+
+
+# -- 6. float64 gradient norms --------------------------------------------------------------------
+
+
+def _float64_aware(clip_grad_norm_):
+    @functools.wraps(clip_grad_norm_)
+    def clip(params, max_norm, aggregate_norm_fn=None):
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        grads = [p.grad.detach() for p in params if p.grad is not None]
+        if not grads or grads[0].dtype != torch.float64:
+            return clip_grad_norm_(params, max_norm, aggregate_norm_fn)
+        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if aggregate_norm_fn is not None:
+            total = aggregate_norm_fn(total)
+        if max_norm > 0:
+            torch._foreach_mul_(grads, (float(max_norm) / (total + 1e-6)).clamp_(max=1))
+        return total
+
+    return clip

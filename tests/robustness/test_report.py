@@ -1,0 +1,26 @@
+"""docs/robustness.md is generated from the suite (report.py): it must list exactly the suite's cases,
+and the run it reports must have ended every case as expected (0 tracebacks, silent wrong results,
+data loss, half-written outputs, unclear errors)."""
+
+import re
+
+from . import test_binarised, test_checkpoints, test_prepare, test_sampler, test_text, test_training, test_vision
+from .harness import REPO
+
+MODULES = (test_binarised, test_checkpoints, test_prepare, test_sampler, test_text, test_training, test_vision)
+
+
+def test_the_page_lists_every_case_of_the_suite_and_no_other():
+    page = (REPO / "docs" / "robustness.md").read_text()
+    listed = re.findall(r"^\| `([^`]+)` \|", page, flags=re.M)
+    suite = [case.id for module in MODULES for case in module.CASES]
+    assert len(suite) == len(set(suite)) >= 120
+    assert sorted(listed) == sorted(suite), "run tests/robustness/report.py to regenerate docs/robustness.md"
+
+
+def test_the_reported_run_ended_every_case_as_expected():
+    page = (REPO / "docs" / "robustness.md").read_text()
+    counts = dict(re.findall(r"^\| ([a-z -]+) \| (\d+) \|", page.split("## By area")[0], flags=re.M))
+    for bad in ("unclear error", "traceback", "silent wrong result", "data loss", "half-written output"):
+        assert counts[bad] == "0", bad
+    assert int(counts["correct"]) + int(counts["clean error"]) == int(counts["cases"])
