@@ -3,3 +3,4 @@
 from . import hyperlstm_lm  # noqa: F401
 from . import hyperlstm_mt  # noqa: F401
 from . import hyperlstm_handwriting  # noqa: F401
+from . import hyperlstm_synthesis  # noqa: F401

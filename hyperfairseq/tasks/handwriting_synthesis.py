@@ -1,0 +1,47 @@
+"""Task `handwriting_synthesis`: write a given text (Graves 2013 §5; issue 15).
+
+Usage::
+
+    python -m hyperfairseq.data.hershey prepare --out data-bin/hershey
+    fairseq-train data-bin/hershey --user-dir hyperfairseq --task handwriting_synthesis \
+        --arch hyperlstm_synthesis --criterion mdn --optimizer adam --lr 1e-3 --clip-norm 5 --batch-size 32
+
+The `handwriting` task with transcripts: the same stroke splits, normalisation and scale augmentation
+(H1–H3), and every batch also holds the line's characters (data/text_stroke_dataset.py). The same
+data-bin trains the unconditional model with `--task handwriting`, so the two compare on equal data.
+The alphabet (meta.json) reaches the model as `task.alphabet`; the model stores it in its config.
+Characters of validation/test transcripts outside it become `<unk>`; their count is logged per split.
+"""
+
+import logging
+
+from fairseq.tasks import register_task
+
+from hyperfairseq.data.strokes import TRAIN, read_meta
+from hyperfairseq.data.text_stroke_dataset import UNK, TextStrokeDataset
+
+from .handwriting import HandwritingConfig, HandwritingTask
+
+logger = logging.getLogger(__name__)
+
+
+@register_task("handwriting_synthesis", dataclass=HandwritingConfig)
+class HandwritingSynthesisTask(HandwritingTask):
+    """`--task handwriting_synthesis`: `--task handwriting` plus the transcripts; model: hyperlstm_synthesis."""
+
+    @property
+    def alphabet(self):
+        return self.meta.get("alphabet") if self.meta else None
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        meta = self.meta if self.meta is not None else read_meta(self.cfg.data)
+        if not meta.get("alphabet"):
+            raise ValueError(f"{self.cfg.data}/meta.json has no 'alphabet': not a synthesis dataset "
+                             "(prepare one with python -m hyperfairseq.data.hershey prepare)")
+        augment = self.cfg.scale_augment if split == TRAIN else 0.0
+        dataset = TextStrokeDataset.load(self.cfg.data, split, alphabet=meta["alphabet"], scale_augment=augment,
+                                         seed=self.cfg.seed)
+        unknown = sum(int((c == UNK).sum()) for c in dataset.chars)
+        logger.info("%s %s: %d lines, %d characters outside the alphabet (-> <unk>)",
+                    self.cfg.data, split, len(dataset), unknown)
+        self.datasets[split] = dataset
