@@ -32,10 +32,8 @@ import base64
 import io
 import logging
 import os
-import shutil
 import sys
 import tarfile
-import tempfile
 import textwrap
 import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence
@@ -43,6 +41,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import strokes as S
+from .synthesis_data import TranscribedLines, describe, write_synthesis_dataset
 
 logger = logging.getLogger("hyperfairseq.data.hershey")
 
@@ -263,54 +262,20 @@ def render_split(name: str, lines: Sequence[str], fonts: Dict[str, Dict[str, Gly
 
 
 def prepare(out: str, wheel: str, texts: Dict[str, List[str]], opts: RenderOptions, force: bool = False) -> dict:
-    """Render every split's lines and write the dataset: strokes.write_dataset's layout plus `<split>.text`
-    (one transcript per line, in line order) and `<split>.face` (the face of each line); meta.json holds
-    the training alphabet. Written in a temporary sibling folder and renamed at the end."""
+    """Render every split's lines and write a synthesis dataset (synthesis_data.py) with a `face` column."""
     if os.path.exists(out) and not force:
-        raise HersheyError(f"{out} exists; pass --force to replace it")
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
     fonts = load_faces(wheel, opts.faces)
-    rendered = {name: render_split(name, lines, fonts, opts) for name, lines in texts.items()}
-    short = {name: [i for i, r in enumerate(rows) if len(r) < 2] for name, (rows, _) in rendered.items()}
-    if any(short.values()):
-        raise HersheyError(f"lines with fewer than 2 pen rows: { {k: v[:3] for k, v in short.items() if v} }")
-    alphabet = "".join(sorted(set("".join(texts[S.TRAIN]))))
+    splits = {}
+    for name, lines in texts.items():
+        rows, faces = render_split(name, lines, fonts, opts)
+        splits[name] = TranscribedLines(rows, list(lines), {"face": faces})
     meta = {
         "source": "hershey", "label": "Hershey fonts rendered text (not IAM-OnDB; not comparable with Table 5)",
-        "comparable_with_table5": False, "wheel": os.path.basename(wheel), "alphabet": alphabet,
-        "options": opts._asdict(), "pen_units_per_hershey_unit": PEN_UNITS,
-        "unknown_characters": {k: sum(ch not in alphabet for line in v for ch in line) for k, v in texts.items()},
+        "comparable_with_table5": False, "wheel": os.path.basename(wheel), "options": opts._asdict(),
+        "pen_units_per_hershey_unit": PEN_UNITS,
     }
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=parent)
-    try:
-        staged = os.path.join(tmp, "dataset")
-        meta = S.write_dataset(staged, {k: rows for k, (rows, _) in rendered.items()}, meta, min_length=0)
-        for name, lines in texts.items():
-            _write_lines(os.path.join(staged, f"{name}.text"), lines)
-            _write_lines(os.path.join(staged, f"{name}.face"), rendered[name][1])
-        _swap_in(staged, out, os.path.join(tmp, "replaced"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return meta
-
-
-def _swap_in(staged: str, out: str, replaced: str) -> None:
-    """Rename `staged` to `out`; an existing `out` moves to `replaced` first and comes back on failure."""
-    had_old = os.path.exists(out)
-    if had_old:
-        os.rename(out, replaced)
-    try:
-        os.rename(staged, out)
-    except OSError:
-        if had_old:
-            os.rename(replaced, out)
-        raise
-
-
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(line + "\n" for line in lines)
+    return write_synthesis_dataset(out, splits, meta, force=force)
 
 
 def find_wheel(pkg_dir: str) -> str:
@@ -367,11 +332,10 @@ def main(argv=None) -> int:
     opts = RenderOptions(tuple(f for f in args.faces.split(",") if f), args.spacing, not args.no_augment, args.seed)
     try:
         meta = prepare(args.out, find_wheel(args.pkgs), read_texts(args), opts, force=args.force)
-    except (HersheyError, FileNotFoundError, ValueError) as e:
+    except (HersheyError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    counts = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
-    print(f"wrote {args.out} ({meta['label']}; {counts}; alphabet of {len(meta['alphabet'])} characters)")
+    print(describe(args.out, meta))
     return 0
 
 

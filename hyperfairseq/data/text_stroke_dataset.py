@@ -1,9 +1,6 @@
 """Lines of pen rows with their transcripts, for handwriting synthesis (issue 15).
 
-A prepared synthesis dataset is a stroke dataset (strokes.py) plus, per split, `<split>.text`: one
-transcript per line, UTF-8, in line order; meta.json's `alphabet` lists the training characters.
-Characters are encoded as indices: 0 padding, 1 `<unk>` (a character outside the alphabet, counted,
-never dropped), 2 + i the alphabet's i-th character.
+The layout on disk and the character encoding are described in synthesis_data.py.
 
 A batch (`collater`) is the `StrokeDataset` batch with two more net_input fields::
 
@@ -11,7 +8,6 @@ A batch (`collater`) is the `StrokeDataset` batch with two more net_input fields
     char_lengths  (B,) long: characters per line
 """
 
-import os
 from typing import List, Sequence
 
 import numpy as np
@@ -19,30 +15,7 @@ import torch
 
 from .stroke_dataset import StrokeDataset
 from .strokes import read_split
-
-PAD, UNK = 0, 1
-
-
-def encode(text: str, alphabet: str) -> np.ndarray:
-    """Indices of `text` (2 + position in `alphabet`, `UNK` for anything else)."""
-    index = {ch: i + 2 for i, ch in enumerate(alphabet)}
-    return np.array([index.get(ch, UNK) for ch in text], dtype=np.int64)
-
-
-def unknown_characters(text: str, alphabet: str) -> List[str]:
-    return sorted(set(text) - set(alphabet))
-
-
-def read_texts(data_dir: str, split: str) -> List[str]:
-    path = os.path.join(data_dir, f"{split}.text")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} not found: {data_dir} has no transcripts; prepare a synthesis dataset with "
-            "python -m hyperfairseq.data.hershey prepare (or hyperfairseq.data.iam_transcripts prepare)"
-        )
-    with open(path, encoding="utf-8", newline="\n") as f:
-        return [line.rstrip("\n") for line in f]
-
+from .synthesis_data import PAD, encode, read_texts
 
 class TextStrokeDataset(StrokeDataset):
     """`StrokeDataset` whose items also carry `chars`, the encoded transcript of the line."""

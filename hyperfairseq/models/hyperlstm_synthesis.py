@@ -119,8 +119,8 @@ class SynthesisDecoder(nn.Module):
         state = state if state is not None else self.zero_state(x.shape[1], x)
         h1, first, window = self.first_layer(x, c, lengths, state)
         hs, finals = [h1], [first]
-        for rnn, layer_state in zip(self.layers[1:], state.layers[1:]):
-            out, final = rnn(torch.cat([x, window.w, hs[-1]], -1), layer_state, lengths=lengths)
+        for rnn, upper_state in zip(self.layers[1:], state.layers[1:]):
+            out, final = rnn(torch.cat([x, window.w, hs[-1]], -1), upper_state, lengths=lengths)
             hs.append(out)
             finals.append(final)
         h = F.dropout(torch.cat(hs, -1), self.dropout_out, self.training)  # H5
@@ -241,13 +241,13 @@ def base_architecture(cfg):
          dropout_out=0.05, recurrent_dropout=0.05, forget_bias=1.0, ln_eps=1e-3)
 
 
-@_arch("hyperlstm_synthesis", None)
+@_arch("hyperlstm_synthesis", 5_072_263)
 def hyperlstm_synthesis(cfg):
     """Graves' 3 × 400 synthesis network with HyperLSTM cells (N_ĥ 128, N_z 4), K = 10, M = 20."""
     base_architecture(cfg)
 
 
-@_arch("lstm_synthesis", None)
+@_arch("lstm_synthesis", 5_075_526)
 def lstm_synthesis(cfg):
     """The LSTM baseline with about the parameters of `hyperlstm_synthesis`: 3 layers of N_h units."""
     _set(cfg, no_hyper=True, decoder_hidden_size=475)

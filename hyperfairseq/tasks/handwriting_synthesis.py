@@ -9,16 +9,18 @@ Usage::
 The `handwriting` task with transcripts: the same stroke splits, normalisation and scale augmentation
 (H1–H3), and every batch also holds the line's characters (data/text_stroke_dataset.py). The same
 data-bin trains the unconditional model with `--task handwriting`, so the two compare on equal data.
-The alphabet (meta.json) reaches the model as `task.alphabet`; the model stores it in its config.
+The alphabet (meta.json) is written into the model config's `alphabet` field, saved with the checkpoint.
 Characters of validation/test transcripts outside it become `<unk>`; their count is logged per split.
 """
 
 import logging
 
 from fairseq.tasks import register_task
+from omegaconf import open_dict
 
 from hyperfairseq.data.strokes import TRAIN, read_meta
-from hyperfairseq.data.text_stroke_dataset import UNK, TextStrokeDataset
+from hyperfairseq.data.synthesis_data import UNK
+from hyperfairseq.data.text_stroke_dataset import TextStrokeDataset
 
 from .handwriting import HandwritingConfig, HandwritingTask
 
@@ -32,6 +34,14 @@ class HandwritingSynthesisTask(HandwritingTask):
     @property
     def alphabet(self):
         return self.meta.get("alphabet") if self.meta else None
+
+    def build_model(self, cfg, from_checkpoint=False):
+        # The data's alphabet fixes the one-hot input size; writing it into the model config (the node that
+        # fairseq saves in the checkpoint) lets a checkpoint alone rebuild the model and encode new text.
+        if self.alphabet and "alphabet" in cfg and not cfg.alphabet:
+            with open_dict(cfg):
+                cfg.alphabet = self.alphabet
+        return super().build_model(cfg, from_checkpoint)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         meta = self.meta if self.meta is not None else read_meta(self.cfg.data)
