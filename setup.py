@@ -28,9 +28,9 @@ setup(
     ],
     extras_require={
         "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
-        "handwriting": ["matplotlib", "scipy"],
+        "handwriting": ["matplotlib", "scipy", "dtaidistance"],  # dtaidistance: synthesis legibility (DTW)
         "plots": ["matplotlib"],
-        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml"],
+        "dev": ["pytest", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "dtaidistance"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -331,7 +331,11 @@ def main(argv=None) -> int:
     args.pkgs = args.pkgs or default_pkg_dir()
     opts = RenderOptions(tuple(f for f in args.faces.split(",") if f), args.spacing, not args.no_augment, args.seed)
     try:
-        meta = prepare(args.out, find_wheel(args.pkgs), read_texts(args), opts, force=args.force)
+        if os.path.exists(args.out) and not args.force:
+            raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+        wheel = find_wheel(args.pkgs)
+        load_faces(wheel, opts.faces)  # a bad --faces fails before the texts are read
+        meta = prepare(args.out, wheel, read_texts(args), opts, force=args.force)
     except (HersheyError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
