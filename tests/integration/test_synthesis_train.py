@@ -1,7 +1,8 @@
 """Handwriting synthesis through the real CLIs on real rendered text (Hershey fonts, KJV verses):
 prepare -> fairseq-train (synthesis and unconditional) -> fairseq-validate -> sampler -> measurements.
 
-Small but real: 400 training lines of one face, 1-layer models of ~10k parameters, 80 updates on 1 thread.
+Small but real: 400 training lines of one face (words of <= 8 characters), 2-layer models of ~19k
+parameters (the unconditional one slightly larger), 120 updates on 1 thread.
 Missing data fails under CI and skips elsewhere (conftest.require_data).
 """
 
@@ -17,8 +18,8 @@ from hyperfairseq.sample_handwriting import main as sample_main
 from hyperfairseq.synthesis_eval import main as eval_main
 
 TRAIN = ["--criterion", "mdn", "--optimizer", "adam", "--lr", "5e-3", "--clip-norm", "5", "--batch-size", "16",
-         "--max-update", "80", "--cpu", "--num-workers", "0", "--seed", "1", "--no-epoch-checkpoints",
-         "--no-progress-bar", "--disable-validation", "--num-mixtures", "5", "--decoder-layers", "1"]
+         "--max-update", "120", "--cpu", "--num-workers", "0", "--seed", "1", "--no-epoch-checkpoints",
+         "--no-progress-bar", "--disable-validation", "--num-mixtures", "5", "--decoder-layers", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,15 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(data):
     root = data.parent
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis",
-            "--arch", "hyperlstm_synthesis", "--decoder-hidden-size", "24", "--hyper-hidden-size", "8",
-            "--num-gaussians", "3", *TRAIN, "--save-dir", root / "synth")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting", "--arch", "hyperlstm_handwriting",
-            "--decoder-hidden-size", "30", "--hyper-hidden-size", "8", *TRAIN, "--save-dir", root / "uncond")
+    synth = run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis",
+                    "--arch", "hyperlstm_synthesis", "--decoder-hidden-size", "16", "--hyper-hidden-size", "8",
+                    "--num-gaussians", "3", *TRAIN, "--save-dir", root / "synth")
+    uncond = run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting",
+                     "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "30", "--hyper-hidden-size", "8",
+                     *TRAIN, "--save-dir", root / "uncond")
+    params = [int(re.search(r"num. shared model params: ([0-9,]+)", p.stdout + p.stderr).group(1).replace(",", ""))
+              for p in (synth, uncond)]
+    assert params[0] <= params[1], params  # the unconditional model is not the smaller one
     return root / "synth" / "checkpoint_last.pt", root / "uncond" / "checkpoint_last.pt"
 
 
