@@ -11,10 +11,14 @@ The `handwriting` task with transcripts: the same stroke splits, normalisation a
 data-bin trains the unconditional model with `--task handwriting`, so the two compare on equal data.
 The alphabet (meta.json) is written into the model config's `alphabet` field, saved with the checkpoint.
 Characters of validation/test transcripts outside it become `<unk>`; their count is logged per split.
+`--shuffle-transcripts` is a control: each line gets another line's transcript (a fixed permutation per
+split), so the network is the same but the text tells it nothing: an unconditional model of equal size.
 """
 
 import logging
+from dataclasses import dataclass, field
 
+import numpy as np
 from fairseq.tasks import register_task
 from omegaconf import open_dict
 
@@ -27,7 +31,14 @@ from .handwriting import HandwritingConfig, HandwritingTask
 logger = logging.getLogger(__name__)
 
 
-@register_task("handwriting_synthesis", dataclass=HandwritingConfig)
+@dataclass
+class HandwritingSynthesisConfig(HandwritingConfig):
+    shuffle_transcripts: bool = field(default=False, metadata={
+        "help": "control experiment: pair every line with another line's transcript (a fixed permutation "
+                "per split), so the text carries no information: an unconditional model of identical size"})
+
+
+@register_task("handwriting_synthesis", dataclass=HandwritingSynthesisConfig)
 class HandwritingSynthesisTask(HandwritingTask):
     """`--task handwriting_synthesis`: `--task handwriting` plus the transcripts; model: hyperlstm_synthesis."""
 
@@ -51,6 +62,8 @@ class HandwritingSynthesisTask(HandwritingTask):
         augment = self.cfg.scale_augment if split == TRAIN else 0.0
         dataset = TextStrokeDataset.load(self.cfg.data, split, alphabet=meta["alphabet"], scale_augment=augment,
                                          seed=self.cfg.seed)
+        if self.cfg.shuffle_transcripts:
+            dataset.chars = [dataset.chars[i] for i in np.random.default_rng(self.cfg.seed).permutation(len(dataset))]
         unknown = sum(int((c == UNK).sum()) for c in dataset.chars)
         logger.info("%s %s: %d lines, %d characters outside the alphabet (-> <unk>)",
                     self.cfg.data, split, len(dataset), unknown)

@@ -1,8 +1,8 @@
 """Handwriting synthesis through the real CLIs on real rendered text (Hershey fonts, KJV verses):
 prepare -> fairseq-train (synthesis and unconditional) -> fairseq-validate -> sampler -> measurements.
 
-Small but real: 400 training lines of one face (words of <= 8 characters), 2-layer models of ~19k
-parameters (the unconditional one slightly larger), 120 updates on 1 thread.
+Small but real: 400 training lines of one face (words of <= 8 characters), 2-layer models of 19k
+parameters, 120 updates on 1 thread.
 Missing data fails under CI and skips elsewhere (conftest.require_data).
 """
 
@@ -32,36 +32,44 @@ def data(tmp_path_factory):
     return out
 
 
+SYNTH = ["--task", "handwriting_synthesis", "--arch", "hyperlstm_synthesis", "--decoder-hidden-size", "16",
+         "--hyper-hidden-size", "8", "--num-gaussians", "3"]
+
+
 @pytest.fixture(scope="module")
 def trained(data):
+    """(synthesis checkpoint, the same network trained on shuffled transcripts, an unconditional checkpoint)."""
     root = data.parent
-    synth = run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis",
-                    "--arch", "hyperlstm_synthesis", "--decoder-hidden-size", "16", "--hyper-hidden-size", "8",
-                    "--num-gaussians", "3", *TRAIN, "--save-dir", root / "synth")
-    uncond = run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting",
-                     "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "30", "--hyper-hidden-size", "8",
-                     *TRAIN, "--save-dir", root / "uncond")
-    params = [int(re.search(r"num. shared model params: ([0-9,]+)", p.stdout + p.stderr).group(1).replace(",", ""))
-              for p in (synth, uncond)]
-    assert params[0] <= params[1], params  # the unconditional model is not the smaller one
-    return root / "synth" / "checkpoint_last.pt", root / "uncond" / "checkpoint_last.pt"
+    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--save-dir", root / "synth")
+    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--shuffle-transcripts",
+            "--save-dir", root / "control")
+    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting", "--arch", "hyperlstm_handwriting",
+            "--decoder-hidden-size", "8", "--hyper-hidden-size", "4", *TRAIN, "--max-update", "1", "--save-dir", root / "uncond")
+    return root / "synth" / "checkpoint_last.pt", root / "control" / "checkpoint_last.pt", root / "uncond" / "checkpoint_last.pt"
 
 
-def valid_log_loss(data, task, ckpt) -> float:
-    proc = run_cli("fairseq_cli.validate", data, "--user-dir", USER_DIR, "--task", task, "--path", ckpt,
-                   "--batch-size", "40", "--num-workers", "0", "--cpu")
+def valid_log_loss(data, ckpt, *flags) -> float:
+    proc = run_cli("fairseq_cli.validate", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis", "--path", ckpt,
+                   "--batch-size", "40", "--num-workers", "0", "--cpu", *flags)
     return float(re.findall(r"\| log_loss (-?[0-9.]+)", proc.stdout + proc.stderr)[-1])
 
 
-def test_conditioning_on_the_text_beats_the_unconditional_model_on_held_out_lines(data, trained):
-    synth, uncond = trained
-    conditional = valid_log_loss(data, "handwriting_synthesis", synth)
-    unconditional = valid_log_loss(data, "handwriting", uncond)
-    assert conditional < unconditional, (conditional, unconditional)
+def test_conditioning_on_the_text_beats_an_unconditional_model_on_held_out_lines(data, trained):
+    """The unconditional model here is the same network trained (and evaluated) with every line paired with
+    another line's transcript: equal size, data and updates, but the text carries no information. At this
+    scale (19k parameters, 120 updates) the order against `hyperlstm_handwriting` of equal size flips between
+    120 and 200 updates, so that comparison is the measured one (docs/runs/synthesis_hershey_*.json)."""
+    synth, control, _ = trained
+    conditional = valid_log_loss(data, synth)
+    unconditional = valid_log_loss(data, control, "--shuffle-transcripts")
+    wrong_text = valid_log_loss(data, synth, "--shuffle-transcripts")
+    # measured here: ~19 vs ~33 nats/line with the other lines' texts; 5 nats/line is a quarter of the gap
+    assert conditional < unconditional - 5, (conditional, unconditional)
+    assert conditional < wrong_text - 5, (conditional, wrong_text)  # it reads the text it is given
 
 
 def test_sampling_writes_the_text_reproducibly_and_says_what_stopped_it(trained, tmp_path, capsys):
-    synth, _ = trained
+    synth = trained[0]
     args = ["--path", str(synth), "--text", "and the", "-n", "2", "--bias", "1.0"]
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         assert sample_main(args + ["--out", str(tmp_path / name), "--seed", str(seed)]) == 0
@@ -78,7 +86,7 @@ def test_sampling_writes_the_text_reproducibly_and_says_what_stopped_it(trained,
 
 
 def test_priming_reads_a_transcribed_line_then_writes_the_text(data, trained, tmp_path):
-    synth, _ = trained
+    synth = trained[0]
     alphabet = set(json.loads((data / "meta.json").read_text())["alphabet"])
     texts = (data / "valid.text").read_text().splitlines()
     line = next(i for i, t in enumerate(texts) if set(t) <= alphabet)
@@ -96,21 +104,19 @@ def test_priming_reads_a_transcribed_line_then_writes_the_text(data, trained, tm
     ([], "is a synthesis model: give the text to write with --text"),
 ])
 def test_bad_synthesis_input_gives_one_clear_line(trained, tmp_path, capsys, extra, message):
-    synth, _ = trained
-    assert sample_main(["--path", str(synth), "--out", str(tmp_path / "x"), *extra]) == 2
+    assert sample_main(["--path", str(trained[0]), "--out", str(tmp_path / "x"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("error: ")
     assert not (tmp_path / "x").exists()
 
 
 def test_an_unconditional_checkpoint_given_text_is_refused(trained, tmp_path, capsys):
-    _, uncond = trained
-    assert sample_main(["--path", str(uncond), "--text", "hello", "--out", str(tmp_path / "x")]) == 2
+    assert sample_main(["--path", str(trained[2]), "--text", "hello", "--out", str(tmp_path / "x")]) == 2
     assert "is an unconditional handwriting model" in capsys.readouterr().err
 
 
 def test_alignment_and_legibility_measurements_write_run_records(data, trained, tmp_path):
-    synth, _ = trained
+    synth = trained[0]
     assert eval_main(["alignment", "--path", str(synth), "--data", str(data), "--json", str(tmp_path / "a.json")]) == 0
     record = json.loads((tmp_path / "a.json").read_text())
     result = record["result"]
