@@ -10,9 +10,9 @@ Writes samples/sample_NN.svg and .png per sample and samples.npz (`rows`: (n, st
 (not the end-of-stroke probability). With a prime,
 the model first reads a real line, and the drawing shows the prime followed by the continuation.
 The checkpoint alone suffices: the normalisation constants are model buffers. Sampling under a seed is
-reproducible. With a `hyperlstm_synthesis` checkpoint, `--text "..."` writes that text (synthesize.py:
-Graves' stop rule, an alignment figure per sample, priming with a transcribed line). `generate(..., record_internals=True)` also returns the per-step HyperLSTM internals
-(d_h, d_x, β: what Figure 7's heat-map shows).
+reproducible. `generate(..., record_internals=True)` also returns the per-step HyperLSTM internals
+(d_h, d_x, β: what Figure 7's heat-map shows). With a `hyperlstm_synthesis` checkpoint, `--text "..."`
+writes that text (synthesize.py: Graves' stop rule, an alignment figure, priming with a transcribed line).
 """
 
 import argparse
@@ -24,9 +24,9 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 import torch
 
+from hyperfairseq import synthesize
 from hyperfairseq.data.stroke_dataset import START_ROW
 from hyperfairseq.data.strokes import read_split
-from hyperfairseq import synthesize
 from hyperfairseq.modules.mdn import sample_point
 from hyperfairseq.render import render
 
