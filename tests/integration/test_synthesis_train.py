@@ -63,7 +63,7 @@ def test_conditioning_on_the_text_beats_an_unconditional_model_on_held_out_lines
     conditional = valid_log_loss(data, synth)
     unconditional = valid_log_loss(data, control, "--shuffle-transcripts")
     wrong_text = valid_log_loss(data, synth, "--shuffle-transcripts")
-    # measured here: ~19 vs ~33 nats/line with the other lines' texts; 5 nats/line is a quarter of the gap
+    # measured (torch 2.14.1, CPU): 18.96 vs 37.07 (control) and 34.28 (wrong text); 5 nats/line is < 1/3 of the gaps
     assert conditional < unconditional - 5, (conditional, unconditional)
     assert conditional < wrong_text - 5, (conditional, wrong_text)  # it reads the text it is given
 
