@@ -8,8 +8,8 @@ in every layer. Use it as::
         --arch hyperlstm_synthesis --criterion mdn --optimizer adam --lr 1e-3 --clip-norm 5 --batch-size 32
 
 Layout (Graves §5; every other choice named as ours):
-* layer 1 reads [x_t, w_{t−1}] (Graves' h¹ equation) and is stepped: the window w_t depends on h¹_t
-  (`modules/soft_window.py`, Eq. 46–51) and feeds layer 1 at t + 1;
+* layer 1 reads [x_t, w_{t−1}] (Graves' h¹ equation) and is stepped (`HyperLSTM.step`): the window w_t
+  depends on h¹_t (`modules/soft_window.py`, Eq. 46–51) and feeds layer 1 at t + 1;
 * layer n ≥ 2 reads [x_t, w_t, h^{n−1}_t] (skip connections from the input and the window to every
   layer) and runs over the whole sequence at once;
 * the MDN layer reads [h¹_t, …, h^N_t] (skip connections from every layer to the output, Graves Eq. 17)
@@ -33,7 +33,6 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from torch import Tensor, nn
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
-from hyperfairseq.modules.hyperlstm import layer_state, stack_states
 from hyperfairseq.modules.mdn import MixtureParams, output_size, split_outputs
 from hyperfairseq.modules.soft_window import SoftWindow, WindowStep, one_hot_chars
 
@@ -134,23 +133,21 @@ class SynthesisDecoder(nn.Module):
         Returns h¹ (T, B, N_h), the final layer-1 state and a `WindowStep` of (T, B, ·) stacks; after a
         line's end (t ≥ lengths) its state, κ and w stay as they were.
         """
-        cell, (steps, batch) = self.layers[0].layers[0], x.shape[:2]
-        cell_state, kappa, w = layer_state(state.layers[0], 0), state.kappa, state.w
-        masks, hyper_masks = cell.dropout_masks(steps, batch, x)  # R6: a fresh mask every step
+        steps = x.shape[0]
+        rnn_state, kappa, w = state.layers[0], state.kappa, state.w
         keep = None if lengths is None else (torch.arange(steps, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         hs, trace = [], []
         for t in range(steps):
-            x_proj, hyper_x_proj = cell.input_projection(torch.cat([x[t], w], -1)[None])  # Graves: h¹ reads w_{t−1}
-            new, _ = cell.step(x_proj[0], None if hyper_x_proj is None else hyper_x_proj[0], cell_state,
-                               None if masks is None else masks[t], None if hyper_masks is None else hyper_masks[t])
-            step = self.window(new.h, kappa, c)  # Eq. 46-51 from h¹_t
+            h, new = self.layers[0].step(torch.cat([x[t], w], -1), rnn_state)  # Graves: h¹ reads w_{t−1}
+            step = self.window(h, kappa, c)  # Eq. 46-51 from h¹_t
             if keep is not None:
-                new = type(new)(*(None if n is None else torch.where(keep[t], n, o) for n, o in zip(new, cell_state)))
+                new = HyperLSTMState(*(None if n is None else torch.where(keep[t], n, o) for n, o in zip(new, rnn_state)))
                 step = WindowStep(torch.where(keep[t], step.kappa, kappa), torch.where(keep[t], step.w, w), step.phi)
-            cell_state, kappa, w = new, step.kappa, step.w
-            hs.append(new.h if keep is None else new.h * keep[t])
+                h = h * keep[t]
+            rnn_state, kappa, w = new, step.kappa, step.w
+            hs.append(h)
             trace.append(step)
-        return torch.stack(hs), stack_states([cell_state]), WindowStep(*(torch.stack(f) for f in zip(*trace)))
+        return torch.stack(hs), rnn_state, WindowStep(*(torch.stack(f) for f in zip(*trace)))
 
 
 def _rnn(cfg: HyperLSTMSynthesisConfig, input_size: int) -> HyperLSTM:
