@@ -31,9 +31,9 @@ setup(
     ],
     extras_require={
         "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
-        "handwriting": ["matplotlib", "scipy"],
+        "handwriting": ["matplotlib", "scipy", "dtaidistance"],  # dtaidistance: synthesis legibility (DTW)
         "plots": ["matplotlib"],
-        "dev": ["pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff"],
+        "dev": ["pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff", "dtaidistance"],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

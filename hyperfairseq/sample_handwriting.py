@@ -11,7 +11,8 @@ Writes samples/sample_NN.svg and .png per sample and samples.npz (`rows`: (n, st
 the model first reads a real line, and the drawing shows the prime followed by the continuation.
 The checkpoint alone suffices: the normalisation constants are model buffers. Sampling under a seed is
 reproducible. `generate(..., record_internals=True)` also returns the per-step HyperLSTM internals
-(d_h, d_x, β: what Figure 7's heat-map shows).
+(d_h, d_x, β: what Figure 7's heat-map shows). With a `hyperlstm_synthesis` checkpoint, `--text "..."`
+writes that text (synthesize.py: Graves' stop rule, an alignment figure, priming with a transcribed line).
 """
 
 import argparse
@@ -23,6 +24,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 import torch
 
+from hyperfairseq import synthesize
 from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
 from hyperfairseq.errors import InputError
@@ -85,7 +87,10 @@ def main(argv=None) -> int:
     parser.add_argument("--path", required=True, help="checkpoint, e.g. checkpoints/checkpoint_best.pt")
     parser.add_argument("--out", required=True, help="output folder for SVG, PNG and samples.npz")
     parser.add_argument("-n", "--num-samples", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=700, help="rows per sample (IAM lines: about 700)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="rows per sample (default 700, IAM lines: about 700); with --text the step limit "
+                             "(default 30 per character)")
+    parser.add_argument("--text", default=None, help="the text to write (synthesis checkpoints only)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--bias", type=float, default=0.0, help="Graves' sampling bias b >= 0")
     parser.add_argument("--seed", type=int, default=1)
@@ -95,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="sample on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     for name in ("num_samples", "steps"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     if not (0 < args.temperature < float("inf") and 0 <= args.bias < float("inf")):
         parser.error(f"--temperature must be > 0 and --bias >= 0, both finite; got {args.temperature}, {args.bias}")
@@ -103,10 +108,13 @@ def main(argv=None) -> int:
         parser.error(f"--out {args.out} is a file; expected a folder for the samples")
     try:
         model, _task = load_model(args.path, cpu=args.cpu)
+        if synthesize.is_synthesis_model(model) or args.text is not None:
+            return _synthesis(args, model)
         prime = _prime(args)
     except (OSError, ValueError, IndexError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    args.steps = args.steps or 700
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(args.seed)
     gen = generate(model, args.num_samples, args.steps, generator, args.temperature, args.bias,
@@ -122,6 +130,15 @@ def main(argv=None) -> int:
         json.dump(vars(args), f, indent=2)
     print(f"wrote {len(pen)} samples to {args.out}")
     return 0
+
+
+def _synthesis(args, model) -> int:
+    if not synthesize.is_synthesis_model(model):
+        raise ValueError(f"{args.path} is an unconditional handwriting model ({type(model).__name__}); --text needs a "
+                         "synthesis checkpoint (fairseq-train --task handwriting_synthesis --arch hyperlstm_synthesis)")
+    if args.text is None:
+        raise ValueError(f"{args.path} is a synthesis model: give the text to write with --text")
+    return synthesize.run(args, model, denormalise)
 
 
 def _prime(args) -> Optional[torch.Tensor]:

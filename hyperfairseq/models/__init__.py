@@ -1,3 +1,3 @@
 """fairseq models built on hyperfairseq.modules (registration happens on import)."""
 
-from . import hyperlstm_handwriting, hyperlstm_lm, hyperlstm_mt  # noqa: F401
+from . import hyperlstm_handwriting, hyperlstm_lm, hyperlstm_mt, hyperlstm_synthesis  # noqa: F401

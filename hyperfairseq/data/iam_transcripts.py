@@ -1,0 +1,206 @@
+"""IAM-OnDB transcripts: the CSR lines of `ascii-all.tar.gz`, paired with the line files, for synthesis.
+
+The format as measured in docs/iam-ondb-format.md §1.4 (shared docs); stdlib + numpy only.
+
+    python -m hyperfairseq.data.iam_transcripts prepare --raw RAW --out data-bin/iam_synthesis [--force]
+
+RAW holds what `hyperfairseq.data.iam_ondb prepare` reads (lineStrokes-all.tar.gz or lineStrokes/, the
+four split lists) plus `ascii-all.tar.gz` (or its extracted `ascii/` tree, or `ascii-all/ascii/`):
+`ascii/<writer>/<writer>-<nnn>/<form id>.txt`, one transcript per form. Graves' split as for Table 5.
+
+Pairing: line file k of a form (`<form>-<kk>.xml`) goes with the k-th CSR line of its transcript.
+Each transcript is read as: the block after the line `CSR:` (also `CSR: `), which begins with exactly one
+empty line; CRLF or LF line ends; trailing blanks removed; empty lines at the end (an extra final
+newline) dropped; a missing final newline accepted; a line holding `%%%…` (two CSR lines joined, as in
+a08-551z) split there. Counted, skipped and named (a few examples per reason) in one log line:
+* a transcript with no `CSR:` line, no empty line after it, an empty line inside the block, or bytes
+  that are not 7-bit ASCII;
+* a form whose CSR line count differs from its number of line files (z01-000z: "Please Enter
+  Transcription here" for 8 files), or whose line files are not numbered 01 … N;
+* line files without a transcript; and the line-file problems that iam_ondb.py counts.
+"""
+
+import argparse
+import collections
+import logging
+import os
+import re
+import sys
+import tarfile
+import zlib
+from typing import Dict, Iterator, List, NamedTuple, Tuple
+
+from . import iam_ondb
+from . import strokes as S
+from .synthesis_data import TranscribedLines, describe, write_synthesis_dataset
+
+logger = logging.getLogger("hyperfairseq.data.iam_transcripts")
+
+ARCHIVE = "ascii-all.tar.gz"
+TREE = "ascii"
+TRANSCRIPT_FILE = re.compile(r"(?:^|/)ascii/([a-z]\d\d)/([a-z]\d\d-\d\d\d)/([a-z]\d\d-\d\d\d[a-z]?)\.txt$")
+CSR_MARK = "CSR:"
+JOIN_MARK = re.compile(r"\s*%{3,}\s*")  # a08-551z: two CSR lines joined by %%%%%%%%%%%
+
+
+class TranscriptError(ValueError):
+    """One transcript is unusable; `reason` is the category counted in the summary."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class Transcript(NamedTuple):
+    """The CSR lines of one form, and how many of them were split at a `%%%` join."""
+
+    lines: List[str]
+    joins: int
+
+
+def parse_transcript(data: bytes, path: str) -> Transcript:
+    """The CSR block of one ascii transcript (§1.4). Raises `TranscriptError`."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise TranscriptError(path, "transcript not 7-bit ASCII") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    marks = [i for i, line in enumerate(lines) if line.rstrip(" \t") == CSR_MARK]
+    if not marks:
+        raise TranscriptError(path, "transcript without a CSR: line")
+    body = lines[marks[0] + 1 :]
+    if not body or body[0].strip():
+        raise TranscriptError(path, "transcript without the empty line after CSR:")
+    csr = [line.rstrip(" \t") for line in body[1:]]
+    while csr and not csr[-1]:
+        csr.pop()  # the final newline, or an extra empty line at the end
+    if not csr or any(not line for line in csr):
+        raise TranscriptError(path, "transcript with an empty CSR block or an empty line inside it")
+    out, joins = [], 0
+    for line in csr:
+        parts = [p for p in JOIN_MARK.split(line) if p]
+        joins += len(parts) - 1
+        out.extend(parts)
+    return Transcript(out, joins)
+
+
+def iter_transcript_files(raw: str) -> Iterator[Tuple[str, str, bytes]]:
+    """(path, form id, bytes) for every transcript in `raw`'s extracted tree or archive."""
+    for tree in (os.path.join(raw, TREE), os.path.join(raw, "ascii-all", TREE)):
+        if os.path.isdir(tree):
+            base = os.path.dirname(tree)
+            for dirpath, dirnames, filenames in os.walk(tree):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = os.path.join(dirpath, name)
+                    m = TRANSCRIPT_FILE.search(os.path.relpath(path, base).replace(os.sep, "/"))
+                    if m:
+                        with open(path, "rb") as f:
+                            yield path, m.group(3), f.read()
+            return
+    archive = os.path.join(raw, ARCHIVE)
+    if not os.path.isfile(archive):
+        raise iam_ondb.IamOnDbError(f"{raw}: no {ARCHIVE} and no extracted {TREE}/ folder (synthesis needs the transcripts)")
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:  # read in place: nothing is extracted, no member path is trusted
+                m = TRANSCRIPT_FILE.search(member.name)
+                if m and member.isfile():
+                    yield f"{archive}:{member.name}", m.group(3), tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise iam_ondb.IamOnDbError(f"{archive}: not a readable tar.gz archive ({e})") from None
+
+
+def read_transcripts(raw: str, summary: iam_ondb.Summary) -> Dict[str, Transcript]:
+    transcripts = {}
+    for path, form, data in iter_transcript_files(raw):
+        try:
+            transcripts[form] = parse_transcript(data, path)
+        except TranscriptError as e:
+            summary.skip(e.reason, e.path)
+            transcripts[form] = None  # present but unusable: its lines are not counted again
+    return transcripts
+
+
+def read_line_files(raw: str, summary: iam_ondb.Summary):
+    """({split: {(form, k): rows}}, {form: numbers of all its line files, usable or not})."""
+    forms = iam_ondb.read_splits(raw)
+    lines: Dict[str, Dict[Tuple[str, int], object]] = {S.TRAIN: {}, S.VALID: {}}
+    numbers = collections.defaultdict(set)
+    for path, form, number, data in iam_ondb.iter_line_files(raw):
+        split = forms.get(form)
+        if split is None:
+            continue  # a form in no split list: not part of Graves' split
+        numbers[form].add(number)
+        try:
+            lines[split][(form, number)] = S.line_rows(iam_ondb.parse_line_strokes(data, path))
+        except iam_ondb.LineFileError as e:
+            summary.skip(e.reason, e.path)
+    for form in forms:
+        if form not in numbers:
+            summary.skip("split-list form without line files", form)
+    return lines, numbers
+
+
+def pair(lines, numbers, transcripts, summary: iam_ondb.Summary) -> Dict[str, TranscribedLines]:
+    """Line k of each form with CSR line k; forms that cannot be paired are skipped and counted."""
+    usable = {}
+    for form, found in numbers.items():
+        transcript = transcripts.get(form, False)
+        if transcript is False:
+            summary.skip("line files without a transcript", form)
+        elif transcript is not None and found != set(range(1, len(transcript.lines) + 1)):
+            summary.skip("CSR line count differs from the line files",
+                         f"{form} ({len(transcript.lines)} CSR lines, {len(found)} line files)")
+        elif transcript is not None:
+            usable[form] = transcript
+    joins = sum(t.joins for t in usable.values())
+    if joins:
+        logger.info("split %d CSR lines at a %%%%%% join (as in a08-551z)", joins)
+    out = {}
+    for split, by_key in lines.items():
+        keys = sorted(k for k in by_key if k[0] in usable)
+        out[split] = TranscribedLines([by_key[k] for k in keys], [usable[k[0]].lines[k[1] - 1] for k in keys])
+    return out
+
+
+def prepare(raw: str, out: str, min_length: int = 300, force: bool = False) -> dict:
+    summary = iam_ondb.Summary()
+    lines, numbers = read_line_files(raw, summary)
+    splits = pair(lines, numbers, read_transcripts(raw, summary), summary)
+    summary.log()
+    if not splits[S.VALID].rows:
+        raise iam_ondb.IamOnDbError(f"{raw}: no paired (line file, transcript) for the forms of testset_v.txt")
+    if not splits[S.TRAIN].rows:
+        raise iam_ondb.IamOnDbError(f"{raw}: no paired (line file, transcript) for the training forms")
+    meta = {"source": "iam_ondb", "label": "IAM-OnDB with transcripts (Graves split)",
+            "comparable_with_table5": True, "skipped": summary.as_dict()}
+    return write_synthesis_dataset(out, splits, meta, min_length=min_length, force=force)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.iam_transcripts", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="pair IAM-OnDB line files with their transcripts and write a synthesis dataset")
+    p.add_argument("--raw", required=True, help=f"folder with the iam_ondb inputs and {ARCHIVE} (or {TREE}/)")
+    p.add_argument("--out", required=True, help="output folder, e.g. data-bin/iam_synthesis")
+    p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    if args.min_length < 0:
+        parser.error(f"--min-length must be >= 0; got {args.min_length}")
+    if not os.path.isdir(args.raw):
+        parser.error(f"--raw {args.raw} is not a folder")
+    try:
+        meta = prepare(args.raw, args.out, args.min_length, args.force)
+    except (iam_ondb.IamOnDbError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(describe(args.out, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
