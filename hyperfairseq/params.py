@@ -39,7 +39,7 @@ def build_config(arch: str):
         raise SystemExit(f"error: unknown --arch {arch!r}; hyperfairseq architectures: {known}")
     model_name = ARCH_MODEL_NAME_REGISTRY[arch]
     model_cls = MODEL_REGISTRY[model_name]
-    if model_name not in {a.table.model for a in ARCHITECTURES.values()}:
+    if not model_cls.__module__.startswith("hyperfairseq."):
         raise SystemExit(f"error: --arch {arch!r} ({model_name}) is not a hyperfairseq model")
     ns = argparse.Namespace()
     ARCH_CONFIG_REGISTRY[arch](ns)
