@@ -116,7 +116,7 @@ def test_sampling_cli_is_reproducible_under_a_seed_and_renders(trained, tmp_path
     p = np.load(tmp_path / "p" / "samples.npz")
     assert p["rows"].shape[1] == 40 + len(p["prime_rows"]) > 40
     assert sample_main(["--path", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")]) == 2
-    assert "nope.pt not found" in capsys.readouterr().err
+    assert "nope.pt: checkpoint not found" in capsys.readouterr().err
 
 
 def test_generation_exposes_hyperlstm_internals_for_figure_7(trained):
