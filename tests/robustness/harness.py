@@ -168,7 +168,6 @@ RUNNERS = {
     "train_setup": fairseq_cli("train", "fairseq-train"),  # in-process: only cases that stop before training
     "train": python_process("-m", "fairseq_cli.train"),
     "eval_lm_process": python_process("-m", "fairseq_cli.eval_lm"),
-    "sample_process": python_process("-m", "hyperfairseq.sample"),
     "vision_process": python_process(str(REPO / "examples/hyper_resnet/train.py")),
 }
 
