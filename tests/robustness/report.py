@@ -112,7 +112,8 @@ expected, and checks that no protected file changed and nothing half-written was
 
 "before" is the same case against the package before issue 12's fixes (its cases that name new flags,
 such as `--replace`, then meet argparse's usage error; "not staged" marks a fault the old code gives
-no deterministic point to inject, such as the stalled copy).
+no deterministic point to inject, such as the stalled copy, or an entry point it does not have yet, such
+as the Hershey preparation).
 
 ## What is guaranteed, and where
 
