@@ -88,6 +88,64 @@ def prepare_enwik8_script(env, argv):
                    {"PYTHON": sys.executable})
 
 
+TABLE_SCRIPTS = {  # script: (its save folder under checkpoints/, the data folder it expects, leading arguments)
+    "table3_ptb.sh": ("table3/ln_hyperlstm_lm_ptb", "data-bin/ptb_char", ()),
+    "table4_enwik8.sh": ("table4/hyperlstm_lm_enwik8", "data-bin/enwik8", ("enwik8.zip",)),
+}
+STUB_TRAINER = '#!/bin/sh\necho "$@" > "$STUB_ARGS"\nexit 3\n'
+
+
+def table_row(script: str, finished: bool):
+    """The script in a copy of the repository layout, one row's save folder holding a real checkpoint
+    (and its row_done marker when `finished`), and a stand-in fairseq-train on PATH that records its
+    arguments and exits 3 (the row interrupted again): the case is the script's handling of the folder."""
+    def setup(env):
+        save, data, _ = TABLE_SCRIPTS[script]
+        root = env.work / "repo"
+        (root / "scripts").mkdir(parents=True)
+        I.copied(REPO / "scripts" / script, root / "scripts" / script)
+        (root / data).mkdir(parents=True)
+        (root / "checkpoints" / save).mkdir(parents=True)
+        I.copied(env.lm, root / "checkpoints" / save / "checkpoint_last.pt")
+        if finished:
+            (root / "checkpoints" / save / "row_done").touch()
+        (env.work / "bin").mkdir()
+        (env.work / "bin" / "fairseq-train").write_text(STUB_TRAINER)
+        (env.work / "bin" / "fairseq-train").chmod(0o755)
+    return setup
+
+
+def run_table_script(script: str):
+    def run(env, argv):
+        save, _, lead = TABLE_SCRIPTS[script]
+        path = os.pathsep.join([str(env.work / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+        return process(["bash", env.work / "repo" / "scripts" / script, *lead, "--rows", save.split("/")[1], "--cpu"],
+                       {"PATH": path, "STUB_ARGS": str(env.work / "trainer_args")}, cwd=env.work / "repo")
+    run.__name__ = "run_" + script.replace(".", "_")
+    return run
+
+
+def trained_in_place(script: str):
+    def check(env, result):
+        args = (env.work / "trainer_args").read_text() if (env.work / "trainer_args").exists() else ""
+        want = f"--save-dir checkpoints/{TABLE_SCRIPTS[script][0]} "
+        return None if want in args else f"fairseq-train was not given {want.strip()!r}: {args.strip()!r}"
+    return check
+
+
+def table_cases(script: str):
+    name, protect = script.replace(".", "_"), lambda env: [env.work / "repo" / "checkpoints"]
+    return [
+        Case(id=f"{name}-interrupted-row", entry=run_table_script(script), setup=table_row(script, False),
+             input=f"scripts/{script} run again on an interrupted row (its checkpoint_last.pt kept and resumed; "
+                   "the stand-in trainer exits 3)", message="", exit_code=3, protect=protect,
+             check=trained_in_place(script)),
+        Case(id=f"{name}-finished-row", entry=run_table_script(script), setup=table_row(script, True),
+             input=f"scripts/{script} run again on a finished row (row_done)", expect="ok", protect=protect,
+             check=lambda env, result: None if "done already" in result.stdout else "no 'done already' message"),
+    ]
+
+
 KANJIVG = lambda env, *extra: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--max-chars", 8, "--chars-per-line", 2,
                                "--min-length", 5, *extra]
 
@@ -155,6 +213,7 @@ CASES = [
     Case(id="iam_transcripts-raw-missing", entry="iam_transcripts", input="--raw a folder that does not exist",
          message="is not a folder", exit_code=2, absent=lambda env: [env.work / "out"],
          args=lambda env: ["prepare", "--raw", env.work / "none", "--out", env.work / "out"]),
+    *table_cases("table3_ptb.sh"), *table_cases("table4_enwik8.sh"),
 ]
 
 
