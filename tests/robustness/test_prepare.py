@@ -82,6 +82,25 @@ def truncated_archive(raw: Path):
     I.truncated(raw / "lineStrokes-all.tar.gz", raw / "lineStrokes-all.tar.gz", 0.5)
 
 
+def hostile_archive(raw: Path):
+    """The real line files as lineStrokes-all.tar.gz, plus a member whose path climbs out of the folder
+    (`../../lineStrokes/...`, named like a line file) and a symlink member pointing outside."""
+    import io
+    import shutil
+    import tarfile
+
+    escaping = (raw / "lineStrokes" / "a01" / "a01-000" / "a01-000u-01.xml").read_bytes()
+    with tarfile.open(raw / "lineStrokes-all.tar.gz", "w:gz") as tar:
+        tar.add(raw / "lineStrokes", arcname="lineStrokes")
+        member = tarfile.TarInfo("../../lineStrokes/z99/z99-000/z99-000u-01.xml")
+        member.size = len(escaping)
+        tar.addfile(member, io.BytesIO(escaping))
+        link = tarfile.TarInfo("lineStrokes/z98")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../.."
+        tar.addfile(link)
+    shutil.rmtree(raw / "lineStrokes")
+
+
 def prepare_enwik8_script(env, argv):
     make_zip(keep=0.6)(env)
     return process(["bash", REPO / "scripts/prepare_enwik8.sh", env.work / "enwik8.zip", env.work / "bin"],
@@ -184,6 +203,11 @@ CASES = [
     iam_case("truncated-archive", "not a readable tar.gz archive", "lineStrokes-all.tar.gz cut to half",
              lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", 5],
              setup=raw_copy(truncated_archive)),
+    iam_case("archive-member-escapes", "", "lineStrokes-all.tar.gz with a `../../` member and a symlink out",
+             lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", 5],
+             setup=raw_copy(hostile_archive), expect="ok",
+             check=lambda env, result: None if (env.work / "out").is_dir() and not (env.work / "lineStrokes").exists()
+             and not any(p.is_symlink() for p in env.work.rglob("*")) else "a member was written outside --raw"),
     iam_case("min-length-negative", "--min-length must be >= 0", "--min-length -1",
              lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", -1],
              setup=raw_copy(), exit_code=2),
