@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import USER_DIR, preprocess_char_text, require_data, run_cli  # tests/conftest.py
+from conftest import USER_DIR, require_data, run_cli  # tests/conftest.py
 
 from . import harness
 
@@ -73,11 +73,23 @@ def _lm_assets(root: Path, ptb_char_text: Path) -> dict:
     for split in ("train", "valid", "test"):
         lines = (ptb_char_text / f"{split}.txt").read_text().splitlines()[:300]
         (text / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    data = preprocess_char_text(text, root / "ptb_bin", ("train", "valid", "test"))
+    data = _preprocess_in_process(text, root / "ptb_bin")
     save = root / "lm_ckpt"
     run_cli("fairseq_cli.train", *lm_train_args(data, save, "--max-update", 2))
     return {"lm_text": text, "lm_data": data, "lm_save": save, "lm": save / "checkpoint_last.pt",
             "lm_flags": [str(a) for a in LM_TRAIN]}
+
+
+def _preprocess_in_process(text: Path, dest: Path) -> Path:
+    """fairseq-preprocess of the three splits, in this process (one interpreter start less than
+    tests/conftest.py's preprocess_char_text, with the same arguments)."""
+    argv = ["--only-source", "--trainpref", text / "train.txt", "--validpref", text / "valid.txt",
+            "--testpref", text / "test.txt", "--destdir", dest, "--padding-factor", 1, "--workers", 1]
+    from fairseq_cli import preprocess
+
+    result = harness.in_process(preprocess.cli_main, "fairseq-preprocess", argv, {})
+    assert result.rc == 0 and not result.traceback, result.stderr[-2000:]
+    return dest
 
 
 def _foreign_checkpoints(root: Path, lm: dict) -> dict:

@@ -162,13 +162,14 @@ RUNNERS = {
     "iam_ondb": module_main("hyperfairseq.data.iam_ondb", "python -m hyperfairseq.data.iam_ondb"),
     "kanjivg": module_main("hyperfairseq.data.kanjivg", "python -m hyperfairseq.data.kanjivg"),
     "lasa": module_main("hyperfairseq.data.lasa", "python -m hyperfairseq.data.lasa"),
+    "hershey": module_main("hyperfairseq.data.hershey", "python -m hyperfairseq.data.hershey"),
+    "iam_transcripts": module_main("hyperfairseq.data.iam_transcripts", "python -m hyperfairseq.data.iam_transcripts"),
     "run_record": module_main("hyperfairseq.run_record", "python -m hyperfairseq.run_record"),
     "eval_lm": fairseq_cli("eval_lm", "fairseq-eval-lm"),
     "validate": fairseq_cli("validate", "fairseq-validate"),
     "train_setup": fairseq_cli("train", "fairseq-train"),  # in-process: only cases that stop before training
     "train": python_process("-m", "fairseq_cli.train"),
     "eval_lm_process": python_process("-m", "fairseq_cli.eval_lm"),
-    "sample_process": python_process("-m", "hyperfairseq.sample"),
     "vision_process": python_process(str(REPO / "examples/hyper_resnet/train.py")),
 }
 

@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,7 +113,8 @@ expected, and checks that no protected file changed and nothing half-written was
 
 "before" is the same case against the package before issue 12's fixes (its cases that name new flags,
 such as `--replace`, then meet argparse's usage error; "not staged" marks a fault the old code gives
-no deterministic point to inject, such as the stalled copy).
+no deterministic point to inject, such as the stalled copy, or an entry point it does not have yet, such
+as the Hershey preparation).
 
 ## What is guaranteed, and where
 
@@ -161,6 +163,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", metavar="REF", help="also run the cases against the package at git commit REF")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the finally clauses remove the worktree
     with tempfile.TemporaryDirectory() as tmp:
         before = None
         if args.before:

@@ -140,6 +140,10 @@ CASES = [
     train_case("tokens-per-sample-negative", nothing, "--tokens-per-sample must be positive",
                "--tokens-per-sample -5", "--tokens-per-sample", -5),
     train_case("batch-size-0", nothing, "needs --batch-size", "--batch-size 0", "--batch-size", 0),
+    # the model config rules (hyperfairseq/models/config.py), checked when fairseq-train builds the model
+    train_case("model-n-z-0", nothing, "--n-z must be a positive integer; got 0", "--n-z 0", "--n-z", 0),
+    train_case("model-dropout-out-1.5", nothing, "--dropout-out is a drop probability in [0, 1)",
+               "--dropout-out 1.5 (a keep probability above 1)", "--dropout-out", 1.5),
     train_case("max-tokens", nothing, "does not take --max-tokens", "--max-tokens 800", "--max-tokens", 800),
     train_case("batch-larger-than-stream", nothing, "fewer than the 100000 rows", "--batch-size 100000",
                "--batch-size", 100000),

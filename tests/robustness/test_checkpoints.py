@@ -89,8 +89,14 @@ def vision_case(kind, make, message) -> Case:
                 markers=lambda env: [env.pwned_marker])
 
 
+TEXT_ON_UNCONDITIONAL = Case(
+    id="sample_handwriting-text-unconditional-model", entry="sample_handwriting", input="--text on an unconditional "
+    "handwriting checkpoint", message="--text needs a synthesis checkpoint", exit_code=2,
+    args=lambda env: I.sample_handwriting_args(env, env.hw, "--text", "hello"), absent=lambda env: [env.work / "samples"],
+    protect=lambda env: [env.hw])
+
 CASES = ([bad_file_case(e, k) for e in ENTRIES for k in BAD_FILES]
-         + [other_model_case(*o) for o in OTHER_MODELS] + [vision_case(*v) for v in VISION])
+         + [other_model_case(*o) for o in OTHER_MODELS] + [vision_case(*v) for v in VISION] + [TEXT_ON_UNCONDITIONAL])
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

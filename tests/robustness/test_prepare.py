@@ -82,10 +82,87 @@ def truncated_archive(raw: Path):
     I.truncated(raw / "lineStrokes-all.tar.gz", raw / "lineStrokes-all.tar.gz", 0.5)
 
 
+def hostile_archive(raw: Path):
+    """The real line files as lineStrokes-all.tar.gz, plus a member whose path climbs out of the folder
+    (`../../lineStrokes/...`, named like a line file) and a symlink member pointing outside."""
+    import io
+    import shutil
+    import tarfile
+
+    escaping = (raw / "lineStrokes" / "a01" / "a01-000" / "a01-000u-01.xml").read_bytes()
+    with tarfile.open(raw / "lineStrokes-all.tar.gz", "w:gz") as tar:
+        tar.add(raw / "lineStrokes", arcname="lineStrokes")
+        member = tarfile.TarInfo("../../lineStrokes/z99/z99-000/z99-000u-01.xml")
+        member.size = len(escaping)
+        tar.addfile(member, io.BytesIO(escaping))
+        link = tarfile.TarInfo("lineStrokes/z98")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../.."
+        tar.addfile(link)
+    shutil.rmtree(raw / "lineStrokes")
+
+
 def prepare_enwik8_script(env, argv):
     make_zip(keep=0.6)(env)
     return process(["bash", REPO / "scripts/prepare_enwik8.sh", env.work / "enwik8.zip", env.work / "bin"],
                    {"PYTHON": sys.executable})
+
+
+TABLE_SCRIPTS = {  # script: (its save folder under checkpoints/, the data folder it expects, leading arguments)
+    "table3_ptb.sh": ("table3/ln_hyperlstm_lm_ptb", "data-bin/ptb_char", ()),
+    "table4_enwik8.sh": ("table4/hyperlstm_lm_enwik8", "data-bin/enwik8", ("enwik8.zip",)),
+}
+STUB_TRAINER = '#!/bin/sh\necho "$@" > "$STUB_ARGS"\nexit 3\n'
+
+
+def table_row(script: str, finished: bool):
+    """The script in a copy of the repository layout, one row's save folder holding a real checkpoint
+    (and its row_done marker when `finished`), and a stand-in fairseq-train on PATH that records its
+    arguments and exits 3 (the row interrupted again): the case is the script's handling of the folder."""
+    def setup(env):
+        save, data, _ = TABLE_SCRIPTS[script]
+        root = env.work / "repo"
+        (root / "scripts").mkdir(parents=True)
+        I.copied(REPO / "scripts" / script, root / "scripts" / script)
+        (root / data).mkdir(parents=True)
+        (root / "checkpoints" / save).mkdir(parents=True)
+        I.copied(env.lm, root / "checkpoints" / save / "checkpoint_last.pt")
+        if finished:
+            (root / "checkpoints" / save / "row_done").touch()
+        (env.work / "bin").mkdir()
+        (env.work / "bin" / "fairseq-train").write_text(STUB_TRAINER)
+        (env.work / "bin" / "fairseq-train").chmod(0o755)
+    return setup
+
+
+def run_table_script(script: str):
+    def run(env, argv):
+        save, _, lead = TABLE_SCRIPTS[script]
+        path = os.pathsep.join([str(env.work / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+        return process(["bash", env.work / "repo" / "scripts" / script, *lead, "--rows", save.split("/")[1], "--cpu"],
+                       {"PATH": path, "STUB_ARGS": str(env.work / "trainer_args")}, cwd=env.work / "repo")
+    run.__name__ = "run_" + script.replace(".", "_")
+    return run
+
+
+def trained_in_place(script: str):
+    def check(env, result):
+        args = (env.work / "trainer_args").read_text() if (env.work / "trainer_args").exists() else ""
+        want = f"--save-dir checkpoints/{TABLE_SCRIPTS[script][0]} "
+        return None if want in args else f"fairseq-train was not given {want.strip()!r}: {args.strip()!r}"
+    return check
+
+
+def table_cases(script: str):
+    name, protect = script.replace(".", "_"), lambda env: [env.work / "repo" / "checkpoints"]
+    return [
+        Case(id=f"{name}-interrupted-row", entry=run_table_script(script), setup=table_row(script, False),
+             input=f"scripts/{script} run again on an interrupted row (its checkpoint_last.pt kept and resumed; "
+                   "the stand-in trainer exits 3)", message="", exit_code=3, protect=protect,
+             check=trained_in_place(script)),
+        Case(id=f"{name}-finished-row", entry=run_table_script(script), setup=table_row(script, True),
+             input=f"scripts/{script} run again on a finished row (row_done)", expect="ok", protect=protect,
+             check=lambda env, result: None if "done already" in result.stdout else "no 'done already' message"),
+    ]
 
 
 KANJIVG = lambda env, *extra: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--max-chars", 8, "--chars-per-line", 2,
@@ -126,6 +203,11 @@ CASES = [
     iam_case("truncated-archive", "not a readable tar.gz archive", "lineStrokes-all.tar.gz cut to half",
              lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", 5],
              setup=raw_copy(truncated_archive)),
+    iam_case("archive-member-escapes", "", "lineStrokes-all.tar.gz with a `../../` member and a symlink out",
+             lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", 5],
+             setup=raw_copy(hostile_archive), expect="ok",
+             check=lambda env, result: None if (env.work / "out").is_dir() and not (env.work / "lineStrokes").exists()
+             and not any(p.is_symlink() for p in env.work.rglob("*")) else "a member was written outside --raw"),
     iam_case("min-length-negative", "--min-length must be >= 0", "--min-length -1",
              lambda env: ["prepare", "--raw", env.work / "raw", "--out", env.work / "out", "--min-length", -1],
              setup=raw_copy(), exit_code=2),
@@ -149,6 +231,13 @@ CASES = [
     Case(id="lasa-out-exists", entry="lasa", input="prepare --out an existing folder", message="already exists",
          setup=existing_folder("out"), args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out",
                                                          env.work / "out"], protect=lambda env: [env.work / "out"]),
+    Case(id="hershey-out-exists", entry="hershey", input="prepare --out an existing folder", message="exists; pass --force",
+         exit_code=2, setup=existing_folder("out"), protect=lambda env: [env.work / "out"],
+         args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out", env.work / "out"]),
+    Case(id="iam_transcripts-raw-missing", entry="iam_transcripts", input="--raw a folder that does not exist",
+         message="is not a folder", exit_code=2, absent=lambda env: [env.work / "out"],
+         args=lambda env: ["prepare", "--raw", env.work / "none", "--out", env.work / "out"]),
+    *table_cases("table3_ptb.sh"), *table_cases("table4_enwik8.sh"),
 ]
 
 
