@@ -27,8 +27,8 @@ import torch
 from hyperfairseq import synthesize
 from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
-from hyperfairseq.errors import InputError
 from hyperfairseq.data.strokes import read_split
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules.mdn import sample_point
 from hyperfairseq.render import render
 

@@ -29,10 +29,10 @@ if HERE not in sys.path:
 if importlib.util.find_spec("hyperfairseq") is None:  # not installed: use this checkout
     sys.path.insert(0, REPO)
 
+import hyper_resnet_engine as E  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-import hyper_resnet_engine as E  # noqa: E402
 from hyperfairseq.vision import ARCHITECTURES, UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import DatasetError, ImageSet, load_split, split_train_val  # noqa: E402
 

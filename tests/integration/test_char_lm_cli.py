@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, SMALL_LM, TRAIN_FLAGS, USER_DIR, CLI_ENV, run_cli
+from conftest import CLI_ENV, REPO, SMALL_LM, TRAIN_FLAGS, USER_DIR, run_cli
 
 from hyperfairseq import params
 

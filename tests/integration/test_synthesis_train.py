@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import USER_DIR, require_data, run_cli
+
 from hyperfairseq.data import hershey
 from hyperfairseq.sample_handwriting import main as sample_main
 from hyperfairseq.synthesis_eval import main as eval_main

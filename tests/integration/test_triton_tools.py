@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import CLI_ENV, REPO
 
 GATE = REPO / "benchmarks" / "triton_aot_gate.py"

@@ -11,6 +11,7 @@ its CPU `replay` mode as well as eagerly (`path` fixture).
 
 import pytest
 import torch
+from test_hyperlstm import perturbed
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, workspace
 from hyperfairseq.modules import hyperlstm as ref_module
@@ -18,7 +19,6 @@ from hyperfairseq.modules.fused_layer import fused_layer
 from hyperfairseq.modules.fused_loops import KERNEL_MAX_NZ
 from hyperfairseq.modules.hyperlstm import run_layer
 from hyperfairseq.modules.state import CellState
-from test_hyperlstm import perturbed
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
 # (kernels, runner): the C++ kernels eagerly and through the CUDA-graph plan logic (its CPU `replay` mode, an

@@ -6,7 +6,10 @@ import torch
 
 from hyperfairseq.criterions.mdn import line_nll
 from hyperfairseq.models.hyperlstm_synthesis import (
-    EXACT_PARAMS, HyperLSTMSynthesisConfig, HyperLSTMSynthesisModel, SynthesisDecoder,
+    EXACT_PARAMS,
+    HyperLSTMSynthesisConfig,
+    HyperLSTMSynthesisModel,
+    SynthesisDecoder,
 )
 from hyperfairseq.modules.mdn import point_log_prob, split_outputs
 
