@@ -33,7 +33,10 @@ setup(
         "vision": ["torchvision", "Pillow", "tqdm", "matplotlib"],
         "handwriting": ["matplotlib", "scipy", "dtaidistance"],  # dtaidistance: synthesis legibility (DTW)
         "plots": ["matplotlib"],
-        "dev": ["pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff", "dtaidistance"],
+        "dev": [
+            "pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff",
+            "dtaidistance",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -41,7 +41,9 @@ def load_sources(data: str, src: str, tgt: str, count: int):
             d.add_symbol(f"w{i}")
         g = torch.Generator().manual_seed(0)
         lengths = torch.randint(10, 50, (count,), generator=g)
-        sources = [torch.cat([torch.randint(4, len(d), (int(n),), generator=g), torch.tensor([d.eos()])]) for n in lengths]
+        sources = [
+            torch.cat([torch.randint(4, len(d), (int(n),), generator=g), torch.tensor([d.eos()])]) for n in lengths
+        ]
         return d, d, sources
 
     src_dict = Dictionary.load(os.path.join(data, f"dict.{src}.txt"))

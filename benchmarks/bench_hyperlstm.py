@@ -1,10 +1,11 @@
-"""Forward+backward speed, saved-for-backward bytes and one-step latency of the HyperLSTM fast path.
+r"""Forward+backward speed, saved-for-backward bytes and one-step latency of the HyperLSTM fast path.
 
 Every variant runs side by side in one process, interleaved repeat by repeat; the figures are medians
 and the ratios are taken against nn.LSTM of the same hidden size and input (paper-spec §7 of
 fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 
-    python benchmarks/bench_hyperlstm.py --device cpu --threads 1 --clock process --json docs/runs/bench_hyperlstm_cpu.json
+    python benchmarks/bench_hyperlstm.py --device cpu --threads 1 --clock process \
+        --json docs/runs/bench_hyperlstm_cpu.json
     python benchmarks/bench_hyperlstm.py --device cuda --dtype bfloat16 --json out.json
 """
 
@@ -258,7 +259,8 @@ def main(argv=None):
     parser.add_argument("--no-tf32", action="store_true", help="CUDA: full fp32 matmuls (default TF32)")
     parser.add_argument("--clock", default="wall", choices=["wall", "process"],
                         help="process: CPU time of this process (use with --threads 1 on a shared CPU)")
-    parser.add_argument("--micro-only", action="store_true", help="only the per-step GEMM and launch-floor micro timings")
+    parser.add_argument("--micro-only", action="store_true",
+                        help="only the per-step GEMM and launch-floor micro timings")
     parser.add_argument("--no-one-step", action="store_true", help="skip the one-step latency")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)

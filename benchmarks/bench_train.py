@@ -63,7 +63,9 @@ def measure(args, env):
     u1, u2 = map(int, args.updates.split(","))
     tokens = (u2 - u1) * args.batch_size * args.tokens_per_sample
     names = [n for n in CONFIGS if n in args.configs.split(",")]
-    rows = {f"{n} [{p}]": {"config": n, "precision": p, "seconds": []} for p in args.precisions.split(",") for n in names}
+    rows = {
+        f"{n} [{p}]": {"config": n, "precision": p, "seconds": []} for p in args.precisions.split(",") for n in names
+    }
     for _ in range(args.repeats):
         for row in rows.values():
             flags = CONFIGS[row["config"]]

@@ -111,7 +111,8 @@ def main(argv=None) -> int:
         try:
             row = check_case(name, shape, layer, dtype, dropout, padded, device)
         except Exception as err:  # record and go on: one broken case must not hide the others
-            row = {"case": name, "layer": layer, "dtype": str(dtype), "ok": False, "error": f"{type(err).__name__}: {err}"}
+            row = {"case": name, "layer": layer, "dtype": str(dtype), "ok": False,
+                   "error": f"{type(err).__name__}: {err}"}
         results.append(row)
         print(json.dumps(row), flush=True)
     failed = [r for r in results if not r["ok"]]

@@ -30,7 +30,8 @@ def to_svg(strokes: Sequence[np.ndarray], path: str, stroke_width: Optional[floa
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size[0]:.3f} {size[1]:.3f}" '
-        f'width="{min(1000.0, 1000.0 * size[0] / max(size)):.0f}" height="{min(1000.0, 1000.0 * size[1] / max(size)):.0f}">',
+        f'width="{min(1000.0, 1000.0 * size[0] / max(size)):.0f}" '
+        f'height="{min(1000.0, 1000.0 * size[1] / max(size)):.0f}">',
         f"<title>{title}</title>" if title else "",
         '<rect width="100%" height="100%" fill="white"/>',
     ]

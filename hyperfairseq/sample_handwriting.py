@@ -27,8 +27,8 @@ import torch
 from hyperfairseq import synthesize
 from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
-from hyperfairseq.errors import InputError
 from hyperfairseq.data.strokes import read_split
+from hyperfairseq.errors import InputError
 from hyperfairseq.modules.mdn import sample_point
 from hyperfairseq.render import render
 
@@ -71,7 +71,9 @@ def load_model(path: str, cpu: bool = True):
     """(model, task) from a checkpoint written by fairseq-train with --task handwriting (read weights_only)."""
     model, _cfg, task = load_model_and_task(path)
     if not hasattr(getattr(model, "decoder", None), "norm_mean"):
-        raise InputError(f"{path}: not a handwriting checkpoint (a {type(model).__name__}; train with --task handwriting)")
+        raise InputError(
+            f"{path}: not a handwriting checkpoint (a {type(model).__name__}; train with --task handwriting)"
+        )
     return (model if cpu or not torch.cuda.is_available() else model.cuda()), task
 
 
@@ -83,7 +85,8 @@ def denormalise(rows: torch.Tensor, model) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.sample_handwriting", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.sample_handwriting",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--path", required=True, help="checkpoint, e.g. checkpoints/checkpoint_best.pt")
     parser.add_argument("--out", required=True, help="output folder for SVG, PNG and samples.npz")
     parser.add_argument("-n", "--num-samples", type=int, default=8)
@@ -123,7 +126,8 @@ def main(argv=None) -> int:
     pen = denormalise(rows, model).cpu().numpy()
     os.makedirs(args.out, exist_ok=True)
     for i, line in enumerate(pen):
-        render(line, os.path.join(args.out, f"sample_{i:02d}"), title=f"sample {i} (T={args.temperature}, b={args.bias})")
+        render(line, os.path.join(args.out, f"sample_{i:02d}"),
+               title=f"sample {i} (T={args.temperature}, b={args.bias})")
     np.savez(os.path.join(args.out, "samples.npz"), rows=pen, rows_normalised=gen.rows.cpu().numpy(),
              prime_rows=np.zeros((0, 3)) if prime is None else prime.numpy())
     with open(os.path.join(args.out, "samples.json"), "w") as f:
@@ -146,7 +150,8 @@ def _prime(args) -> Optional[torch.Tensor]:
         return None
     rows, index = read_split(args.prime_data, args.prime_split)
     if not 0 <= args.prime_line < len(index) - 1:
-        raise IndexError(f"--prime-line {args.prime_line} outside the {len(index) - 1} lines of {args.prime_data}/{args.prime_split}")
+        raise IndexError(f"--prime-line {args.prime_line} outside the {len(index) - 1} lines of "
+                         f"{args.prime_data}/{args.prime_split}")
     return torch.from_numpy(np.array(rows[index[args.prime_line] : index[args.prime_line + 1]], dtype=np.float32))
 
 

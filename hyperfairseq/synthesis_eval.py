@@ -167,7 +167,10 @@ def main(argv=None) -> int:
     start = time.time()
     try:
         model = load(args.path)
-        result = alignment(model, args.data, args.split) if args.command == "alignment" else legibility(model, args.data, args.split, args)
+        if args.command == "alignment":
+            result = alignment(model, args.data, args.split)
+        else:
+            result = legibility(model, args.data, args.split, args)
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

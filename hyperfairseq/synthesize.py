@@ -139,11 +139,14 @@ def prime_line(args, model):
     rows, index = read_split(args.prime_data, args.prime_split)
     texts = read_texts(args.prime_data, args.prime_split)
     if not 0 <= args.prime_line < len(index) - 1:
-        raise IndexError(f"--prime-line {args.prime_line} outside the {len(index) - 1} lines of {args.prime_data}/{args.prime_split}")
+        raise IndexError(f"--prime-line {args.prime_line} outside the {len(index) - 1} lines of "
+                         f"{args.prime_data}/{args.prime_split}")
     text = texts[args.prime_line]
     unknown = sorted(set(text) - set(model.alphabet))
     if unknown:
-        raise ValueError(f"the prime's transcript {text!r} has characters outside the model's alphabet: {''.join(unknown)!r}")
+        raise ValueError(
+            f"the prime's transcript {text!r} has characters outside the model's alphabet: {''.join(unknown)!r}"
+        )
     return torch.from_numpy(np.array(rows[index[args.prime_line] : index[args.prime_line + 1]], dtype=np.float32)), text
 
 
@@ -170,7 +173,8 @@ def run(args, model, denormalise) -> int:
                          os.path.join(args.out, f"alignment_{i:02d}.png"), title=text)
         print(f"sample {i}: {int(out.lengths[i])} rows; stopped by {out.stopped_by[i]}")
     np.savez(os.path.join(args.out, "samples.npz"), rows=pen, rows_normalised=out.rows.cpu().numpy(),
-             lengths=out.lengths.numpy(), phi=out.phi.cpu().numpy(), prime_rows=np.zeros((0, 3)) if prime is None else prime.numpy())
+             lengths=out.lengths.numpy(), phi=out.phi.cpu().numpy(),
+             prime_rows=np.zeros((0, 3)) if prime is None else prime.numpy())
     with open(os.path.join(args.out, "samples.json"), "w") as f:
         json.dump(dict(vars(args), characters=out.chars[0], stopped_by=out.stopped_by, step_limit=limit), f, indent=2)
     print(f"wrote {len(pen)} samples of {text!r} to {args.out}")

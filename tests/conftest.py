@@ -58,7 +58,8 @@ def preprocess_char_text(text_dir: Path, dest: Path, splits=("train", "valid")) 
     prefixes = []
     for split in splits:
         prefixes += [f"--{'train' if split == 'train' else split}pref", text_dir / f"{split}.txt"]
-    run_cli("fairseq_cli.preprocess", "--only-source", *prefixes, "--destdir", dest, "--padding-factor", 1, "--workers", 1)
+    run_cli("fairseq_cli.preprocess", "--only-source", *prefixes, "--destdir", dest, "--padding-factor", 1,
+            "--workers", 1)
     return dest
 
 

@@ -38,7 +38,9 @@ class Schedule(NamedTuple):
         try:
             points = tuple((int(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
         except ValueError:
-            raise ValueError(f"--lr-schedule {text!r}; expected STEP:LR[,STEP:LR...], e.g. 28000:0.1,56000:0.02") from None
+            raise ValueError(
+                f"--lr-schedule {text!r}; expected STEP:LR[,STEP:LR...], e.g. 28000:0.1,56000:0.02"
+            ) from None
         if not points or any(b[0] <= a[0] for a, b in zip(points, points[1:])):
             raise ValueError(f"--lr-schedule {text!r}; expected increasing step thresholds")
         return cls(points)

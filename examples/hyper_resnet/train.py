@@ -29,10 +29,10 @@ if HERE not in sys.path:
 if importlib.util.find_spec("hyperfairseq") is None:  # not installed: use this checkout
     sys.path.insert(0, REPO)
 
+import hyper_resnet_engine as E  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-import hyper_resnet_engine as E  # noqa: E402
 from hyperfairseq.vision import ARCHITECTURES, UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import DatasetError, ImageSet, load_split, split_train_val  # noqa: E402
 
@@ -86,20 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Static hypernetworks for convnets (HyperNetworks, Tables 2 and 7)")
     p.add_argument("--arch", help=f"one of {', '.join(ARCHITECTURES)}")
     p.add_argument("--dataset", choices=sorted(DATASET_DEFAULTS))
-    p.add_argument("--data", help="cifar10: folder holding cifar-10-batches-py/; mnist, fashion_mnist: folder of IDX files")
+    p.add_argument("--data",
+                   help="cifar10: folder holding cifar-10-batches-py/; mnist, fashion_mnist: folder of IDX files")
     p.add_argument("--download", action="store_true", help="fetch CIFAR-10 with torchvision first (needs network)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--count-params", action="store_true", help="print parameter counts beside the paper's and exit")
-    mode.add_argument("--eval", action="store_true", help="evaluate --resume CHECKPOINT on the validation and test splits")
+    mode.add_argument("--eval", action="store_true",
+                      help="evaluate --resume CHECKPOINT on the validation and test splits")
     p.add_argument("--resume", help="checkpoint to continue training from (or to evaluate with --eval)")
     p.add_argument("--save-dir", help="checkpoint folder (default runs/<arch>-<dataset>)")
-    p.add_argument("--save-interval", type=at_least(0), default=1000, help="checkpoint every N steps (0: only at the end)")
-    p.add_argument("--max-steps", type=at_least(0), help="stop after this many updates (default: end of the lr schedule)")
+    p.add_argument("--save-interval", type=at_least(0), default=1000,
+                   help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--max-steps", type=at_least(0),
+                   help="stop after this many updates (default: end of the lr schedule)")
     p.add_argument("--batch-size", type=at_least(1), help="global batch (default 128 CIFAR, 1000 MNIST)")
     p.add_argument("--lr-schedule", help="STEP:LR,... lr while step < STEP (default Table 8 / Table 9 / 1e-3)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="default: sgd (Nesterov) for wrn_*, adam otherwise")
     p.add_argument("--momentum", type=unit_interval, help="Nesterov momentum (default 0.9, C5)")
-    p.add_argument("--weight-decay", type=non_negative_float, help="L2 coefficient on (generated) kernels (default 5e-4, C3; 5e-6 fits hyper WRNs better with Adam, see README)")
+    p.add_argument("--weight-decay", type=non_negative_float,
+                   help="L2 coefficient on (generated) kernels "
+                   "(default 5e-4, C3; 5e-6 fits hyper WRNs better with Adam, see README)")
     p.add_argument("--val-fraction", type=unit_interval, help="held-out validation fraction of the training file")
     p.add_argument("--train-size", type=at_least(1), help="use only the first N training images (smoke runs)")
     p.add_argument("--test-size", type=at_least(1), help="evaluate on only the first N test images")
@@ -231,7 +237,8 @@ def save_checkpoint(path: str, model, optimizer, step: int, args, stats, best: D
 
 def load_checkpoint(path: str) -> Dict:
     if not os.path.isfile(path):
-        raise UsageError(f"--resume {path}: {'is a folder, not a checkpoint' if os.path.isdir(path) else 'file not found'}")
+        problem = "is a folder, not a checkpoint" if os.path.isdir(path) else "file not found"
+        raise UsageError(f"--resume {path}: {problem}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a damaged or foreign file
@@ -325,7 +332,9 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     if ckpt is not None:
         restore_model(model, ckpt, args.resume)
         if ckpt["optimizer"] is None:
-            raise UsageError(f"--resume {args.resume} is an exported network without optimizer state; use it with --eval")
+            raise UsageError(
+                f"--resume {args.resume} is an exported network without optimizer state; use it with --eval"
+            )
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt["best"]
     max_steps = args.max_steps if args.max_steps is not None else schedule.last_step
@@ -447,7 +456,8 @@ def evaluate_checkpoint(args: argparse.Namespace) -> int:
     check_arch(args, ckpt, args.resume)
     settings = ckpt["settings"]
     args.arch = ckpt["arch"]
-    if args.dataset is not None and DATASET_DEFAULTS[args.dataset]["channels"] != DATASET_DEFAULTS[ckpt["dataset"]]["channels"]:
+    if (args.dataset is not None
+            and DATASET_DEFAULTS[args.dataset]["channels"] != DATASET_DEFAULTS[ckpt["dataset"]]["channels"]):
         raise UsageError(f"--dataset {args.dataset} has other image channels than the checkpoint's {ckpt['dataset']}")
     args.dataset = args.dataset or ckpt["dataset"]
     settings = {**LEGACY_SETTINGS, **settings}

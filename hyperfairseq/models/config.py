@@ -74,7 +74,10 @@ CELL_RULES = (
 
 
 def check_config(cfg, rules: Sequence[Rule]) -> None:
-    """Raise InputError (a ValueError) for the first value that breaks a rule: "--n-z must be a positive integer; got 0"."""
+    """Raise InputError (a ValueError) for the first value that breaks a rule.
+
+    E.g. "--n-z must be a positive integer; got 0".
+    """
     for rule in rules:
         if not rule.applies(cfg):
             continue

@@ -126,7 +126,8 @@ class SynthesisDecoder(nn.Module):
         h = F.dropout(torch.cat(hs, -1), self.dropout_out, self.training)  # H5
         mixture = split_outputs(self.output_projection(h.transpose(0, 1)), self.num_mixtures, bias)
         new_state = SynthesisState(tuple(finals), window.kappa[-1], window.w[-1])
-        return SynthesisOutput(mixture, new_state, None, WindowTrace(window.phi.transpose(0, 1), window.kappa.transpose(0, 1)))
+        trace = WindowTrace(window.phi.transpose(0, 1), window.kappa.transpose(0, 1))
+        return SynthesisOutput(mixture, new_state, None, trace)
 
     def first_layer(self, x: Tensor, c: Tensor, lengths: Optional[Tensor], state: SynthesisState):
         """Step layer 1 and the window: h¹_t from [x_t, w_{t−1}], then w_t from h¹_t (Eq. 46–51).
@@ -136,13 +137,18 @@ class SynthesisDecoder(nn.Module):
         """
         steps = x.shape[0]
         rnn_state, kappa, w = state.layers[0], state.kappa, state.w
-        keep = None if lengths is None else (torch.arange(steps, device=x.device)[:, None] < lengths.to(x.device))[..., None]
+        keep = (
+            None if lengths is None
+            else (torch.arange(steps, device=x.device)[:, None] < lengths.to(x.device))[..., None]
+        )
         hs, trace = [], []
         for t in range(steps):
             h, new = self.layers[0].step(torch.cat([x[t], w], -1), rnn_state)  # Graves: h¹ reads w_{t−1}
             step = self.window(h, kappa, c)  # Eq. 46-51 from h¹_t
             if keep is not None:
-                new = HyperLSTMState(*(None if n is None else torch.where(keep[t], n, o) for n, o in zip(new, rnn_state)))
+                new = HyperLSTMState(
+                    *(None if n is None else torch.where(keep[t], n, o) for n, o in zip(new, rnn_state))
+                )
                 step = WindowStep(torch.where(keep[t], step.kappa, kappa), torch.where(keep[t], step.w, w), step.phi)
                 h = h * keep[t]
             rnn_state, kappa, w = new, step.kappa, step.w
@@ -186,7 +192,9 @@ class HyperLSTMSynthesisModel(ChecksCheckpointFit, BaseFairseqModel):
         check_config(cfg, RULES)
         return SynthesisDecoder(cfg, num_symbols)
 
-    def forward(self, strokes, chars, lengths=None, char_lengths=None, state=None, bias=0.0, **unused) -> SynthesisOutput:
+    def forward(
+        self, strokes, chars, lengths=None, char_lengths=None, state=None, bias=0.0, **unused
+    ) -> SynthesisOutput:
         return self.decoder(strokes, chars, lengths, state, bias)
 
     def max_positions(self):

@@ -28,7 +28,9 @@ class AdditiveAttention(nn.Module):
         """(S, B, N_k) -> (S, B, A): W_k k_j + b for every source position, once per batch."""
         return self.key_proj(keys)
 
-    def forward(self, query: Tensor, projected_keys: Tensor, values: Tensor, padding_mask: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self, query: Tensor, projected_keys: Tensor, values: Tensor, padding_mask: Tensor
+    ) -> Tuple[Tensor, Tensor]:
         scores = torch.tanh(projected_keys + self.query_proj(query).unsqueeze(0)) @ self.v  # (S, B)
         scores = scores.masked_fill(padding_mask, float("-inf"))
         weights = F.softmax(scores, dim=0)

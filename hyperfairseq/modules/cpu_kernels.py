@@ -73,7 +73,8 @@ def ops() -> Optional[object]:
                 try:
                     _build()
                 except Exception as err:  # a missing compiler, ninja or header: fall back, say why once
-                    _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+                    message = str(err).strip()
+                    _state["error"] = f"{type(err).__name__}: {message.splitlines()[-1] if message else ''}"
                     warnings.warn(f"hyperfairseq: fused CPU kernels unavailable ({_state['error']}); "
                                   f"HyperLSTM runs its (slower) reference path on CPU. Set {ENV}=0 to silence this.")
                 _state["tried"] = True

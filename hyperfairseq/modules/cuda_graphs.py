@@ -24,8 +24,20 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .fused_loops import (LayerShape, LayerTensors, backward_loop, for_backward, forward_loop, new_grad_buffers,
-                          new_scratch, new_trace, prepare, prepare_backward, shape_of, weight_grads)
+from .fused_loops import (
+    LayerShape,
+    LayerTensors,
+    backward_loop,
+    for_backward,
+    forward_loop,
+    new_grad_buffers,
+    new_scratch,
+    new_trace,
+    prepare,
+    prepare_backward,
+    shape_of,
+    weight_grads,
+)
 from .kernels import Kernels
 from .workspace import WORKSPACE
 

@@ -29,8 +29,17 @@ from torch import Tensor, nn
 
 from .fused_layer import fast_path_applies, fused_layer
 from .init import d_projection_, orthogonal_gates_, z_projection_
-from .state import (CellState, HyperLSTMInternals, HyperLSTMState, StepInternals, layer_state, stack_internals,
-                    stack_states, stack_steps, where_state)
+from .state import (
+    CellState,
+    HyperLSTMState,
+    StepInternals,
+    layer_state,
+    stack_internals,
+    stack_states,
+    stack_steps,
+    where_state,
+)
+from .state import HyperLSTMInternals as HyperLSTMInternals  # re-export: hyperfairseq.analysis imports it from here
 
 NUM_GATES = 4
 GATES = ("i", "f", "g", "o")  # storage order of the 4·N_h rows, as nn.LSTM

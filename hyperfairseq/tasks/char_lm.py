@@ -75,7 +75,9 @@ class CharLMTask(FairseqTask):
                 "number of parallel streams and --tokens-per-sample the segment length"
             )
         if cfg.batch_size is None or cfg.batch_size < 1:
-            raise InputError(f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}")
+            raise InputError(
+                f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}"
+            )
         if cfg.tokens_per_sample < 1:
             raise InputError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
         if not cfg.data:

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 class HandwritingConfig(FairseqDataclass):
     data: str = field(default="", metadata={"help": "prepared stroke dataset (meta.json, <split>.strokes.npy)"})
     scale_augment: float = field(
-        default=0.1, metadata={"help": "training scale augmentation: factor per axis uniform in [1-s, 1+s] (H3; paper 0.1)"}
+        default=0.1,
+        metadata={"help": "training scale augmentation: factor per axis uniform in [1-s, 1+s] (H3; paper 0.1)"},
     )
     seed: int = II("common.seed")
 

@@ -41,7 +41,9 @@ def _convnet(use_hyper: bool) -> Callable[..., VisionNet]:
                         image_size=image_size, **kwargs)
         name = "hyper_convnet" if use_hyper else "convnet"
         layer = sum(p.numel() for p in model.kernel_source.parameters())
-        assert layer == TABLE7_CONV2_PARAMS[name], f"{name}: conv2 has {layer} parameters, Table 7 says {TABLE7_CONV2_PARAMS[name]}"
+        assert layer == TABLE7_CONV2_PARAMS[name], (
+            f"{name}: conv2 has {layer} parameters, Table 7 says {TABLE7_CONV2_PARAMS[name]}"
+        )
         return model
     return build
 

@@ -62,7 +62,10 @@ class VisionNet(nn.Module):
     def decayed_weights(self, kernels: List[Tensor]) -> List[Tensor]:
         """Tensors under L2 (C3): the main network's kernels -- generated ones for hyper models,
         never the embeddings or generator -- plus the other conv and linear weights."""
-        others = [p for n, p in self.named_parameters() if self._category(n) in ("stem", "shortcuts", "classifier") and n.endswith("weight")]
+        others = [
+            p for n, p in self.named_parameters()
+            if self._category(n) in ("stem", "shortcuts", "classifier") and n.endswith("weight")
+        ]
         return list(kernels) + others
 
     def _category(self, name: str) -> str:

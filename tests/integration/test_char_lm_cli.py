@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, SMALL_LM, TRAIN_FLAGS, USER_DIR, CLI_ENV, run_cli
+from conftest import CLI_ENV, REPO, SMALL_LM, TRAIN_FLAGS, USER_DIR, run_cli
 
 from hyperfairseq import params
 
@@ -28,7 +28,7 @@ def eval_lm_bits(data, checkpoint, *extra) -> float:
         "fairseq_cli.eval_lm", data, "--user-dir", USER_DIR, "--path", checkpoint, "--cpu",
         "--tokens-per-sample", 100, "--batch-size", 16, "--gen-subset", "valid", *extra,
     )
-    line = [l for l in proc.stderr.splitlines() + proc.stdout.splitlines() if "Loss (base 2)" in l][-1]
+    line = [row for row in proc.stderr.splitlines() + proc.stdout.splitlines() if "Loss (base 2)" in row][-1]
     return float(line.split("Loss (base 2):")[1].split(",")[0])
 
 
@@ -66,13 +66,16 @@ def test_parameter_counts_equal_the_papers(arch, vocab, expected, capsys):
     assert params.main(["--arch", arch, "--vocab", str(vocab)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == f"total: {expected}"
-    paper = float(next(l for l in lines if l.startswith("paper:")).split()[1])
+    paper = float(next(line for line in lines if line.startswith("paper:")).split()[1])
     assert round(expected / 1e6, 2) == paper
 
 
 def test_parameter_counts_of_the_two_unexplained_rows_are_reported_not_hidden(capsys):
     # R16: 5.06 M and 18.78 M are printed by the paper; the formula gives 5,085,170 and 18,727,749.
-    for arch, vocab, ours in (("ln_hyperlstm_lm_ptb_large_emb", 50, 5_085_170), ("ln_hyperlstm_lm_enwik8", 205, 18_727_749)):
+    for arch, vocab, ours in (
+        ("ln_hyperlstm_lm_ptb_large_emb", 50, 5_085_170),
+        ("ln_hyperlstm_lm_enwik8", 205, 18_727_749),
+    ):
         params.main(["--arch", arch, "--vocab", str(vocab)])
         assert capsys.readouterr().out.splitlines()[-1] == f"total: {ours}"
 
@@ -89,7 +92,7 @@ def test_params_cli_runs_as_a_module_and_rejects_unknown_arch():
 
 
 def last_line(proc) -> str:
-    return [l for l in proc.stderr.splitlines() if l.strip()][-1]
+    return [line for line in proc.stderr.splitlines() if line.strip()][-1]
 
 
 def test_unknown_architecture_and_bad_option_values_are_named(ptb_slice_bin, tmp_path):
@@ -99,7 +102,8 @@ def test_unknown_architecture_and_bad_option_values_are_named(ptb_slice_bin, tmp
     assert proc.returncode != 0 and "invalid choice: 'hyperlstm_lm_bogus'" in proc.stderr
     proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_ptb", *SMALL_LM[:4], "--n-z", 0, check=False)
     assert proc.returncode != 0 and "--n-z must be a positive integer; got 0" in last_line(proc)
-    proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_ptb", "--recurrent-dropout", 0.9 * 10, check=False)
+    proc = run_cli("fairseq_cli.train", *common, "--arch", "hyperlstm_lm_ptb", "--recurrent-dropout", 0.9 * 10,
+                   check=False)
     assert proc.returncode != 0 and "--recurrent-dropout is a drop probability" in last_line(proc)
     assert not (tmp_path / "ck" / "checkpoint_last.pt").exists()
 
@@ -162,5 +166,9 @@ def test_train_log_is_json_with_falling_loss(ptb_slice_bin, tmp_path):
         "--arch", "lstm_lm_ptb_1000", *SMALL_LM[:2], *TRAIN_FLAGS, "--max-update", 30, "--save-dir", tmp_path,
         "--disable-validation", "--log-file", log, "--no-save",
     )
-    losses = [json.loads(l[l.index("{"):])["loss"] for l in log.read_text().splitlines() if '"loss"' in l and "{" in l]
+    losses = [
+        json.loads(line[line.index("{"):])["loss"]
+        for line in log.read_text().splitlines()
+        if '"loss"' in line and "{" in line
+    ]
     assert len(losses) >= 3 and float(losses[-1]) < float(losses[0]) - 0.5

@@ -25,11 +25,13 @@ TINY_LM = ["--arch", "ln_hyperlstm_lm_ptb", "--decoder-hidden-size", 48, "--hype
 
 
 def train_streams(data, save, *extra):
-    return run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", save, *extra)
+    return run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", save,
+                   *extra)
 
 
 def model_params(checkpoint):
-    state = checkpoint_files.safe_load(str(checkpoint), str(checkpoint))  # weights_only; fairseq's sgd stores a Namespace
+    # weights_only; fairseq's sgd stores a Namespace
+    state = checkpoint_files.safe_load(str(checkpoint), str(checkpoint))
     return {k: v for k, v in state["model"].items() if not k.endswith("_extra_state")}
 
 
@@ -45,7 +47,9 @@ def test_split_stream_through_the_task_iterator_equals_the_whole_stream(trained_
 
     from hyperfairseq.tasks.char_lm import CharLMConfig, CharLMTask
 
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(trained_lm)], arg_overrides={"data": str(ptb_slice_bin)})
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(trained_lm)], arg_overrides={"data": str(ptb_slice_bin)}
+    )
     model = models[0].double().eval()
     totals = {}
     for segment in (7, 10_000):
@@ -69,7 +73,8 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_
     train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 4)
     resumed = train_streams(ptb_slice_bin, tmp_path / "split", *flags, "--max-update", 8)
     assert "loaded checkpoint" in (resumed.stderr + resumed.stdout).lower()
-    whole, split = model_params(tmp_path / "whole/checkpoint_last.pt"), model_params(tmp_path / "split/checkpoint_last.pt")
+    whole = model_params(tmp_path / "whole/checkpoint_last.pt")
+    split = model_params(tmp_path / "split/checkpoint_last.pt")
     for name in whole:
         assert torch.equal(split[name], whole[name]), name  # same process, same sums: bit-identical
 
@@ -89,7 +94,8 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(ptb_slice_bin, tmp_path
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=600)[0]
-    stopped = checkpoint_files.safe_load(str(cut / "checkpoint_last.pt"), "last")["optimizer_history"][-1]["num_updates"]
+    last = checkpoint_files.safe_load(str(cut / "checkpoint_last.pt"), "last")
+    stopped = last["optimizer_history"][-1]["num_updates"]
     assert proc.returncode == 128 + signal.SIGTERM and f"stopped by SIGTERM after update {stopped}; saved" in out
     train_streams(ptb_slice_bin, cut, *flags, "--max-update", stopped + 3)
     train_streams(ptb_slice_bin, tmp_path / "whole", *flags, "--max-update", stopped + 3)
@@ -133,7 +139,8 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(
     outputs = [p.communicate(timeout=1200)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
     assert "bsz=8" in outputs[0] or "bsz 8" in outputs[0]
-    single, ddp = model_params(tmp_path / "single/checkpoint_last.pt"), model_params(tmp_path / "ddp/checkpoint_last.pt")
+    single = model_params(tmp_path / "single/checkpoint_last.pt")
+    ddp = model_params(tmp_path / "ddp/checkpoint_last.pt")
     for name in single:
         assert single[name].dtype == torch.float64, name
         torch.testing.assert_close(ddp[name], single[name], rtol=0, atol=1e-9, msg=name)
@@ -149,7 +156,8 @@ def test_sampling_is_reproducible_under_a_seed_and_scoring_matches_eval(trained_
     c = lm.sample("the company", length=80, temperature=0.8, seed=4)
     assert a == b and a != c and a.startswith("the company")
     assert len(a) == len("the company") + 80
-    text = "\n".join(l.replace(" ", "").replace("_", " ") for l in (ptb_slice_text / "valid.txt").read_text().splitlines()[:20])
+    valid_lines = (ptb_slice_text / "valid.txt").read_text().splitlines()[:20]
+    text = "\n".join(line.replace(" ", "").replace("_", " ") for line in valid_lines)
     assert 1.0 < lm.score(text) < 4.3
     proc = run_cli("hyperfairseq.sample", "--path", trained_lm, "--data", ptb_slice_bin, "--prefix", "the company",
                    "--length", 80, "--temperature", 0.8, "--seed", 3)
@@ -181,7 +189,8 @@ def test_byte_corpus_round_trip_and_a_smoke_step_of_the_enwik8_architecture(ptb_
 
 
 def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path):
-    base = [ptb_slice_bin, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", tmp_path / "ck", "--max-update", 1]
+    base = [ptb_slice_bin, "--user-dir", USER_DIR, *STREAM_FLAGS, *TINY_LM, "--save-dir", tmp_path / "ck",
+            "--max-update", 1]
     proc = run_cli("fairseq_cli.train", *base, "--max-tokens", 800, check=False)
     assert proc.returncode != 0 and "does not take --max-tokens (got 800)" in proc.stderr
     empty = tmp_path / "empty.bin"
@@ -192,7 +201,8 @@ def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path)
     (tmp_path / "o.txt").write_bytes(b"some other text with another alphabet\n" * 200)
     run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", tmp_path / "o.txt", "--out", other)
     proc = run_cli("fairseq_cli.eval_lm", other, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
-                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid", check=False)
+                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid",
+                   check=False)
     assert proc.returncode != 0
     assert "shape differs" in proc.stderr and "decoder.output_projection.weight: checkpoint" in proc.stderr
     # same size, other order: a dictionary mismatch that shapes cannot reveal
@@ -203,7 +213,8 @@ def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path)
     run_cli("fairseq_cli.preprocess", "--only-source", "--srcdict", tmp_path / "swapped.txt", "--validpref",
             ptb_slice_text / "valid.txt", "--destdir", swapped, "--workers", 1)
     proc = run_cli("fairseq_cli.eval_lm", swapped, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
-                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid", check=False)
+                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--gen-subset", "valid",
+                   check=False)
     assert proc.returncode != 0 and "trained with another dictionary" in proc.stderr
 
 

@@ -40,7 +40,8 @@ def test_parameter_count_equals_the_papers(arch, capsys):
     total = int(out.split("total: ")[1].split()[0])
     assert total == EXACT[arch] and round(total / 1e6, 2) == PAPER_M[arch]
     assert ARCHITECTURES[arch].row.exact == EXACT[arch]
-    assert "output: " + str(121 * (651 if "650" in arch else 401 if "400" in arch else 1001 if "1000" in arch else 901)) in out
+    hidden_plus_one = 651 if "650" in arch else 401 if "400" in arch else 1001 if "1000" in arch else 901
+    assert "output: " + str(121 * hidden_plus_one) in out
 
 
 def test_iam_ondb_prepare_train_and_evaluate_through_the_table5_script(tmp_path):
@@ -58,7 +59,9 @@ def test_iam_ondb_prepare_train_and_evaluate_through_the_table5_script(tmp_path)
     assert result["comparable_with_table5"] is True and result["smoke"] is True
     assert result["num_updates"] == 3 and result["paper_log_loss"] == -1162
     # the metric is per line: 2 validation lines of 9 points in all, so nats/line = 4.5 × nats/point
-    assert result["valid_log_loss_nats_per_line"] == pytest.approx(result["valid_loss_nats_per_point"] * 9 / 2, rel=0.02)
+    assert result["valid_log_loss_nats_per_line"] == pytest.approx(
+        result["valid_loss_nats_per_point"] * 9 / 2, rel=0.02
+    )
     bad = subprocess.run(["bash", str(REPO / "scripts" / "table5_iam_ondb.sh"), str(data), "--rows", "lstm_42"],
                          capture_output=True, text=True, env=ENV, cwd=tmp_path)
     assert bad.returncode != 0 and "unknown Table 5 row lstm_42" in bad.stderr

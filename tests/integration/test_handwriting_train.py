@@ -50,7 +50,8 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("handwriting")
     data, ckpt = tmp / "kanjivg", tmp / "ckpt"
     assert kanjivg.main(["prepare", "--out", str(data), "--pkgs", os.path.dirname(wheel), "--max-chars", "160",
-                         "--chars-per-line", "2", "--points-per-curve", "3", "--min-length", "40", "--valid-every", "8"]) == 0
+                         "--chars-per-line", "2", "--points-per-curve", "3", "--min-length", "40",
+                         "--valid-every", "8"]) == 0
     run("fairseq_cli.train", data, "--user-dir", REPO / "hyperfairseq", "--task", "handwriting",
         "--arch", "hyperlstm_handwriting", *TINY, "--criterion", "mdn", "--optimizer", "adam", "--lr", "3e-3",
         "--clip-norm", "5.0", "--batch-size", "16", "--max-update", "30", "--cpu", "--num-workers", "0",

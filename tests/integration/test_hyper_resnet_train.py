@@ -160,7 +160,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
         return err
 
     assert "expected one of" in error_of(["--arch", "wrn_40_3", "--dataset", "mnist", "--data", data])
-    assert "train-images-idx3-ubyte" in error_of(small_run(tmp_path / "x")[:2] + ["--data", str(tmp_path), "--arch", "convnet"])
+    assert "train-images-idx3-ubyte" in error_of(
+        small_run(tmp_path / "x")[:2] + ["--data", str(tmp_path), "--arch", "convnet"]
+    )
     bad = tmp_path / "bad"
     bad.mkdir()
     for name in os.listdir(data):
@@ -189,6 +191,6 @@ def test_count_params_prints_ours_beside_the_paper(capsys):
     for arch, ours, paper in [("wrn_40_1", "563,930", "0.563 M"), ("hyper_wrn_40_1", "97,770", "0.097 M"),
                               ("wrn_40_2", "2,243,546", "2.236 M"), ("hyper_wrn_40_2", "155,626", "0.148 M"),
                               ("hyper_convnet", "4,240", "4,244")]:
-        line = next(l for l in out.splitlines() if l.startswith(arch + " "))
+        line = next(row for row in out.splitlines() if row.startswith(arch + " "))
         assert ours in line and paper in line
     assert "75,920" in out and "C2" in out

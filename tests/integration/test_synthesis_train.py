@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import USER_DIR, require_data, run_cli
+
 from hyperfairseq.data import hershey
 from hyperfairseq.sample_handwriting import main as sample_main
 from hyperfairseq.synthesis_eval import main as eval_main
@@ -25,7 +25,8 @@ TRAIN = ["--criterion", "mdn", "--optimizer", "adam", "--lr", "5e-3", "--clip-no
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     require_data("_pkgs/" + hershey.WHEEL_GLOB, "bash scripts/get_handwriting_data.sh data/_pkgs")
-    require_data("_pkgs/sword/usr/share/sword/modules/texts/ztext/engKJV2006eb/nt.bzz", "bash scripts/get_bible_data.sh")
+    require_data("_pkgs/sword/usr/share/sword/modules/texts/ztext/engKJV2006eb/nt.bzz",
+                 "bash scripts/get_bible_data.sh")
     out = tmp_path_factory.mktemp("synthesis") / "hershey"
     run_cli("hyperfairseq.data.hershey", "prepare", "--out", out, "--faces", "futural", "--max-chars", "8",
             "--train-lines", "400", "--valid-lines", "40", "--test-lines", "40")
@@ -43,14 +44,16 @@ def trained(data):
     run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--save-dir", root / "synth")
     run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--shuffle-transcripts",
             "--save-dir", root / "control")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting", "--arch", "hyperlstm_handwriting",
-            "--decoder-hidden-size", "8", "--hyper-hidden-size", "4", *TRAIN, "--max-update", "1", "--save-dir", root / "uncond")
-    return root / "synth" / "checkpoint_last.pt", root / "control" / "checkpoint_last.pt", root / "uncond" / "checkpoint_last.pt"
+    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting",
+            "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "8", "--hyper-hidden-size", "4", *TRAIN,
+            "--max-update", "1", "--save-dir", root / "uncond")
+    return (root / "synth" / "checkpoint_last.pt", root / "control" / "checkpoint_last.pt",
+            root / "uncond" / "checkpoint_last.pt")
 
 
 def valid_log_loss(data, ckpt, *flags) -> float:
-    proc = run_cli("fairseq_cli.validate", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis", "--path", ckpt,
-                   "--batch-size", "40", "--num-workers", "0", "--cpu", *flags)
+    proc = run_cli("fairseq_cli.validate", data, "--user-dir", USER_DIR, "--task", "handwriting_synthesis",
+                   "--path", ckpt, "--batch-size", "40", "--num-workers", "0", "--cpu", *flags)
     return float(re.findall(r"\| log_loss (-?[0-9.]+)", proc.stdout + proc.stderr)[-1])
 
 

@@ -123,8 +123,8 @@ def test_training_beats_copy_and_unigram_baselines(trained, bible_bin, bible_sli
     assert loss < unigram - 0.3, (loss, unigram)
 
     gen = cli("fairseq_cli.generate", bible_bin, "--user-dir", USER_DIR, "--path", trained, "--gen-subset", "test",
-              "--beam", 4, "--remove-bpe", "sentencepiece", "--scoring", "sacrebleu", "--batch-size", 50, "--cpu", *EVERY,
-              "--max-len-a", 1.5, "--max-len-b", 5)
+              "--beam", 4, "--remove-bpe", "sentencepiece", "--scoring", "sacrebleu", "--batch-size", 50, "--cpu",
+              *EVERY, "--max-len-a", 1.5, "--max-len-b", 5)
     refs = (bible_slice / "test.es").read_text(encoding="utf-8").splitlines()
     copy = (bible_slice / "test.en").read_text(encoding="utf-8").splitlines()
     copy_bleu = sacrebleu.corpus_bleu(copy, [refs]).score
@@ -139,9 +139,9 @@ def test_checkpoint_loads_weights_only_and_interactive_handles_empty_and_unknown
     assert ckpt["cfg"]["model"]["_name"] == "hyperlstm_mt_small" and ckpt["cfg"]["model"]["layer_norm"]
     lines = "In the beginning God created the heaven.\n\nQzxv Wkkq ☃ unto the Lord.\n"
     proc = subprocess.run(
-        [sys.executable, "-m", "fairseq_cli.interactive", str(bible_bin), "--user-dir", USER_DIR, "--path", str(trained),
-         "--beam", "4", "--nbest", "2", "--bpe", "sentencepiece", "--sentencepiece-model", str(bible_bin / "spm.model"),
-         "--cpu", "--source-lang", "en", "--target-lang", "es"],
+        [sys.executable, "-m", "fairseq_cli.interactive", str(bible_bin), "--user-dir", USER_DIR,
+         "--path", str(trained), "--beam", "4", "--nbest", "2", "--bpe", "sentencepiece",
+         "--sentencepiece-model", str(bible_bin / "spm.model"), "--cpu", "--source-lang", "en", "--target-lang", "es"],
         input=lines, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

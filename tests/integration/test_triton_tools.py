@@ -3,7 +3,8 @@
 The gate runs here on the corners of its matrix (`--configs ci`: bf16 storage, LN, mask and the heaviest d
 mode of every kernel and row width, with the table's tiles) with both Triton versions: the project's (3.8.0) and the GPU
 machine's (3.6.0, in `.venv-triton36`, which `.ci/run` creates; without it the test fails). The full matrix is the
-committed record docs/runs/triton_aot_gate.json, which must belong to the current kernels (their source hash) and hold every configuration, passed, for both versions.
+committed record docs/runs/triton_aot_gate.json, which must belong to the current kernels (their source hash) and
+hold every configuration, passed, for both versions.
 """
 
 import hashlib
@@ -13,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import CLI_ENV, REPO
 
 GATE = REPO / "benchmarks" / "triton_aot_gate.py"

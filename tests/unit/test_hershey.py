@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import require_data
 
 from hyperfairseq.data import hershey
 from hyperfairseq.data import strokes as S
 from hyperfairseq.data.synthesis_data import PAD, UNK, encode, read_texts
-from conftest import require_data
 
 FACES = ("scripts", "futural")
 

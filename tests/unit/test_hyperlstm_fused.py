@@ -11,6 +11,7 @@ its CPU `replay` mode as well as eagerly (`path` fixture).
 
 import pytest
 import torch
+from test_hyperlstm import perturbed
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, workspace
 from hyperfairseq.modules import hyperlstm as ref_module
@@ -18,7 +19,6 @@ from hyperfairseq.modules.fused_layer import fused_layer
 from hyperfairseq.modules.fused_loops import KERNEL_MAX_NZ
 from hyperfairseq.modules.hyperlstm import run_layer
 from hyperfairseq.modules.state import CellState
-from test_hyperlstm import perturbed
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
 # (kernels, runner): the C++ kernels eagerly and through the CUDA-graph plan logic (its CPU `replay` mode, an
@@ -87,7 +87,8 @@ def run_both(use_hyper=True, layer_norm=False, dropout=0.0, lengths=None, dtype=
     keep = keep_of(None if lengths is None else [min(n, steps) for n in lengths], steps)
     ref = run(run_layer, cell, x, state, keep)
     fused = [run(fused_layer, cell, x, state, keep) for _ in range(calls)]
-    names = ["x", *(f for f, s in zip(CellState._fields, state) if s is not None), *(n for n, _ in cell.named_parameters())]
+    names = ["x", *(f for f, s in zip(CellState._fields, state) if s is not None),
+             *(n for n, _ in cell.named_parameters())]
     return ref, fused, names
 
 
@@ -335,7 +336,9 @@ def test_hyper_cell_uses_its_own_forget_bias():
         torch.testing.assert_close(f_final.h_hat, final.h_hat, rtol=1e-10, atol=1e-10)
 
 
-ONE_STEP_CASES = [(*layer, N_Z) for layer in LAYERS] + [(True, False, KERNEL_MAX_NZ + 1), (True, True, KERNEL_MAX_NZ + 1)]
+ONE_STEP_CASES = [(*layer, N_Z) for layer in LAYERS] + [
+    (True, False, KERNEL_MAX_NZ + 1), (True, True, KERNEL_MAX_NZ + 1),
+]
 
 
 @pytest.mark.parametrize("use_hyper,layer_norm,n_z", ONE_STEP_CASES)

@@ -122,7 +122,9 @@ def test_archive_reads_the_same_as_the_tree_without_extracting(tmp_path, prefix)
         for a, b in zip(splits[split], tree[split]):
             np.testing.assert_array_equal(a, b)
     assert summary.counts["malformed XML"] == 2
-    assert sorted(os.listdir(raw)) == sorted(["lineStrokes-all.tar.gz", "trainset.txt", "testset_v.txt", "testset_t.txt", "testset_f.txt"])
+    assert sorted(os.listdir(raw)) == sorted(
+        ["lineStrokes-all.tar.gz", "trainset.txt", "testset_v.txt", "testset_t.txt", "testset_f.txt"]
+    )
 
 
 def test_misnamed_archive_is_rejected_with_the_expected_name(tmp_path):

@@ -27,7 +27,8 @@ def fixture(rel):
 @pytest.mark.parametrize("rel, lines", [
     ("a01/a01-000/a01-000u.txt", ["A MOVE to stop Mr . Gaitskell", "from nominating any more Labour",
                                   "life Peers is to be made"]),  # CRLF, OCR block, trailing blanks
-    ("a01/a01-001/a01-001.txt", ["by Sir Roy Welensky ,", "the Federal Premier .", "Mr . Macleod went on"]),  # LF, "CSR: ", no final newline
+    ("a01/a01-001/a01-001.txt", ["by Sir Roy Welensky ,", "the Federal Premier .",
+                                 "Mr . Macleod went on"]),  # LF, "CSR: ", no final newline
     ("a01/a01-053/a01-053.txt", ["Though they may gather"]),  # extra empty line at the end
     ("a02/a02-000/a02-000.txt", ["it is a step", "towards the end"]),  # %%% join split
     ("z01/z01-000/z01-000z.txt", ["Please Enter Transcription here"]),

@@ -52,7 +52,9 @@ def test_log_likelihood_equals_torch_distributions_at_extreme_rho_and_sigma(rho,
         log_sigma=params.log_sigma * 0.1 + log_sigma,  # around the extreme, both axes different
     )
     # targets near the means so the densities are not all vanishingly small
-    target = torch.cat([params.mu[:, 0] + torch.exp(params.log_sigma[:, 0]) * 0.5, torch.ones(32, 1, dtype=torch.float64)], -1)
+    target = torch.cat(
+        [params.mu[:, 0] + torch.exp(params.log_sigma[:, 0]) * 0.5, torch.ones(32, 1, dtype=torch.float64)], -1
+    )
     ours, ref = point_log_prob(params, target), reference_log_prob(params, target)
     assert torch.isfinite(ours).all()
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)

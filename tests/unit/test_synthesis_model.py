@@ -6,7 +6,10 @@ import torch
 
 from hyperfairseq.criterions.mdn import line_nll
 from hyperfairseq.models.hyperlstm_synthesis import (
-    EXACT_PARAMS, HyperLSTMSynthesisConfig, HyperLSTMSynthesisModel, SynthesisDecoder,
+    EXACT_PARAMS,
+    HyperLSTMSynthesisConfig,
+    HyperLSTMSynthesisModel,
+    SynthesisDecoder,
 )
 from hyperfairseq.modules.mdn import point_log_prob, split_outputs
 
@@ -55,7 +58,9 @@ def oracle_mixture(decoder, strokes, chars):
         states[0] = cells[0](torch.cat([x, w], 1), states[0])  # layer 1 reads x_t and w_{t-1}
         a_hat, b_hat, k_hat = decoder.window.projection(states[0].h).chunk(3, 1)  # Eq. 48
         kappa = kappa + torch.exp(k_hat)  # Eq. 51
-        phi = (torch.exp(a_hat)[:, :, None] * torch.exp(-torch.exp(b_hat)[:, :, None] * (kappa[:, :, None] - u) ** 2)).sum(1)
+        phi = (
+            torch.exp(a_hat)[:, :, None] * torch.exp(-torch.exp(b_hat)[:, :, None] * (kappa[:, :, None] - u) ** 2)
+        ).sum(1)
         w = (phi[:, :, None] * c).sum(1)  # Eq. 46-47
         hs = [states[0].h]
         for n in range(1, len(cells)):

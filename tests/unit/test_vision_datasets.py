@@ -10,8 +10,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vision_fixtures as vf  # noqa: E402
+
 from hyperfairseq.vision.datasets import (  # noqa: E402
-    CorruptDatasetError, ImageSet, MissingDatasetError, load_cifar10, load_mnist_format, split_train_val,
+    CorruptDatasetError,
+    ImageSet,
+    MissingDatasetError,
+    load_cifar10,
+    load_mnist_format,
+    split_train_val,
 )
 
 sys.path.insert(0, str(vf.EXAMPLE))

@@ -10,6 +10,7 @@ import vision_fixtures as vf  # noqa: E402
 
 sys.path.insert(0, str(vf.EXAMPLE))
 import kernel_figures  # noqa: E402
+
 from hyperfairseq.vision import build_model  # noqa: E402
 
 

@@ -7,6 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vision_fixtures as vf  # noqa: E402
+
 from hyperfairseq.vision import UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import load_cifar10  # noqa: E402
 
