@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from hyperfairseq.models.architectures import ARCHITECTURES, Architecture
@@ -418,6 +417,128 @@ def render_speed(records: List[Record]) -> List[str]:
     return out
 
 
+# ---- the README's generated regions: `<!-- NAME:begin -->` ... `<!-- NAME:end -->` in README.md ----------
+
+README_METRICS = {"2": "CIFAR-10, test error", "3": "char-PTB, test BPC", "4": "enwik8, test BPC",
+                  "5": "IAM-OnDB, log-loss (nats)", "6": "WMT'14 En→Fr, BLEU", "7": "MNIST, test error"}
+
+
+def short_hardware(data: dict) -> str:
+    """'H200' or 'CPU, 2 cores' (the full hardware is on the results page and in the record)."""
+    hw, device = data.get("hardware"), data.get("device")
+    text = " ".join(str(x) for x in (hw if isinstance(hw, dict) else {"hw": hw}).values()) + " " + str(device or "")
+    gpu = re.search(r"NVIDIA ([\w-]+)", text)
+    if gpu:
+        return gpu.group(1)
+    cores = re.search(r"(\d+) cores", text)
+    if isinstance(hw, dict) and (hw.get("cores") or hw.get("cpus")):
+        cores = (None, hw.get("cores") or hw.get("cpus"))
+    return f"CPU, {cores[1] if isinstance(cores, tuple) else cores.group(1)} cores" if cores else "CPU"
+
+
+def readme_results(records: List[Record], runs_rel: str) -> List[str]:
+    """One table: every row of the paper that our architectures implement, the paper's number beside ours
+    (one line per full run; smoke runs fill no row), with our data set, hardware and record."""
+    out = ["| paper table | model (paper row) | paper | ours | our model | data set | hardware | record |",
+           "|" + " --- |" * 8]
+    for table in sorted(TABLES, key=lambda t: int(t.key)):
+        mine = [r for r in records if r.table == table.key]
+        for model, values, archs in table.rows:
+            if not archs:
+                continue
+            runs = [r for r in mine if r.arch in archs and not r.smoke]
+            if not runs:
+                smoke = any(r.arch in archs for r in mine)
+                runs = [None]
+            for i, rec in enumerate(runs):
+                left = [f"{table.key}: {README_METRICS[table.key]}", model, values[0]] if i == 0 else ["", "", ""]
+                if rec is None:
+                    out.append("| " + " | ".join(left + ["—", cell(archs[0]), "not run" + (" (smoke only)" if smoke else ""),
+                                                         "", ""]) + " |")
+                    continue
+                ours = ours_text(table, rec).get(table.ours[0]) or "?"
+                arch = str(first(rec.data, "arch", "results.arch", "result.arch") or rec.arch)
+                arch += f" ({rec.note})" if rec.note else ""
+                out.append("| " + " | ".join(left + [ours, cell(arch), cell(data_label(rec)), cell(short_hardware(rec.data)),
+                                                     f"[{rec.name}]({runs_rel}/{rec.name}.json)"]) + " |")
+    return out
+
+
+def _speed_rows(rec: Record, runs_rel: str) -> List[List[str]]:
+    """README speed rows of one record: bench_hyperlstm (--json) or bench_train (--json)."""
+    data, link = rec.data, f"[{rec.name}]({runs_rel}/{rec.name}.json), commit {code(commit_of(rec.data))}"
+    rows = []
+    for key, row in (data.get("throughput") or {}).items():
+        rows.append(["fwd+bwd tokens/s vs `nn.LSTM`", key, fmt(_get(row, "HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
+                     fmt(_get(row, "LN-HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
+                     f"{fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}')} tok/s", link])
+    for key, row in (data.get("one_step") or {}).items():
+        rows.append(["one step vs `nn.LSTMCell`", key, fmt(_get(row, "HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
+                     fmt(_get(row, "LN-HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
+                     f"{fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}')} ms", link])
+    results = data.get("results") if isinstance(data.get("results"), dict) else {}
+    by_precision: Dict[str, Dict[str, dict]] = {}
+    for row in results.values():
+        if isinstance(row, dict) and "words_per_s" in row:
+            by_precision.setdefault(str(row.get("precision", "?")), {})[str(row.get("config"))] = row
+    for precision, configs in by_precision.items():
+        base = configs.get("fairseq lstm_lm", {})
+        rows.append([f"`fairseq-train` words/s vs fairseq `lstm_lm` ({precision})",
+                     f"ptb/B{data.get('batch_size', '?')}",
+                     fmt((configs.get("hyperlstm_lm_ptb") or {}).get("vs_fairseq_lstm_lm"), "{:.2f}×"),
+                     fmt((configs.get("ln_hyperlstm_lm_ptb") or {}).get("vs_fairseq_lstm_lm"), "{:.2f}×"),
+                     f"{fmt(base.get('words_per_s'), '{:.0f}')} words/s", link])
+    return [[c if c is not None else "—" for c in r] for r in rows]
+
+
+def is_gpu_record(data: dict) -> bool:
+    return (data.get("device") == "cuda" or "--device cuda" in command_of(data)
+            or bool(re.search(r"NVIDIA|\bGPU\b|cuda", str(data.get("hardware")))))
+
+
+def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
+    """The speed records (docs/runs/bench_hyperlstm_*.json, bench_train*.json): CPU rows, then GPU rows or
+    'not measured yet'."""
+    benches = [r for r in records if r.name.startswith(("bench_hyperlstm", "bench_train"))]
+    out = ["| device | measure | size / batch | HyperLSTM | LN-HyperLSTM | baseline | record |", "|" + " --- |" * 7]
+    for gpu in (False, True):
+        chosen = [r for r in benches if is_gpu_record(r.data) == gpu]
+        for rec in chosen:
+            device = cell(hardware_of(rec.data)) if gpu else f"CPU: {cell(hardware_of(rec.data))}"
+            out += ["| " + " | ".join([device, *row]) + " |" for row in _speed_rows(rec, runs_rel)]
+        if gpu and not chosen:
+            out.append("| GPU | not measured yet | | | | | |")
+    return out
+
+
+def readme_demo(records: List[Record], runs_rel: str) -> List[str]:
+    """The last recorded demo run (docs/runs/demo_ptb_cpu.json, written by `scripts/demo.sh --record`)."""
+    demo = next((r for r in records if r.name == "demo_ptb_cpu"), None)
+    if demo is None:
+        return ["No demo run recorded yet (`bash scripts/demo.sh 5 --record` writes one)."]
+    data = demo.data
+    bpc = fmt(first(data, "result.bpc"), "{:.2f}") or "?"
+    updates = first(data, "result.train.num_updates", "num_updates") or "?"
+    return [f"Recorded (`{command_of(data)}`, [{demo.name}]({runs_rel}/{demo.name}.json)): **{bpc} bits per character** "
+            f"on {data_label(demo)} after {updates} updates of {first(data, 'result.train_minutes') or '?'} min, "
+            f"{wall_of(data)} wall in all, {cell(hardware_of(data))}, commit "
+            f"{code(commit_of(data))}. Sample: *{cell(str(first(data, 'result.sample') or '').strip())}*"]
+
+
+README_REGIONS = {"demo": readme_demo, "results": readme_results, "speed": readme_speed}
+
+
+def fill_readme(text: str, records: List[Record], runs_rel: str) -> str:
+    """`text` with every README region rewritten from the records; a missing marker is an error."""
+    for name, render in README_REGIONS.items():
+        begin, end = f"<!-- {name}:begin (generated by scripts/make_results.sh) -->", f"<!-- {name}:end -->"
+        start, stop = text.find(begin), text.find(end)
+        if start < 0 or stop < start:
+            raise ValueError(f"README has no region {begin} ... {end}")
+        text = text[:start + len(begin)] + "\n" + "\n".join(render(records, runs_rel)) + "\n" + text[stop:]
+    return text
+
+
 def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
     records, unreadable = [], []
     for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
@@ -465,24 +586,39 @@ def check(text: str, runs_dir: str) -> List[str]:
     return problems
 
 
-def main(runs_dir: str, out_path: str, figures_dir: Optional[str] = None, smoke: bool = False) -> int:
+def write_atomic(path: str, text: str) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def main(runs_dir: str, out_path: str, figures_dir: Optional[str] = None, smoke: bool = False,
+         readme: Optional[str] = None) -> int:
+    """Write `out_path` (and the generated regions of `readme`) from the records; with `smoke`, write
+    nothing and fail (1) when either is out of date. Also 1 when a record lands nowhere on the page."""
     if not os.path.isdir(runs_dir):
         raise FileNotFoundError(f"no run records folder {runs_dir}")
     figures_dir = figures_dir or os.path.join(os.path.dirname(out_path) or ".", "figures")
     text = generate(runs_dir, figures_dir, out_path)
     problems = check(text, runs_dir)
+    outputs = {out_path: text}
+    if readme is not None:
+        if not os.path.isfile(readme):
+            raise FileNotFoundError(f"no README {readme}")
+        current = open(readme, encoding="utf-8").read()
+        runs_rel = os.path.relpath(runs_dir, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/")
+        outputs[readme] = fill_readme(current, load_records(runs_dir)[0], runs_rel)
+    if smoke:
+        for path, new in outputs.items():
+            current = open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+            if current != new:
+                problems.append(f"{path} out of date: run scripts/make_results.sh")
+        print(f"smoke: {len(text.splitlines())} lines from {len(glob.glob(os.path.join(runs_dir, '*.json')))} records; "
+              + ", ".join(outputs) + (" up to date" if not problems else " checked"))
+    else:
+        for path, new in outputs.items():
+            write_atomic(path, new)
+            print(f"wrote {path}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    if smoke:
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, "results.md"), "w", encoding="utf-8") as f:
-                f.write(text)
-        current = open(out_path, encoding="utf-8").read() if os.path.isfile(out_path) else None
-        state = "up to date" if current == text else "out of date: run scripts/make_results.sh"
-        print(f"smoke: {len(text.splitlines())} lines from {len(glob.glob(os.path.join(runs_dir, '*.json')))} records; {out_path} {state}")
-        return 1 if problems else 0
-    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(out_path + ".tmp", out_path)
-    print(f"wrote {out_path}")
     return 1 if problems else 0
