@@ -468,11 +468,12 @@ def _speed_rows(rec: Record, runs_rel: str) -> List[List[str]]:
     """README speed rows of one record: bench_hyperlstm (--json) or bench_train (--json)."""
     data, link = rec.data, f"[{rec.name}]({runs_rel}/{rec.name}.json), commit {code(commit_of(rec.data))}"
     rows = []
-    for key, row in (data.get("throughput") or {}).items():
+    throughput, one_step = (x if isinstance(x, dict) else {} for x in (data.get("throughput"), data.get("one_step")))
+    for key, row in throughput.items():
         rows.append(["fwd+bwd tokens/s vs `nn.LSTM`", key, fmt(_get(row, "HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
                      fmt(_get(row, "LN-HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
                      f"{fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}')} tok/s", link])
-    for key, row in (data.get("one_step") or {}).items():
+    for key, row in one_step.items():
         rows.append(["one step vs `nn.LSTMCell`", key, fmt(_get(row, "HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
                      fmt(_get(row, "LN-HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
                      f"{fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}')} ms", link])

@@ -147,13 +147,13 @@ def test_results_page_from_odd_records_is_idempotent(tmp_path, capsys):
     assert "figures/fig4_weight_change_ptb.png" in first or "Not generated yet" in first
 
 
-def test_results_smoke_leaves_the_page_alone(tmp_path, capsys):
+def test_results_smoke_leaves_a_stale_page_alone_and_fails(tmp_path, capsys):
     runs = _odd_runs(tmp_path)
     out = tmp_path / "results.md"
     out.write_text("old\n")
-    assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 0
+    assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 1
     assert out.read_text() == "old\n"
-    assert "out of date" in capsys.readouterr().out
+    assert f"{out} out of date" in capsys.readouterr().err
 
 
 def test_make_results_smoke_on_the_real_records():
@@ -180,3 +180,65 @@ def test_results_speed_section_from_a_benchmark_record(tmp_path):
     assert "| ptb/B32 | 4000 | 0.81× | 0.75× | 0.50× | 1.04× / 1.31× | ≥ 0.70× |" in lines
     assert "| enwik8/B128 | 4000 | 0.81× | 0.75× | 0.50× | 1.04× / 1.31× | ≥ 0.60× |" in lines
     assert "| ptb/B1 | 1.250 | 1.39× | 1.44× | ≤ 1.50× |" in lines
+
+
+def _readme_copy(tmp_path: Path):
+    """A copy of the real records, results page and README, as make_results.sh sees them."""
+    runs, readme, page = tmp_path / "docs" / "runs", tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    shutil.copytree(REPO / "docs" / "runs", runs)
+    shutil.copy(REPO / "README.md", readme)
+    assert results.main(str(runs), str(page), str(REPO / "docs" / "figures")) == 0
+    return runs, readme, page
+
+
+def test_readme_tables_follow_the_records_and_a_stale_readme_fails(tmp_path, capsys):
+    runs, readme, page = _readme_copy(tmp_path)
+    args = ["results", "--runs", str(runs), "--out", str(page), "--figures", str(REPO / "docs" / "figures"),
+            "--readme", str(readme)]
+    assert main(args + ["--smoke"]) == 0, capsys.readouterr().err  # the committed README is up to date
+    demo = json.loads((runs / "demo_ptb_cpu.json").read_text())
+    demo["result"]["bpc"] = 1.2345
+    (runs / "demo_ptb_cpu.json").write_text(json.dumps(demo))
+    before = readme.read_text()
+    assert main(args + ["--smoke"]) == 1 and readme.read_text() == before
+    assert f"{readme} out of date" in capsys.readouterr().err
+    assert main(args) == 0
+    after = readme.read_text()
+    assert main(args) == 0 and readme.read_text() == after  # idempotent
+    row = next(line for line in after.splitlines() if "[demo_ptb_cpu]" in line and line.startswith("| 3:"))
+    assert "| **1.250** | 1.234 |" in row and "char-PTB test (full) | CPU, 2 cores |" in row
+    assert "**1.23 bits per character**" in after and "2.36 bits" not in after
+    outside = [line for line in before.splitlines() if not line.startswith(("|", "Recorded ("))]
+    assert outside == [line for line in after.splitlines() if not line.startswith(("|", "Recorded ("))]
+
+
+def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    records = results.load_records(str(runs))[0]
+    assert results.readme_speed(records, "runs")[-1] == "| GPU | not measured yet | | | | | |"
+    rows = {"fairseq lstm_lm [fp32]": {"config": "fairseq lstm_lm", "precision": "fp32", "words_per_s": 3000.0},
+            "hyperlstm_lm_ptb [fp32]": {"config": "hyperlstm_lm_ptb", "precision": "fp32", "words_per_s": 1368.0,
+                                        "vs_fairseq_lstm_lm": 0.456},
+            "ln_hyperlstm_lm_ptb [fp32]": {"config": "ln_hyperlstm_lm_ptb", "precision": "fp32",
+                                           "words_per_s": 9000.0, "vs_fairseq_lstm_lm": 3.0}}
+    (runs / "bench_train_cpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cpu",
+                                                          "hardware": "AMD EPYC, 1 thread(s)", "batch_size": 32,
+                                                          "results": rows, "commit": "abcdef"}))
+    (runs / "bench_train_gpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cuda",
+                                                          "hardware": "NVIDIA H200", "batch_size": 128,
+                                                          "results": {"fairseq lstm_lm [bf16]": dict(rows["fairseq lstm_lm [fp32]"], precision="bf16")}}))
+    (runs / "bench_hyperlstm_odd.json").write_text(json.dumps({"throughput": [1], "one_step": "none"}))
+    lines = results.readme_speed(results.load_records(str(runs))[0], "runs")
+    assert ("| CPU: AMD EPYC, 1 thread(s) | `fairseq-train` words/s vs fairseq `lstm_lm` (fp32) | ptb/B32 | 0.46× | 3.00× "
+            "| 3000 words/s | [bench_train_cpu](runs/bench_train_cpu.json), commit `abcdef` |") in lines
+    assert lines[-1].startswith("| NVIDIA H200 | `fairseq-train` words/s vs fairseq `lstm_lm` (bf16) | ptb/B128 | — | — |")
+    assert not any("not measured" in line for line in lines)
+
+
+def test_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
+    runs, readme, page = _readme_copy(tmp_path)
+    readme.write_text(readme.read_text().replace("<!-- speed:end -->", ""))
+    assert main(["results", "--runs", str(runs), "--out", str(page), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert "speed:begin" in err and len(err.strip().splitlines()) == 1
