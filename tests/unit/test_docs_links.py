@@ -64,3 +64,9 @@ def test_the_readme_links_every_task_page():
     readme = set(links((REPO / "README.md").read_text(encoding="utf-8")))
     for page in ("char-lm", "translation", "handwriting", "vision", "speed", "results", "develop", "robustness"):
         assert f"docs/{page}.md" in readme
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    command = "bash scripts/get_data.sh && .venv/bin/python -m pytest -q"
+    assert command in (REPO / "README.md").read_text(encoding="utf-8")
+    assert command in [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
