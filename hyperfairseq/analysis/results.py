@@ -92,12 +92,14 @@ def _char_lm(rec: dict) -> Dict[str, Optional[str]]:
 
 
 def _handwriting(rec: dict) -> Dict[str, Optional[str]]:
-    return {"valid log-loss (nats/line)": fmt(first(rec, "valid_log_loss_nats_per_line", "result.valid_log_loss"), "{:.1f}"),
+    loss = first(rec, "valid_log_loss_nats_per_line", "result.valid_log_loss")
+    return {"valid log-loss (nats/line)": fmt(loss, "{:.1f}"),
             "params": millions(first(rec, "num_params", "params", "result.params"))}
 
 
 def _translation(rec: dict) -> Dict[str, Optional[str]]:
-    return {"test BLEU": fmt(first(rec, "test_bleu_sacrebleu_detok_beam4", "test_bleu_sacrebleu_detok", "result.bleu"), "{:.2f}"),
+    bleu = first(rec, "test_bleu_sacrebleu_detok_beam4", "test_bleu_sacrebleu_detok", "result.bleu")
+    return {"test BLEU": fmt(bleu, "{:.2f}"),
             "log perplexity (nats)": fmt(first(rec, "loss_nats_per_token.test", "test_log_perplexity_nats")),
             "params": millions(first(rec, "parameters", "params", "num_params"))}
 
@@ -215,7 +217,8 @@ def hardware_of(data: dict) -> str:
         gpu = hw.get("cuda") or hw.get("gpu")
         cores = hw.get("cores") or hw.get("cpus")
         parts = [str(gpu)] if gpu else []
-        parts.append(f"{hw.get('cpu') or hw.get('machine') or 'CPU'}, {cores} cores" if cores else str(hw.get("cpu") or hw.get("machine") or "?"))
+        cpu = hw.get("cpu") or hw.get("machine")
+        parts.append(f"{cpu or 'CPU'}, {cores} cores" if cores else str(cpu or "?"))
         return "; ".join(parts)
     device = data.get("device")
     return str(hw or (device.split(";")[0] if isinstance(device, str) else device) or "?")
@@ -230,11 +233,13 @@ def command_of(data: dict) -> str:
 
 def wall_of(data: dict) -> str:
     wall = first(data, "wall_seconds", "wall_time_s", "train_seconds_wall")
-    return fmt(wall, "{:.0f} s") or (str(data["device"]).split(";")[-1].strip() if isinstance(data.get("device"), str) else "?")
+    device = data.get("device")
+    return fmt(wall, "{:.0f} s") or (device.split(";")[-1].strip() if isinstance(device, str) else "?")
 
 
 def updates_of(data: dict) -> str:
-    value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates", "result.updates")
+    value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates",
+                  "result.updates")
     return "?" if value is None else str(value)
 
 
@@ -258,7 +263,8 @@ def ours_text(table: PaperTable, rec: Record) -> Dict[str, Optional[str]]:
 
 def render_table(table: PaperTable, records: List[Record]) -> List[str]:
     out = [f"## {table.title}", ""]
-    header = ["Model", *(f"paper: {c}" for c in table.columns), *(f"ours: {c}" for c in table.ours), "ours: data (record)"]
+    header = ["Model", *(f"paper: {c}" for c in table.columns), *(f"ours: {c}" for c in table.ours),
+              "ours: data (record)"]
     out += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for model, values, archs in table.rows:
         matches = [r for r in records if r.arch in archs and not r.smoke]
@@ -281,14 +287,16 @@ def render_runs(table: PaperTable, records: List[Record]) -> List[str]:
         if rec.note:
             kind += f" ({rec.note})"
         out.append("| " + " | ".join([
-            f"[{rec.name}](runs/{rec.name}.json)", cell(rec.arch or "—"), cell(kind), cell(data_label(rec)), cell(numbers),
+            f"[{rec.name}](runs/{rec.name}.json)", cell(rec.arch or "—"), cell(kind), cell(data_label(rec)),
+            cell(numbers),
             cell(updates_of(rec.data)), cell(hardware_of(rec.data)), code(commit_of(rec.data)),
             cell(wall_of(rec.data)), code(command_of(rec.data), 300)]) + " |")
     return out + [""]
 
 
 def render_other(records: List[Record], unreadable: List[Tuple[str, str]]) -> List[str]:
-    out = ["## Other runs", "", "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
+    out = ["## Other runs", "",
+           "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
     if not records and not unreadable:
         return out + ["None.", ""]
     out += ["| record | what | hardware | commit | command |", "|" + " --- |" * 5]
@@ -394,7 +402,8 @@ def render_speed(records: List[Record]) -> List[str]:
                 ""]
         rows = data["throughput"]
         if rows:
-            out += ["| size / batch | nn.LSTM tok/s | " + " | ".join(SPEED_VARIANTS) + " | saved bytes (Hyper / LN) | gate |",
+            out += ["| size / batch | nn.LSTM tok/s | " + " | ".join(SPEED_VARIANTS)
+                    + " | saved bytes (Hyper / LN) | gate |",
                     "|" + " --- |" * (len(SPEED_VARIANTS) + 4)]
             for key, row in rows.items():
                 if not isinstance(row, dict):
@@ -453,14 +462,15 @@ def readme_results(records: List[Record], runs_rel: str) -> List[str]:
             for i, rec in enumerate(runs):
                 left = [f"{table.key}: {README_METRICS[table.key]}", model, values[0]] if i == 0 else ["", "", ""]
                 if rec is None:
-                    out.append("| " + " | ".join(left + ["—", cell(archs[0]), "not run" + (" (smoke only)" if smoke else ""),
-                                                         "", ""]) + " |")
+                    not_run = "not run" + (" (smoke only)" if smoke else "")
+                    out.append("| " + " | ".join(left + ["—", cell(archs[0]), not_run, "", ""]) + " |")
                     continue
                 ours = ours_text(table, rec).get(table.ours[0]) or "?"
                 arch = str(first(rec.data, "arch", "results.arch", "result.arch") or rec.arch)
                 arch += f" ({rec.note})" if rec.note else ""
-                out.append("| " + " | ".join(left + [ours, cell(arch), cell(data_label(rec)), cell(short_hardware(rec.data)),
-                                                     f"[{rec.name}]({runs_rel}/{rec.name}.json)"]) + " |")
+                link = f"[{rec.name}]({runs_rel}/{rec.name}.json)"
+                out.append("| " + " | ".join(
+                    left + [ours, cell(arch), cell(data_label(rec)), cell(short_hardware(rec.data)), link]) + " |")
     return out
 
 
@@ -520,7 +530,8 @@ def readme_demo(records: List[Record], runs_rel: str) -> List[str]:
     data = demo.data
     bpc = fmt(first(data, "result.bpc"), "{:.2f}") or "?"
     updates = first(data, "result.train.num_updates", "num_updates") or "?"
-    return [f"Recorded (`{command_of(data)}`, [{demo.name}]({runs_rel}/{demo.name}.json)): **{bpc} bits per character** "
+    return [f"Recorded (`{command_of(data)}`, [{demo.name}]({runs_rel}/{demo.name}.json)): "
+            f"**{bpc} bits per character** "
             f"on {data_label(demo)} after {updates} updates of {first(data, 'result.train_minutes') or '?'} min, "
             f"{wall_of(data)} wall in all, {cell(hardware_of(data))}, commit "
             f"{code(commit_of(data))}. Sample: *{cell(str(first(data, 'result.sample') or '').strip())}*"]

@@ -109,7 +109,8 @@ def test_cli_writes_figures(trained_lm, ptb_slice_bin, tmp_path):
     fig5 = tmp_path / "fig5.png"
     assert main(["saturation", *args, "--path", str(trained_lm), str(trained_lm), "--labels", "LN-HyperLSTM", "again",
                  "--out", str(fig5)]) == 0
-    assert [c["label"] for c in json.loads(fig5.with_suffix(".json").read_text())["checkpoints"]] == ["LN-HyperLSTM", "again"]
+    labels = [c["label"] for c in json.loads(fig5.with_suffix(".json").read_text())["checkpoints"]]
+    assert labels == ["LN-HyperLSTM", "again"]
     for path in (stem.with_suffix(".png"), tmp_path / "fig4_text.png", fig5):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
         assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
@@ -123,9 +124,11 @@ def _odd_runs(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "docs" / "runs", runs)
     (runs / "a_list.json").write_text("[1, 2, 3]\n")
     (runs / "broken.json").write_text('{"name": "broken", "res')
-    (runs / "table3_odd.json").write_text(json.dumps({"table": "Table 3", "arch": "ln_lstm_lm_ptb", "result": {"bpc": "n/a"}}))
+    (runs / "table3_odd.json").write_text(json.dumps(
+        {"table": "Table 3", "arch": "ln_lstm_lm_ptb", "result": {"bpc": "n/a"}}))
     (runs / "table3_ours.json").write_text(json.dumps(
-        {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5}, "commit": "abc"}))
+        {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5},
+         "commit": "abc"}))
     (runs / "table3_smoke_hyperlstm_lm_ptb.json").write_text(json.dumps({"result": {"bpc": 4.9}, "smoke": True}))
     return runs
 
@@ -160,7 +163,8 @@ def test_make_results_smoke_on_the_real_records():
     """CI's smoke mode of scripts/make_results.sh: every record of docs/runs lands on the page."""
     import subprocess
 
-    proc = subprocess.run(["bash", "scripts/make_results.sh", "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", "scripts/make_results.sh", "--smoke"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("smoke:")
 
@@ -225,14 +229,16 @@ def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
     (runs / "bench_train_cpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cpu",
                                                           "hardware": "AMD EPYC, 1 thread(s)", "batch_size": 32,
                                                           "results": rows, "commit": "abcdef"}))
+    gpu_row = dict(rows["fairseq lstm_lm [fp32]"], precision="bf16")
     (runs / "bench_train_gpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cuda",
                                                           "hardware": "NVIDIA H200", "batch_size": 128,
-                                                          "results": {"fairseq lstm_lm [bf16]": dict(rows["fairseq lstm_lm [fp32]"], precision="bf16")}}))
+                                                          "results": {"fairseq lstm_lm [bf16]": gpu_row}}))
     (runs / "bench_hyperlstm_odd.json").write_text(json.dumps({"throughput": [1], "one_step": "none"}))
     lines = results.readme_speed(results.load_records(str(runs))[0], "runs")
-    assert ("| CPU: AMD EPYC, 1 thread(s) | `fairseq-train` words/s vs fairseq `lstm_lm` (fp32) | ptb/B32 | 0.46× | 3.00× "
+    measure = "`fairseq-train` words/s vs fairseq `lstm_lm`"
+    assert (f"| CPU: AMD EPYC, 1 thread(s) | {measure} (fp32) | ptb/B32 | 0.46× | 3.00× "
             "| 3000 words/s | [bench_train_cpu](runs/bench_train_cpu.json), commit `abcdef` |") in lines
-    assert lines[-1].startswith("| NVIDIA H200 | `fairseq-train` words/s vs fairseq `lstm_lm` (bf16) | ptb/B128 | — | — |")
+    assert lines[-1].startswith(f"| NVIDIA H200 | {measure} (bf16) | ptb/B128 | — | — |")
     assert not any("not measured" in line for line in lines)
 
 
