@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# docs/results.md from docs/runs/*.json and docs/figures/fig*.json (idempotent).
-#   bash scripts/make_results.sh            # regenerate docs/results.md
-#   bash scripts/make_results.sh --smoke    # CI: generate to a temporary file and check it only
+# docs/results.md and the generated regions of README.md (<!-- NAME:begin ... --> ... <!-- NAME:end -->:
+# the demo, the results table, the speed table) from docs/runs/*.json and docs/figures/fig*.json (idempotent).
+#   bash scripts/make_results.sh            # regenerate docs/results.md and README.md's regions
+#   bash scripts/make_results.sh --smoke    # CI: write nothing; fail when either is out of date
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m hyperfairseq.analysis results --runs docs/runs --figures docs/figures --out docs/results.md "$@"
+python -m hyperfairseq.analysis results --runs docs/runs --figures docs/figures --out docs/results.md --readme README.md "$@"

@@ -6,7 +6,7 @@
         --out docs/figures/fig5_saturation_ptb.png          # Figure 5
     python -m hyperfairseq.analysis curves --log a/train.log b/train.log --labels A B \
         --out docs/figures/fig6_curves_ptb.png              # Figure 6
-    python -m hyperfairseq.analysis results --runs docs/runs --out docs/results.md [--smoke]
+    python -m hyperfairseq.analysis results --runs docs/runs --out docs/results.md [--readme README.md] [--smoke]
 
 Checkpoints are loaded through fairseq (`--data` overrides the folder of dict.txt for LMs). Every figure
 gets a `<name>.json` beside it saying how it was made (command, checkpoint, commit, hardware), which
@@ -103,7 +103,7 @@ def curves_main(args) -> int:
 def results_main(args) -> int:
     from . import results
 
-    return results.main(args.runs, args.out, args.figures, args.smoke)
+    return results.main(args.runs, args.out, args.figures, args.smoke, args.readme)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="docs/runs")
     p.add_argument("--figures", default=None, help="folder of figures and their .json (default: beside --out)")
     p.add_argument("--out", default="docs/results.md")
-    p.add_argument("--smoke", action="store_true", help="write to a temporary file and check it; leave --out alone")
+    p.add_argument("--readme", default=None, help="also rewrite the generated regions of this README.md")
+    p.add_argument("--smoke", action="store_true", help="write nothing; fail when --out or --readme is out of date")
     p.set_defaults(func=results_main)
     return parser
 

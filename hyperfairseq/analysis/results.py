@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from hyperfairseq.models.architectures import ARCHITECTURES, Architecture
@@ -93,12 +92,14 @@ def _char_lm(rec: dict) -> Dict[str, Optional[str]]:
 
 
 def _handwriting(rec: dict) -> Dict[str, Optional[str]]:
-    return {"valid log-loss (nats/line)": fmt(first(rec, "valid_log_loss_nats_per_line", "result.valid_log_loss"), "{:.1f}"),
+    loss = first(rec, "valid_log_loss_nats_per_line", "result.valid_log_loss")
+    return {"valid log-loss (nats/line)": fmt(loss, "{:.1f}"),
             "params": millions(first(rec, "num_params", "params", "result.params"))}
 
 
 def _translation(rec: dict) -> Dict[str, Optional[str]]:
-    return {"test BLEU": fmt(first(rec, "test_bleu_sacrebleu_detok_beam4", "test_bleu_sacrebleu_detok", "result.bleu"), "{:.2f}"),
+    bleu = first(rec, "test_bleu_sacrebleu_detok_beam4", "test_bleu_sacrebleu_detok", "result.bleu")
+    return {"test BLEU": fmt(bleu, "{:.2f}"),
             "log perplexity (nats)": fmt(first(rec, "loss_nats_per_token.test", "test_log_perplexity_nats")),
             "params": millions(first(rec, "parameters", "params", "num_params"))}
 
@@ -216,7 +217,8 @@ def hardware_of(data: dict) -> str:
         gpu = hw.get("cuda") or hw.get("gpu")
         cores = hw.get("cores") or hw.get("cpus")
         parts = [str(gpu)] if gpu else []
-        parts.append(f"{hw.get('cpu') or hw.get('machine') or 'CPU'}, {cores} cores" if cores else str(hw.get("cpu") or hw.get("machine") or "?"))
+        cpu = hw.get("cpu") or hw.get("machine")
+        parts.append(f"{cpu or 'CPU'}, {cores} cores" if cores else str(cpu or "?"))
         return "; ".join(parts)
     device = data.get("device")
     return str(hw or (device.split(";")[0] if isinstance(device, str) else device) or "?")
@@ -231,11 +233,13 @@ def command_of(data: dict) -> str:
 
 def wall_of(data: dict) -> str:
     wall = first(data, "wall_seconds", "wall_time_s", "train_seconds_wall")
-    return fmt(wall, "{:.0f} s") or (str(data["device"]).split(";")[-1].strip() if isinstance(data.get("device"), str) else "?")
+    device = data.get("device")
+    return fmt(wall, "{:.0f} s") or (device.split(";")[-1].strip() if isinstance(device, str) else "?")
 
 
 def updates_of(data: dict) -> str:
-    value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates", "result.updates")
+    value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates",
+                  "result.updates")
     return "?" if value is None else str(value)
 
 
@@ -259,7 +263,8 @@ def ours_text(table: PaperTable, rec: Record) -> Dict[str, Optional[str]]:
 
 def render_table(table: PaperTable, records: List[Record]) -> List[str]:
     out = [f"## {table.title}", ""]
-    header = ["Model", *(f"paper: {c}" for c in table.columns), *(f"ours: {c}" for c in table.ours), "ours: data (record)"]
+    header = ["Model", *(f"paper: {c}" for c in table.columns), *(f"ours: {c}" for c in table.ours),
+              "ours: data (record)"]
     out += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for model, values, archs in table.rows:
         matches = [r for r in records if r.arch in archs and not r.smoke]
@@ -282,14 +287,16 @@ def render_runs(table: PaperTable, records: List[Record]) -> List[str]:
         if rec.note:
             kind += f" ({rec.note})"
         out.append("| " + " | ".join([
-            f"[{rec.name}](runs/{rec.name}.json)", cell(rec.arch or "—"), cell(kind), cell(data_label(rec)), cell(numbers),
+            f"[{rec.name}](runs/{rec.name}.json)", cell(rec.arch or "—"), cell(kind), cell(data_label(rec)),
+            cell(numbers),
             cell(updates_of(rec.data)), cell(hardware_of(rec.data)), code(commit_of(rec.data)),
             cell(wall_of(rec.data)), code(command_of(rec.data), 300)]) + " |")
     return out + [""]
 
 
 def render_other(records: List[Record], unreadable: List[Tuple[str, str]]) -> List[str]:
-    out = ["## Other runs", "", "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
+    out = ["## Other runs", "",
+           "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
     if not records and not unreadable:
         return out + ["None.", ""]
     out += ["| record | what | hardware | commit | command |", "|" + " --- |" * 5]
@@ -395,7 +402,8 @@ def render_speed(records: List[Record]) -> List[str]:
                 ""]
         rows = data["throughput"]
         if rows:
-            out += ["| size / batch | nn.LSTM tok/s | " + " | ".join(SPEED_VARIANTS) + " | saved bytes (Hyper / LN) | gate |",
+            out += ["| size / batch | nn.LSTM tok/s | " + " | ".join(SPEED_VARIANTS)
+                    + " | saved bytes (Hyper / LN) | gate |",
                     "|" + " --- |" * (len(SPEED_VARIANTS) + 4)]
             for key, row in rows.items():
                 if not isinstance(row, dict):
@@ -416,6 +424,131 @@ def render_speed(records: List[Record]) -> List[str]:
                            + " | ≤ 1.50× |")
             out.append("")
     return out
+
+
+# ---- the README's generated regions: `<!-- NAME:begin -->` ... `<!-- NAME:end -->` in README.md ----------
+
+README_METRICS = {"2": "CIFAR-10, test error", "3": "char-PTB, test BPC", "4": "enwik8, test BPC",
+                  "5": "IAM-OnDB, log-loss (nats)", "6": "WMT'14 En→Fr, BLEU", "7": "MNIST, test error"}
+
+
+def short_hardware(data: dict) -> str:
+    """'H200' or 'CPU, 2 cores' (the full hardware is on the results page and in the record)."""
+    hw, device = data.get("hardware"), data.get("device")
+    text = " ".join(str(x) for x in (hw if isinstance(hw, dict) else {"hw": hw}).values()) + " " + str(device or "")
+    gpu = re.search(r"NVIDIA ([\w-]+)", text)
+    if gpu:
+        return gpu.group(1)
+    cores = re.search(r"(\d+) cores", text)
+    if isinstance(hw, dict) and (hw.get("cores") or hw.get("cpus")):
+        cores = (None, hw.get("cores") or hw.get("cpus"))
+    return f"CPU, {cores[1] if isinstance(cores, tuple) else cores.group(1)} cores" if cores else "CPU"
+
+
+def readme_results(records: List[Record], runs_rel: str) -> List[str]:
+    """One table: every row of the paper that our architectures implement, the paper's number beside ours
+    (one line per full run; smoke runs fill no row), with our data set, hardware and record."""
+    out = ["| paper table | model (paper row) | paper | ours | our model | data set | hardware | record |",
+           "|" + " --- |" * 8]
+    for table in sorted(TABLES, key=lambda t: int(t.key)):
+        mine = [r for r in records if r.table == table.key]
+        for model, values, archs in table.rows:
+            if not archs:
+                continue
+            runs = [r for r in mine if r.arch in archs and not r.smoke]
+            if not runs:
+                smoke = any(r.arch in archs for r in mine)
+                runs = [None]
+            for i, rec in enumerate(runs):
+                left = [f"{table.key}: {README_METRICS[table.key]}", model, values[0]] if i == 0 else ["", "", ""]
+                if rec is None:
+                    not_run = "not run" + (" (smoke only)" if smoke else "")
+                    out.append("| " + " | ".join(left + ["—", cell(archs[0]), not_run, "", ""]) + " |")
+                    continue
+                ours = ours_text(table, rec).get(table.ours[0]) or "?"
+                arch = str(first(rec.data, "arch", "results.arch", "result.arch") or rec.arch)
+                arch += f" ({rec.note})" if rec.note else ""
+                link = f"[{rec.name}]({runs_rel}/{rec.name}.json)"
+                out.append("| " + " | ".join(
+                    left + [ours, cell(arch), cell(data_label(rec)), cell(short_hardware(rec.data)), link]) + " |")
+    return out
+
+
+def _speed_rows(rec: Record, runs_rel: str) -> List[List[str]]:
+    """README speed rows of one record: bench_hyperlstm (--json) or bench_train (--json)."""
+    data, link = rec.data, f"[{rec.name}]({runs_rel}/{rec.name}.json), commit {code(commit_of(rec.data))}"
+    rows = []
+    throughput, one_step = (x if isinstance(x, dict) else {} for x in (data.get("throughput"), data.get("one_step")))
+    for key, row in throughput.items():
+        rows.append(["fwd+bwd tokens/s vs `nn.LSTM`", key, fmt(_get(row, "HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
+                     fmt(_get(row, "LN-HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
+                     f"{fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}')} tok/s", link])
+    for key, row in one_step.items():
+        rows.append(["one step vs `nn.LSTMCell`", key, fmt(_get(row, "HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
+                     fmt(_get(row, "LN-HyperLSTM", "vs_lstmcell"), "{:.2f}×"),
+                     f"{fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}')} ms", link])
+    results = data.get("results") if isinstance(data.get("results"), dict) else {}
+    by_precision: Dict[str, Dict[str, dict]] = {}
+    for row in results.values():
+        if isinstance(row, dict) and "words_per_s" in row:
+            by_precision.setdefault(str(row.get("precision", "?")), {})[str(row.get("config"))] = row
+    for precision, configs in by_precision.items():
+        base = configs.get("fairseq lstm_lm", {})
+        rows.append([f"`fairseq-train` words/s vs fairseq `lstm_lm` ({precision})",
+                     f"ptb/B{data.get('batch_size', '?')}",
+                     fmt((configs.get("hyperlstm_lm_ptb") or {}).get("vs_fairseq_lstm_lm"), "{:.2f}×"),
+                     fmt((configs.get("ln_hyperlstm_lm_ptb") or {}).get("vs_fairseq_lstm_lm"), "{:.2f}×"),
+                     f"{fmt(base.get('words_per_s'), '{:.0f}')} words/s", link])
+    return [[c if c is not None else "—" for c in r] for r in rows]
+
+
+def is_gpu_record(data: dict) -> bool:
+    return (data.get("device") == "cuda" or "--device cuda" in command_of(data)
+            or bool(re.search(r"NVIDIA|\bGPU\b|cuda", str(data.get("hardware")))))
+
+
+def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
+    """The speed records (docs/runs/bench_hyperlstm_*.json, bench_train*.json): CPU rows, then GPU rows or
+    'not measured yet'."""
+    benches = [r for r in records if r.name.startswith(("bench_hyperlstm", "bench_train"))]
+    out = ["| device | measure | size / batch | HyperLSTM | LN-HyperLSTM | baseline | record |", "|" + " --- |" * 7]
+    for gpu in (False, True):
+        chosen = [r for r in benches if is_gpu_record(r.data) == gpu]
+        for rec in chosen:
+            device = cell(hardware_of(rec.data)) if gpu else f"CPU: {cell(hardware_of(rec.data))}"
+            out += ["| " + " | ".join([device, *row]) + " |" for row in _speed_rows(rec, runs_rel)]
+        if gpu and not chosen:
+            out.append("| GPU | not measured yet | | | | | |")
+    return out
+
+
+def readme_demo(records: List[Record], runs_rel: str) -> List[str]:
+    """The last recorded demo run (docs/runs/demo_ptb_cpu.json, written by `scripts/demo.sh --record`)."""
+    demo = next((r for r in records if r.name == "demo_ptb_cpu"), None)
+    if demo is None:
+        return ["No demo run recorded yet (`bash scripts/demo.sh 5 --record` writes one)."]
+    data = demo.data
+    bpc = fmt(first(data, "result.bpc"), "{:.2f}") or "?"
+    updates = first(data, "result.train.num_updates", "num_updates") or "?"
+    return [f"Recorded (`{command_of(data)}`, [{demo.name}]({runs_rel}/{demo.name}.json)): "
+            f"**{bpc} bits per character** "
+            f"on {data_label(demo)} after {updates} updates of {first(data, 'result.train_minutes') or '?'} min, "
+            f"{wall_of(data)} wall in all, {cell(hardware_of(data))}, commit "
+            f"{code(commit_of(data))}. Sample: *{cell(str(first(data, 'result.sample') or '').strip())}*"]
+
+
+README_REGIONS = {"demo": readme_demo, "results": readme_results, "speed": readme_speed}
+
+
+def fill_readme(text: str, records: List[Record], runs_rel: str) -> str:
+    """`text` with every README region rewritten from the records; a missing marker is an error."""
+    for name, render in README_REGIONS.items():
+        begin, end = f"<!-- {name}:begin (generated by scripts/make_results.sh) -->", f"<!-- {name}:end -->"
+        start, stop = text.find(begin), text.find(end)
+        if start < 0 or stop < start:
+            raise ValueError(f"README has no region {begin} ... {end}")
+        text = text[:start + len(begin)] + "\n" + "\n".join(render(records, runs_rel)) + "\n" + text[stop:]
+    return text
 
 
 def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
@@ -465,24 +598,39 @@ def check(text: str, runs_dir: str) -> List[str]:
     return problems
 
 
-def main(runs_dir: str, out_path: str, figures_dir: Optional[str] = None, smoke: bool = False) -> int:
+def write_atomic(path: str, text: str) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def main(runs_dir: str, out_path: str, figures_dir: Optional[str] = None, smoke: bool = False,
+         readme: Optional[str] = None) -> int:
+    """Write `out_path` (and the generated regions of `readme`) from the records; with `smoke`, write
+    nothing and fail (1) when either is out of date. Also 1 when a record lands nowhere on the page."""
     if not os.path.isdir(runs_dir):
         raise FileNotFoundError(f"no run records folder {runs_dir}")
     figures_dir = figures_dir or os.path.join(os.path.dirname(out_path) or ".", "figures")
     text = generate(runs_dir, figures_dir, out_path)
     problems = check(text, runs_dir)
+    outputs = {out_path: text}
+    if readme is not None:
+        if not os.path.isfile(readme):
+            raise FileNotFoundError(f"no README {readme}")
+        current = open(readme, encoding="utf-8").read()
+        runs_rel = os.path.relpath(runs_dir, os.path.dirname(os.path.abspath(readme))).replace(os.sep, "/")
+        outputs[readme] = fill_readme(current, load_records(runs_dir)[0], runs_rel)
+    if smoke:
+        for path, new in outputs.items():
+            current = open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+            if current != new:
+                problems.append(f"{path} out of date: run scripts/make_results.sh")
+        print(f"smoke: {len(text.splitlines())} lines from {len(glob.glob(os.path.join(runs_dir, '*.json')))} records; "
+              + ", ".join(outputs) + (" up to date" if not problems else " checked"))
+    else:
+        for path, new in outputs.items():
+            write_atomic(path, new)
+            print(f"wrote {path}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    if smoke:
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, "results.md"), "w", encoding="utf-8") as f:
-                f.write(text)
-        current = open(out_path, encoding="utf-8").read() if os.path.isfile(out_path) else None
-        state = "up to date" if current == text else "out of date: run scripts/make_results.sh"
-        print(f"smoke: {len(text.splitlines())} lines from {len(glob.glob(os.path.join(runs_dir, '*.json')))} records; {out_path} {state}")
-        return 1 if problems else 0
-    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(out_path + ".tmp", out_path)
-    print(f"wrote {out_path}")
     return 1 if problems else 0

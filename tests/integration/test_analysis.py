@@ -109,7 +109,8 @@ def test_cli_writes_figures(trained_lm, ptb_slice_bin, tmp_path):
     fig5 = tmp_path / "fig5.png"
     assert main(["saturation", *args, "--path", str(trained_lm), str(trained_lm), "--labels", "LN-HyperLSTM", "again",
                  "--out", str(fig5)]) == 0
-    assert [c["label"] for c in json.loads(fig5.with_suffix(".json").read_text())["checkpoints"]] == ["LN-HyperLSTM", "again"]
+    labels = [c["label"] for c in json.loads(fig5.with_suffix(".json").read_text())["checkpoints"]]
+    assert labels == ["LN-HyperLSTM", "again"]
     for path in (stem.with_suffix(".png"), tmp_path / "fig4_text.png", fig5):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
         assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
@@ -123,9 +124,11 @@ def _odd_runs(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "docs" / "runs", runs)
     (runs / "a_list.json").write_text("[1, 2, 3]\n")
     (runs / "broken.json").write_text('{"name": "broken", "res')
-    (runs / "table3_odd.json").write_text(json.dumps({"table": "Table 3", "arch": "ln_lstm_lm_ptb", "result": {"bpc": "n/a"}}))
+    (runs / "table3_odd.json").write_text(json.dumps(
+        {"table": "Table 3", "arch": "ln_lstm_lm_ptb", "result": {"bpc": "n/a"}}))
     (runs / "table3_ours.json").write_text(json.dumps(
-        {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5}, "commit": "abc"}))
+        {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5},
+         "commit": "abc"}))
     (runs / "table3_smoke_hyperlstm_lm_ptb.json").write_text(json.dumps({"result": {"bpc": 4.9}, "smoke": True}))
     return runs
 
@@ -147,20 +150,21 @@ def test_results_page_from_odd_records_is_idempotent(tmp_path, capsys):
     assert "figures/fig4_weight_change_ptb.png" in first or "Not generated yet" in first
 
 
-def test_results_smoke_leaves_the_page_alone(tmp_path, capsys):
+def test_results_smoke_leaves_a_stale_page_alone_and_fails(tmp_path, capsys):
     runs = _odd_runs(tmp_path)
     out = tmp_path / "results.md"
     out.write_text("old\n")
-    assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 0
+    assert main(["results", "--runs", str(runs), "--out", str(out), "--smoke"]) == 1
     assert out.read_text() == "old\n"
-    assert "out of date" in capsys.readouterr().out
+    assert f"{out} out of date" in capsys.readouterr().err
 
 
 def test_make_results_smoke_on_the_real_records():
     """CI's smoke mode of scripts/make_results.sh: every record of docs/runs lands on the page."""
     import subprocess
 
-    proc = subprocess.run(["bash", "scripts/make_results.sh", "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", "scripts/make_results.sh", "--smoke"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("smoke:")
 
@@ -180,3 +184,67 @@ def test_results_speed_section_from_a_benchmark_record(tmp_path):
     assert "| ptb/B32 | 4000 | 0.81× | 0.75× | 0.50× | 1.04× / 1.31× | ≥ 0.70× |" in lines
     assert "| enwik8/B128 | 4000 | 0.81× | 0.75× | 0.50× | 1.04× / 1.31× | ≥ 0.60× |" in lines
     assert "| ptb/B1 | 1.250 | 1.39× | 1.44× | ≤ 1.50× |" in lines
+
+
+def _readme_copy(tmp_path: Path):
+    """A copy of the real records, results page and README, as make_results.sh sees them."""
+    runs, readme, page = tmp_path / "docs" / "runs", tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    shutil.copytree(REPO / "docs" / "runs", runs)
+    shutil.copy(REPO / "README.md", readme)
+    assert results.main(str(runs), str(page), str(REPO / "docs" / "figures")) == 0
+    return runs, readme, page
+
+
+def test_readme_tables_follow_the_records_and_a_stale_readme_fails(tmp_path, capsys):
+    runs, readme, page = _readme_copy(tmp_path)
+    args = ["results", "--runs", str(runs), "--out", str(page), "--figures", str(REPO / "docs" / "figures"),
+            "--readme", str(readme)]
+    assert main(args + ["--smoke"]) == 0, capsys.readouterr().err  # the committed README is up to date
+    demo = json.loads((runs / "demo_ptb_cpu.json").read_text())
+    demo["result"]["bpc"] = 1.2345
+    (runs / "demo_ptb_cpu.json").write_text(json.dumps(demo))
+    before = readme.read_text()
+    assert main(args + ["--smoke"]) == 1 and readme.read_text() == before
+    assert f"{readme} out of date" in capsys.readouterr().err
+    assert main(args) == 0
+    after = readme.read_text()
+    assert main(args) == 0 and readme.read_text() == after  # idempotent
+    row = next(line for line in after.splitlines() if "[demo_ptb_cpu]" in line and line.startswith("| 3:"))
+    assert "| **1.250** | 1.234 |" in row and "char-PTB test (full) | CPU, 2 cores |" in row
+    assert "**1.23 bits per character**" in after and "2.36 bits" not in after
+    outside = [line for line in before.splitlines() if not line.startswith(("|", "Recorded ("))]
+    assert outside == [line for line in after.splitlines() if not line.startswith(("|", "Recorded ("))]
+
+
+def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    records = results.load_records(str(runs))[0]
+    assert results.readme_speed(records, "runs")[-1] == "| GPU | not measured yet | | | | | |"
+    rows = {"fairseq lstm_lm [fp32]": {"config": "fairseq lstm_lm", "precision": "fp32", "words_per_s": 3000.0},
+            "hyperlstm_lm_ptb [fp32]": {"config": "hyperlstm_lm_ptb", "precision": "fp32", "words_per_s": 1368.0,
+                                        "vs_fairseq_lstm_lm": 0.456},
+            "ln_hyperlstm_lm_ptb [fp32]": {"config": "ln_hyperlstm_lm_ptb", "precision": "fp32",
+                                           "words_per_s": 9000.0, "vs_fairseq_lstm_lm": 3.0}}
+    (runs / "bench_train_cpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cpu",
+                                                          "hardware": "AMD EPYC, 1 thread(s)", "batch_size": 32,
+                                                          "results": rows, "commit": "abcdef"}))
+    gpu_row = dict(rows["fairseq lstm_lm [fp32]"], precision="bf16")
+    (runs / "bench_train_gpu.json").write_text(json.dumps({"command": "python benchmarks/bench_train.py --device cuda",
+                                                          "hardware": "NVIDIA H200", "batch_size": 128,
+                                                          "results": {"fairseq lstm_lm [bf16]": gpu_row}}))
+    (runs / "bench_hyperlstm_odd.json").write_text(json.dumps({"throughput": [1], "one_step": "none"}))
+    lines = results.readme_speed(results.load_records(str(runs))[0], "runs")
+    measure = "`fairseq-train` words/s vs fairseq `lstm_lm`"
+    assert (f"| CPU: AMD EPYC, 1 thread(s) | {measure} (fp32) | ptb/B32 | 0.46× | 3.00× "
+            "| 3000 words/s | [bench_train_cpu](runs/bench_train_cpu.json), commit `abcdef` |") in lines
+    assert lines[-1].startswith(f"| NVIDIA H200 | {measure} (bf16) | ptb/B128 | — | — |")
+    assert not any("not measured" in line for line in lines)
+
+
+def test_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
+    runs, readme, page = _readme_copy(tmp_path)
+    readme.write_text(readme.read_text().replace("<!-- speed:end -->", ""))
+    assert main(["results", "--runs", str(runs), "--out", str(page), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert "speed:begin" in err and len(err.strip().splitlines()) == 1
