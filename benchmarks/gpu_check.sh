@@ -34,14 +34,16 @@ if [ "$DRY_RUN" = 1 ]; then
   # the Triton kernels (interpreted) in the stages that exist for them; the fairseq-train stages prove their
   # command lines and parsing with the C++ kernels (the interpreter would take minutes per run there)
   export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 KERNELS=triton
-  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,3 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
+  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
   SHAPES=tiny SLOW=4  # the interpreter: every limit x4
+  SPEED_CONFIGS="fairseq lstm_lm,ln_hyperlstm_lm_ptb"  # the two command lines that differ (ours and fairseq's)
   SMALL="--decoder-hidden-size 32 --hyper-hidden-size 8"
 else
   DEVICE=cuda CUDA_FLAG="" CLOCK=wall
   SIZES=ptb,enwik8 BATCHES=128 STEPS=100 REPEATS=5 UPDATES=20,120 SPEED_BATCH=128 TRAIN_UPDATES=1000000
   SANITIZE=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   BATCH=128 TPS=100 SMALL="" SHAPES="" SLOW=1 KERNELS=""
+  SPEED_CONFIGS="fairseq lstm_lm,lstm_lm_ptb_1000,ln_hyperlstm_lm_ptb"
   if [ -d .whl ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
       > "$WORK/setup.log" 2>&1 || echo "wheel install failed (see setup.log)"
@@ -50,16 +52,18 @@ else
 fi
 
 export OUT DRY_RUN TRAIN_MIN DATA PY WORK DEVICE CUDA_FLAG CLOCK SIZES BATCHES STEPS REPEATS UPDATES SPEED_BATCH
-export TRAIN_UPDATES SANITIZE BATCH TPS SMALL SHAPES KERNELS
+export TRAIN_UPDATES SANITIZE BATCH TPS SMALL SHAPES KERNELS SPEED_CONFIGS
 
 # stage NAME LIMIT_S FUNCTION: run one stage's function in its own shell under its own time limit;
-# its exit status goes to work/NAME.status, its output to work/NAME.log
+# its exit status goes to work/NAME.status, its wall seconds to work/NAME.seconds, its output to work/NAME.log
 stage() {
-  local name=$1 limit=$2 fn=$3
-  echo "== $name ($(($(date +%s) - START)) s in)"
+  local name=$1 limit=$2 fn=$3 began
+  began=$(date +%s)
+  echo "== $name ($((began - START)) s in)"
   timeout -k 10 "$((limit * SLOW))" bash -c "set -o pipefail; $(declare -f "$fn"); $fn" > "$WORK/$name.log" 2>&1
   local rc=$?
   echo "$rc" > "$WORK/$name.status"
+  echo "$(($(date +%s) - began))" > "$WORK/$name.seconds"
   tail -4 "$WORK/$name.log"
 }
 
@@ -100,7 +104,7 @@ speed_stage() {
   local precisions=fp32,amp,bf16; [ "$DRY_RUN" = 1 ] && precisions=fp32
   "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --batch-size "$SPEED_BATCH" --clock "$CLOCK" \
     --tokens-per-sample "$TPS" --updates "$UPDATES" --repeats 1 --precisions "$precisions" \
-    --configs "fairseq lstm_lm,lstm_lm_ptb_1000,ln_hyperlstm_lm_ptb" --json "$OUT/bench_train.json" \
+    --configs "$SPEED_CONFIGS" --json "$OUT/bench_train.json" \
     ${SMALL:+--tiny}
 }
 

@@ -44,7 +44,9 @@ def stages(work: Path) -> dict:
     for name in STAGES:
         status = work / f"{name}.status"
         rc = int(status.read_text().strip()) if status.exists() else None
-        out[name] = {"exit_status": rc, "ok": rc == 0, "log_tail": _tail(work / f"{name}.log")}
+        seconds = work / f"{name}.seconds"
+        wall = int(seconds.read_text().strip()) if seconds.exists() else None
+        out[name] = {"exit_status": rc, "ok": rc == 0, "wall_s": wall, "log_tail": _tail(work / f"{name}.log")}
     return out
 
 

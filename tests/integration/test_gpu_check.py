@@ -26,6 +26,7 @@ def test_gpu_check_dry_run_passes_every_stage_and_returns_a_complete_summary(ptb
     summary = json.loads((out / "gpu_check.json").read_text())
     failed = {name: s["log_tail"] for name, s in summary["stages"].items() if not s["ok"]}
     assert not failed, json.dumps(failed, indent=1)
+    print("stage wall seconds:", {name: s["wall_s"] for name, s in summary["stages"].items()})
     assert summary["kernels"]["cases"] > 0 and summary["kernels"]["failed"] == 0
     assert summary["char_ptb_ln_hyperlstm"]["test_bpc"] > 0
     assert {g["case"] for g in summary["layer_gates"] if g["ratio"] is not None} == set()  # tiny sizes: no gate keys
