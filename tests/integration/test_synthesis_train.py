@@ -106,7 +106,7 @@ def test_priming_reads_a_transcribed_line_then_writes_the_text(data, trained, tm
 def test_bad_synthesis_input_gives_one_clear_line(trained, tmp_path, capsys, extra, message):
     assert sample_main(["--path", str(trained[0]), "--out", str(tmp_path / "x"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0] and err[0].startswith("error: ")
+    assert len(err) == 1 and message in err[0] and "error: " in err[0]  # "<prog>: error: ..."
     assert not (tmp_path / "x").exists()
 
 
