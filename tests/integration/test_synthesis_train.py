@@ -8,6 +8,7 @@ Missing data fails under CI and skips elsewhere (conftest.require_data).
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -40,11 +41,13 @@ SYNTH = ["--task", "handwriting_synthesis", "--arch", "hyperlstm_synthesis", "--
 def trained(data):
     """(synthesis checkpoint, the same network trained on shuffled transcripts, an unconditional checkpoint)."""
     root = data.parent
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--save-dir", root / "synth")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--shuffle-transcripts",
-            "--save-dir", root / "control")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting", "--arch", "hyperlstm_handwriting",
-            "--decoder-hidden-size", "8", "--hyper-hidden-size", "4", *TRAIN, "--max-update", "1", "--save-dir", root / "uncond")
+    runs = [[*SYNTH, *TRAIN, "--save-dir", root / "synth"],
+            [*SYNTH, *TRAIN, "--shuffle-transcripts", "--save-dir", root / "control"],
+            ["--task", "handwriting", "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "8",
+             "--hyper-hidden-size", "4", *TRAIN, "--max-update", "1", "--save-dir", root / "uncond"]]
+    with ThreadPoolExecutor(len(runs)) as pool:  # independent one-thread trainings, side by side where cores are free
+        for job in [pool.submit(run_cli, "fairseq_cli.train", data, "--user-dir", USER_DIR, *r) for r in runs]:
+            job.result()
     return root / "synth" / "checkpoint_last.pt", root / "control" / "checkpoint_last.pt", root / "uncond" / "checkpoint_last.pt"
 
 
