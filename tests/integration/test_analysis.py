@@ -248,3 +248,33 @@ def test_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
     assert main(["results", "--runs", str(runs), "--out", str(page), "--readme", str(readme)]) == 2
     err = capsys.readouterr().err
     assert "speed:begin" in err and len(err.strip().splitlines()) == 1
+
+
+def test_synthesis_rows_pair_each_checkpoint_with_its_control(tmp_path):
+    """Records of two update counts: each model's NLL is set against the control at the same updates, and
+    the alignment / legibility records of the same checkpoint land in the same row."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def write(name, result):
+        (runs / f"{name}.json").write_text(json.dumps({"command": f"cmd {name}", "result": result}))
+
+    for suffix, updates, shift in (("", 500, 0.0), ("_1500", 1500, -50.0)):
+        write(f"synthesis_hershey_hyper{suffix}", {"arch": "hyperlstm_synthesis", "params": 1000, "updates": updates,
+                                                   "valid_log_loss": -300.0 + shift})
+        write(f"synthesis_hershey_uncond{suffix}", {"arch": "hyperlstm_handwriting", "params": 990,
+                                                    "updates": updates, "valid_log_loss": -250.0 + 2 * shift})
+        write(f"synthesis_alignment_hyper{suffix}", {"lines": 40, "aligned_lines": 39, "kappa_never_decreases": True})
+        write(f"synthesis_legibility_hyper{suffix}", {"texts": 100, "legible": 61 + updates // 500, "chance": 1 / 6})
+    records = results.load_records(str(runs))[0]
+    lines = results.readme_synthesis(records, "runs")
+    assert len(lines) == 4  # header, rule, the two rows at the largest update count (1500)
+    assert lines[2].startswith("| synthesis HyperLSTM (`hyperlstm_synthesis`) | 1,000 | 1500 | -350.00 | +0.00 "
+                               "| 39 / 40 | yes | 64 / 100 (chance 16.7%) |")
+    assert "[train](runs/synthesis_hershey_hyper_1500.json)" in lines[2]
+    assert "| 1500 | -350.00 | control | — |" in lines[3]
+    page = results.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md"))
+    assert "| 500 | -300.00 | -50.00 | 39 / 40 | yes | 62 / 100" in page
+    other = page[page.index("## Other runs"):]
+    assert "synthesis_" not in other
+    assert not [p for p in results.check(page, str(runs)) if "record" in p]

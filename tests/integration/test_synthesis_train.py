@@ -8,6 +8,7 @@ Missing data fails under CI and skips elsewhere (conftest.require_data).
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -41,14 +42,14 @@ SYNTH = ["--task", "handwriting_synthesis", "--arch", "hyperlstm_synthesis", "--
 def trained(data):
     """(synthesis checkpoint, the same network trained on shuffled transcripts, an unconditional checkpoint)."""
     root = data.parent
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--save-dir", root / "synth")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, *SYNTH, *TRAIN, "--shuffle-transcripts",
-            "--save-dir", root / "control")
-    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "handwriting",
-            "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "8", "--hyper-hidden-size", "4", *TRAIN,
-            "--max-update", "1", "--save-dir", root / "uncond")
-    return (root / "synth" / "checkpoint_last.pt", root / "control" / "checkpoint_last.pt",
-            root / "uncond" / "checkpoint_last.pt")
+    runs = [[*SYNTH, *TRAIN, "--save-dir", root / "synth"],
+            [*SYNTH, *TRAIN, "--shuffle-transcripts", "--save-dir", root / "control"],
+            ["--task", "handwriting", "--arch", "hyperlstm_handwriting", "--decoder-hidden-size", "8",
+             "--hyper-hidden-size", "4", *TRAIN, "--max-update", "1", "--save-dir", root / "uncond"]]
+    with ThreadPoolExecutor(len(runs)) as pool:  # independent one-thread trainings, side by side where cores are free
+        for job in [pool.submit(run_cli, "fairseq_cli.train", data, "--user-dir", USER_DIR, *r) for r in runs]:
+            job.result()
+    return tuple(root / name / "checkpoint_last.pt" for name in ("synth", "control", "uncond"))
 
 
 def valid_log_loss(data, ckpt, *flags) -> float:
@@ -109,7 +110,7 @@ def test_priming_reads_a_transcribed_line_then_writes_the_text(data, trained, tm
 def test_bad_synthesis_input_gives_one_clear_line(trained, tmp_path, capsys, extra, message):
     assert sample_main(["--path", str(trained[0]), "--out", str(tmp_path / "x"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0] and err[0].startswith("error: ")
+    assert len(err) == 1 and message in err[0] and "error: " in err[0]  # "<prog>: error: ..."
     assert not (tmp_path / "x").exists()
 
 
