@@ -34,7 +34,7 @@ setup(
         "handwriting": ["matplotlib", "scipy", "dtaidistance"],  # dtaidistance: synthesis legibility (DTW)
         "plots": ["matplotlib"],
         "dev": [
-            "pytest", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff",
+            "pytest", "pytest-xdist", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml", "ruff",
             "dtaidistance",
         ],
     },
