@@ -94,7 +94,16 @@ def in_process(fn: Callable, prog: str, argv: Sequence[str], env_vars: Dict[str,
     """Run `fn()` with sys.argv = [prog, *argv]; report exceptions as a real process would."""
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    # a real fairseq CLI process logs at INFO (its module's logging.basicConfig); in this process that call
+    # was a no-op if any handler existed when the module was first imported, so set the level it would have
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # and no logger is disabled in a fresh process (a logging.config call in an earlier test may have)
+    disabled = [lg for lg in logging.root.manager.loggerDict.values() if getattr(lg, "disabled", False)]
+    for lg in disabled:
+        lg.disabled = False
     saved_argv, saved_env = sys.argv, dict(os.environ)
     sys.argv = [prog, *map(str, argv)]
     os.environ.update(env_vars)
@@ -119,7 +128,10 @@ def in_process(fn: Callable, prog: str, argv: Sequence[str], env_vars: Dict[str,
         sys.argv = saved_argv
         os.environ.clear()
         os.environ.update(saved_env)
-        logging.getLogger().removeHandler(handler)
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+        for lg in disabled:
+            lg.disabled = True
     text = err.getvalue()
     return Result(rc, out.getvalue(), text, seen_traceback or "Traceback (most recent call last)" in text)
 

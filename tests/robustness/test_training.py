@@ -80,8 +80,12 @@ def signalled(signals):
     def run(env, argv):
         proc = start(env, max_update=100000)
         wait_for(save(env) / "checkpoint_last.pt", proc)
+        if len(signals) > 1:  # "at once": stopped, they arrive together (the test process may be descheduled
+            proc.send_signal(signal.SIGSTOP)  # between two sends long enough for an update and its save)
         for sig in signals:
             proc.send_signal(sig)
+        if len(signals) > 1:
+            proc.send_signal(signal.SIGCONT)
         result = finish(proc, env)
         result.stdout = f"checkpoint_last.pt at update {updates(save(env) / 'checkpoint_last.pt')}{result.stdout}"
         return result
