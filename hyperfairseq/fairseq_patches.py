@@ -213,7 +213,8 @@ class _StopRequest:
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
         if not self.armed:
-            print(f"{program_name()}: stopped by {name} before training started; nothing was lost", file=sys.stderr, flush=True)
+            print(f"{program_name()}: stopped by {name} before training started; nothing was lost",
+                  file=sys.stderr, flush=True)
             raise SystemExit(128 + signum)
         if self.signum:
             print(f"{program_name()}: {name} again: exiting at once; the updates since the last checkpoint are lost",
@@ -228,7 +229,8 @@ class _StopRequest:
         signum = self.signum
         if trainer.data_parallel_world_size > 1:
             flag = torch.tensor([float(signum)], device=trainer.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=trainer.data_parallel_process_group)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX,
+                                         group=trainer.data_parallel_process_group)
             signum = int(flag.item())
         return signum
 

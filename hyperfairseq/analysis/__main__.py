@@ -37,7 +37,8 @@ def weight_change_main(args) -> int:
     delta = weight_change.trace_weight_change(trace, loaded.rnn, args.layer).numpy()
     stem = _stem(args.out)
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    title = args.title or f"{loaded.arch}: ||diag(d_h(t) - d_h(t-1)) W_h||_F per gate (each row scaled to its 99th percentile)"
+    title = args.title or (f"{loaded.arch}: ||diag(d_h(t) - d_h(t-1)) W_h||_F per gate"
+                           " (each row scaled to its 99th percentile)")
     if trace.symbols is not None:
         weight_change.plot_text(trace.symbols, delta, stem, args.width, title)
         shown = {"text": "".join(trace.symbols).replace("⏎", "\n")}
@@ -45,8 +46,9 @@ def weight_change_main(args) -> int:
         weight_change.plot_strokes(trace.pen, delta, stem, title)
         shown = {"pen_steps": int(len(trace.pen))}
     common.write_sidecar(stem + ".png", {
-        "analysis": "weight-change", "note": args.note, "checkpoint": args.path, "arch": loaded.arch, "layer": args.layer,
-        "sampled": args.text is None and args.text_file is None, "seed": args.seed, "temperature": args.temperature,
+        "analysis": "weight-change", "note": args.note, "checkpoint": args.path, "arch": loaded.arch,
+        "layer": args.layer, "sampled": args.text is None and args.text_file is None, "seed": args.seed,
+        "temperature": args.temperature,
         "max_delta_per_gate": dict(zip("ifgo", np.round(delta.max(0), 6).tolist())), **shown,
     })
     print(f"wrote {stem}.png, {stem}.svg ({len(delta)} steps)")
@@ -72,8 +74,8 @@ def saturation_main(args) -> int:
         print(f"{names[-1]}: {values.size} values, {saturated:.1%} with |tanh| > 0.9")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     saturation.plot(histograms, names, args.out, args.title or f"sampled {args.length} steps, seed {args.seed}")
-    common.write_sidecar(args.out, {"analysis": "saturation", "note": args.note, "checkpoints": stats, "seed": args.seed,
-                                    "temperature": args.temperature, "length": args.length})
+    common.write_sidecar(args.out, {"analysis": "saturation", "note": args.note, "checkpoints": stats,
+                                    "seed": args.seed, "temperature": args.temperature, "length": args.length})
     print(f"wrote {args.out}")
     return 0
 
@@ -94,8 +96,9 @@ def curves_main(args) -> int:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     curves.plot(runs, labels, args.out, args.title, args.ylabel)
     common.write_sidecar(args.out, {"analysis": "curves", "note": args.note, "logs": [
-        {"log": p, "label": l, "train_points": len(r.train), "valid_points": len(r.valid), "problems": len(r.problems)}
-        for p, l, r in zip(args.log, labels, runs)]})
+        {"log": p, "label": label, "train_points": len(r.train), "valid_points": len(r.valid),
+         "problems": len(r.problems)}
+        for p, label, r in zip(args.log, labels, runs)]})
     print(f"wrote {args.out}")
     return 0
 

@@ -90,13 +90,15 @@ def trace_strokes(loaded: Loaded, steps: int, seed: int, temperature: float, bia
     gen = generate(loaded.model, 1, steps, generator, temperature, bias, record_internals=True)
     per_step = gen.internals
     internals = HyperLSTMInternals(
-        *(None if per_step[0][k] is None else torch.cat([s[k] for s in per_step], dim=1) for k in range(len(per_step[0])))
+        *(None if per_step[0][k] is None else torch.cat([s[k] for s in per_step], dim=1)
+          for k in range(len(per_step[0])))
     )
     pen = denormalise(gen.rows, loaded.model)[0].numpy()
     return Trace(internals, None, None, pen)
 
 
-def sample_trace(loaded: Loaded, length: int, seed: int, temperature: float, prefix: str = "", bias: float = 0.0) -> Trace:
+def sample_trace(loaded: Loaded, length: int, seed: int, temperature: float, prefix: str = "",
+                 bias: float = 0.0) -> Trace:
     """A sampled sequence: text (prefix + `length` symbols) for LMs, `length` pen steps for handwriting."""
     if loaded.kind == "lm":
         return trace_text(loaded, loaded.lm.sample(prefix, length, temperature, seed))
@@ -128,8 +130,9 @@ def finish_figure(fig, ax, out: str, title: Optional[str] = None) -> None:
 
 def write_sidecar(figure: str, info: dict, argv: Optional[List[str]] = None) -> str:
     """Write `<figure without extension>.json`: how the figure was made (command, commit, hardware...)."""
-    from hyperfairseq.run_record import git_commit, hardware, versions
     from pathlib import Path
+
+    from hyperfairseq.run_record import git_commit, hardware, versions
 
     stem = os.path.splitext(figure)[0]
     argv = sys.argv[1:] if argv is None else argv

@@ -20,7 +20,7 @@ BINS = 50
 def cell_outputs(trace: Trace, rnn, layer: Optional[int] = None) -> np.ndarray:
     """φ(c_t) of every step and unit, of one layer or (None) all layers pooled: a flat array."""
     layers = range(rnn.num_layers) if layer is None else [layer % rnn.num_layers]
-    values = [torch.tanh(rnn.layers[l].ln_cell(trace.internals.c[l])).flatten() for l in layers]
+    values = [torch.tanh(rnn.layers[index].ln_cell(trace.internals.c[index])).flatten() for index in layers]
     return torch.cat(values).numpy()
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import USER_DIR, require_data, run_cli  # tests/conftest.py
 
 from . import harness
@@ -128,7 +127,8 @@ def transformer_lm_checkpoint(root: Path, data: Path) -> Path:
                                                 "--tokens-per-sample", "20", "--optimizer", "adam", "--lr", "1e-3"])
     cfg = convert_namespace_to_omegaconf(args)
     model = tasks.setup_task(cfg.task).build_model(cfg.model)
-    state = {"cfg": OmegaConf.to_container(cfg, resolve=True), "model": model.state_dict(), "last_optimizer_state": None,
+    state = {"cfg": OmegaConf.to_container(cfg, resolve=True), "model": model.state_dict(),
+             "last_optimizer_state": None,
              "optimizer_history": [{"criterion_name": "CrossEntropyCriterion", "optimizer_name": "FairseqAdam",
                                     "lr_scheduler_state": {}, "num_updates": 0}],
              "extra_state": {"train_iterator": {"epoch": 1}}}

@@ -245,7 +245,7 @@ def classify(case: Case, env: Env, result: Result, before: Dict[str, Optional[st
 
 
 def error_line(result: Result) -> str:
-    lines = [l for l in result.stderr.strip().splitlines() if "error" in l.lower() or "nothing to do" in l]
+    lines = [line for line in result.stderr.strip().splitlines() if "error" in line.lower() or "nothing to do" in line]
     return (lines or result.stderr.strip().splitlines() or [""])[-1][:300]
 
 

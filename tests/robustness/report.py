@@ -150,12 +150,14 @@ def write_record(run, now, before, ref) -> None:
     sys.path.insert(0, str(REPO))
     from hyperfairseq.run_record import git_commit, hardware, versions
 
-    record = {"name": "robustness_suite", "command": "python tests/robustness/report.py" + (f" --before {ref}" if ref else ""),
+    record = {"name": "robustness_suite",
+              "command": "python tests/robustness/report.py" + (f" --before {ref}" if ref else ""),
               "commit": git_commit(REPO), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "hardware": hardware(), "versions": versions(), "wall_seconds": run["wall_seconds"],
               "result": {"cpu_seconds": run["cpu_seconds"], "pytest_exit_status": run["exit_status"],
                          "cases": len(now), "counts": dict(counts(now)),
-                         "before": {"ref": ref, "cases": len(before), "counts": dict(counts(before))} if before else None}}
+                         "before": ({"ref": ref, "cases": len(before), "counts": dict(counts(before))}
+                                    if before else None)}}
     RECORD.write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -163,7 +165,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", metavar="REF", help="also run the cases against the package at git commit REF")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the finally clauses remove the worktree
+    # the finally clauses remove the worktree
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory() as tmp:
         before = None
         if args.before:

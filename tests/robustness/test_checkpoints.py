@@ -21,7 +21,8 @@ BAD_FILES = {  # kind: (make it in the case folder -> path, what the message say
     "junk": (lambda env: I.junk(env.work / CKPT), "not a readable checkpoint", "a text file named .pt"),
     "folder": (lambda env: I.folder(env.work / CKPT), "is a folder", "a folder"),
     "crafted_pickle": (lambda env: env.crafted, "refused", "a pickle whose loading runs `touch MARKER`"),
-    "vision_checkpoint": (lambda env: env.vision, "vision checkpoint", "a checkpoint of examples/hyper_resnet/train.py"),
+    "vision_checkpoint": (lambda env: env.vision, "vision checkpoint",
+                          "a checkpoint of examples/hyper_resnet/train.py"),
     "bare_tensor": (lambda env: env.bare_tensor, "bare tensor", "torch.save(torch.zeros(3, 4))"),
 }
 
@@ -85,14 +86,16 @@ VISION = [  # the vision script reads its own format, and refuses the rest
 
 def vision_case(kind, make, message) -> Case:
     return Case(id=f"vision_eval-{kind}", entry="vision", input=f"--eval --resume {kind}", message=message,
-                exit_code=2, args=lambda env: ["--eval", "--resume", make(env), "--data", env.fmnist, "--test-size", 20],
+                exit_code=2,
+                args=lambda env: ["--eval", "--resume", make(env), "--data", env.fmnist, "--test-size", 20],
                 markers=lambda env: [env.pwned_marker])
 
 
 TEXT_ON_UNCONDITIONAL = Case(
     id="sample_handwriting-text-unconditional-model", entry="sample_handwriting", input="--text on an unconditional "
     "handwriting checkpoint", message="--text needs a synthesis checkpoint", exit_code=2,
-    args=lambda env: I.sample_handwriting_args(env, env.hw, "--text", "hello"), absent=lambda env: [env.work / "samples"],
+    args=lambda env: I.sample_handwriting_args(env, env.hw, "--text", "hello"),
+    absent=lambda env: [env.work / "samples"],
     protect=lambda env: [env.hw])
 
 CASES = ([bad_file_case(e, k) for e in ENTRIES for k in BAD_FILES]

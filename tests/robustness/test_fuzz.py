@@ -13,7 +13,6 @@ result or raises its documented error type, never anything else:
 """
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -165,8 +165,10 @@ def table_cases(script: str):
     ]
 
 
-KANJIVG = lambda env, *extra: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--max-chars", 8, "--chars-per-line", 2,
-                               "--min-length", 5, *extra]
+def KANJIVG(env, *extra):
+    return ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--max-chars", 8, "--chars-per-line", 2,
+            "--min-length", 5, *extra]
+
 
 CASES = [
     byte_case("intact-zip", make_zip(), "", "a complete zip of real text (control)", expect="ok", check=binarised),
@@ -231,8 +233,9 @@ CASES = [
     Case(id="lasa-out-exists", entry="lasa", input="prepare --out an existing folder", message="already exists",
          setup=existing_folder("out"), args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out",
                                                          env.work / "out"], protect=lambda env: [env.work / "out"]),
-    Case(id="hershey-out-exists", entry="hershey", input="prepare --out an existing folder", message="exists; pass --force",
-         exit_code=2, setup=existing_folder("out"), protect=lambda env: [env.work / "out"],
+    Case(id="hershey-out-exists", entry="hershey", input="prepare --out an existing folder",
+         message="exists; pass --force", exit_code=2, setup=existing_folder("out"),
+         protect=lambda env: [env.work / "out"],
          args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out", env.work / "out"]),
     Case(id="iam_transcripts-raw-missing", entry="iam_transcripts", input="--raw a folder that does not exist",
          message="is not a folder", exit_code=2, absent=lambda env: [env.work / "out"],

@@ -31,7 +31,8 @@ def text_file(name, text):
 
 def score_case(id, text, message, what, expect="error", check=None):
     return Case(id=f"sample_score-{id}", entry="sample", input=what, message=message, expect=expect, check=check,
-                setup=text_file("in.txt", text), args=lambda env: I.sample_args(env, env.lm, "--score", env.work / "in.txt"))
+                setup=text_file("in.txt", text),
+                args=lambda env: I.sample_args(env, env.lm, "--score", env.work / "in.txt"))
 
 
 def corpus_case(id, text, message, what, *extra, expect="error", check=None, out="out.txt"):
@@ -79,14 +80,16 @@ CASES = [
          args=lambda env: I.sample_args(env, env.lm, "--prefix", "the\tcompany")),
     Case(id="sample_prefix-unknown-character", entry="sample", input="--prefix with 'é'",
          message="not in the model's dictionary", args=lambda env: I.sample_args(env, env.lm, "--prefix", "café")),
-    *(corpus_case(name, text, code, f"text with {name.replace('-', ' ')}") for name, (text, code) in UNREPRESENTABLE.items()),
+    *(corpus_case(name, text, code, f"text with {name.replace('-', ' ')}")
+      for name, (text, code) in UNREPRESENTABLE.items()),
     corpus_case("crlf", CRLF_TEXT, "", "text with \\r\\n line ends", expect="ok", check=same_output_as_lf),
     Case(id="char_corpus-unknown-character-with-dict", entry="char_corpus", input="'é' and --dict without it",
          message="not in the model's dictionary", setup=lambda env: (text_file("in.txt", "café\n")(env),
                                                                      dict_with("abcdef_")(env)),
          args=lambda env: ["text", "--src", env.work / "in.txt", "--out", env.work / "out.txt", "--dict",
                            env.work / "dict.txt"], absent=lambda env: [env.work / "out.txt"]),
-    corpus_case("dict-missing", LF_TEXT, "dictionary missing", "--dict that does not exist", "--dict", "/nonexistent/dict.txt"),
+    corpus_case("dict-missing", LF_TEXT, "dictionary missing", "--dict that does not exist", "--dict",
+                "/nonexistent/dict.txt"),
     Case(id="char_corpus-dict-malformed", entry="char_corpus", input="--dict with a line without a count",
          message="expected '<symbol> <count>'",
          setup=lambda env: (text_file("in.txt", LF_TEXT)(env), (env.work / "dict.txt").write_text("a 1\nb\n")),

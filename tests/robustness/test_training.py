@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from . import inputs as I
@@ -104,7 +103,8 @@ def saved_where_it_says(env, result):
 def killed_mid_copy(env, argv):
     """SIGKILL while checkpoint_last.pt is being replaced; then run the same command again."""
     marker = env.work / "copy_stalled"
-    proc = start(env, "--save-interval-updates", 2, max_update=4, env_vars={"HYPERFAIRSEQ_TEST_STALL_COPY": str(marker)})
+    proc = start(env, "--save-interval-updates", 2, max_update=4,
+                 env_vars={"HYPERFAIRSEQ_TEST_STALL_COPY": str(marker)})
     wait_for(marker, proc)
     proc.kill()
     proc.wait(timeout=TIMEOUT)

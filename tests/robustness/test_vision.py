@@ -71,7 +71,9 @@ def exported(env, result):
     return None if path.is_file() and os.path.getsize(path) > 0 else f"{path} not written"
 
 
-IDX = lambda env: env.work / "idx"
+def IDX(env):
+    return env.work / "idx"
+
 
 CASES = [
     vision_case("images-32x32", "images of shape (1, 32, 32)", "32 x 32 images in MNIST-format files",
@@ -80,12 +82,13 @@ CASES = [
                 setup=idx_folder(raw_images=overflowing_header()), data=IDX),
     Case(id="vision-idx-truncated", entry="vision", input="an images file missing its last 100 bytes",
          message="(truncated?)", exit_code=2,
-         setup=lambda env: (idx_folder()(env), (IDX(env) / NAMES[0]).write_bytes((IDX(env) / NAMES[0]).read_bytes()[:-100])),
+         setup=lambda env: (idx_folder()(env),
+                            (IDX(env) / NAMES[0]).write_bytes((IDX(env) / NAMES[0]).read_bytes()[:-100])),
          args=lambda env: small_run(env, IDX(env))),
     vision_case("labels-out-of-range", "out of range 0..9", "a label 12 in the labels file",
-                setup=idx_folder(labels=lambda l: np.where(np.arange(len(l)) == 3, 12, l)), data=IDX),
+                setup=idx_folder(labels=lambda labels: np.where(np.arange(len(labels)) == 3, 12, labels)), data=IDX),
     vision_case("labels-count-mismatch", "labels", "59 labels for 60 images",
-                setup=idx_folder(labels=lambda l: l[:-1]), data=IDX),
+                setup=idx_folder(labels=lambda labels: labels[:-1]), data=IDX),
     vision_case("export-missing-folder", "", "--export into a folder that does not exist yet", expect="ok",
                 extra=("--export", "{work}/new/folder/plain.pt"), check=exported),
     vision_case("export-is-folder", "--export", "--export an existing folder", extra=("--export", "{work}")),
