@@ -34,8 +34,8 @@ setup(
         "handwriting": ["matplotlib", "scipy", "dtaidistance"],  # dtaidistance: synthesis legibility (DTW)
         "plots": ["matplotlib"],
         "dev": [
-            "pytest", "pytest-xdist", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy", "pyyaml",
-            "ruff", "dtaidistance",
+            "pytest", "pytest-xdist>=3.8", "hypothesis", "torchvision", "Pillow", "tqdm", "matplotlib", "scipy",
+            "pyyaml", "ruff", "dtaidistance",
         ],
     },
     classifiers=[
