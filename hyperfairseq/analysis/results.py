@@ -477,7 +477,9 @@ def render_synthesis(records: List[Record]) -> List[str]:
 
 
 SPEED_GATES = {"ptb": 0.70, "enwik8": 0.60}  # issue 4's CPU gates: tokens/s against nn.LSTM
-SPEED_VARIANTS = ("HyperLSTM", "LN-HyperLSTM", "LSTMCell loop")
+SPEED_VARIANTS = ("HyperLSTM", "LN-HyperLSTM", "LSTM (ours)", "LN-LSTM (ours)", "LSTMCell loop")
+# issue 13's CPU gates of fairseq-train words/s against fairseq's own lstm_lm of the same width
+TRAIN_GATES = {"lstm_lm_ptb_1000": "≥ 1.00×", "ln_hyperlstm_lm_ptb": "≥ 0.80×"}
 
 
 def _get(row, variant: str, field: str):
@@ -525,6 +527,30 @@ def render_speed(records: List[Record]) -> List[str]:
                 out.append(f"| {key} | {fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}') or '?'} | " + " | ".join(ratios)
                            + " | ≤ 1.50× |")
             out.append("")
+    return out + render_train_speed(records)
+
+
+def render_train_speed(records: List[Record]) -> List[str]:
+    """`benchmarks/bench_train.py --json` records: fairseq-train words/s of our rows against fairseq's lstm_lm."""
+    benches = [r for r in records if isinstance(r.data.get("results"), dict)
+               and any(isinstance(v, dict) and "words_per_s" in v for v in r.data["results"].values())]
+    out = []
+    for rec in benches:
+        data = rec.data
+        out += ["### `fairseq-train` words/s", "",
+                f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, "
+                f"batch {data.get('batch_size', '?')} × {data.get('tokens_per_sample', '?')}, "
+                f"clock {data.get('clock', '?')}, commit "
+                f"{code(commit_of(data))}: {code(command_of(data), 300)}", "",
+                "| config | precision | words/s | vs fairseq `lstm_lm` | gate |", "|" + " --- |" * 5]
+        for row in data["results"].values():
+            if isinstance(row, dict) and "words_per_s" in row:
+                config = str(row.get("config"))
+                words = fmt(row.get("words_per_s"), "{:.0f}") or "?"
+                ratio = fmt(row.get("vs_fairseq_lstm_lm"), "{:.2f}×") or "—"
+                gate = TRAIN_GATES.get(config, "")
+                out.append(f"| {config} | {row.get('precision', '?')} | {words} | {ratio} | {gate} |")
+        out.append("")
     return out
 
 

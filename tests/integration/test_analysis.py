@@ -240,6 +240,9 @@ def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
             "| 3000 words/s | [bench_train_cpu](runs/bench_train_cpu.json), commit `abcdef` |") in lines
     assert lines[-1].startswith(f"| NVIDIA H200 | {measure} (bf16) | ptb/B128 | — | — |")
     assert not any("not measured" in line for line in lines)
+    page = results.render_train_speed(results.load_records(str(runs))[0])  # the results page: every config, gated
+    assert "| ln_hyperlstm_lm_ptb | fp32 | 9000 | 3.00× | ≥ 0.80× |" in page
+    assert "| fairseq lstm_lm | bf16 | 3000 | — |  |" in page
 
 
 def test_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
