@@ -13,11 +13,6 @@ PAGE_GLOBS = ("*.md", "docs/**/*.md", "examples/**/*.md", "benchmarks/**/*.md", 
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
-# Pages another branch of issue 14 is writing: a link to one may point nowhere until that branch is merged.
-PENDING = {"docs/robustness.md": "written on the robust branch (issue 14 §3); drop this entry once merged"}
-# Broken links in pages this branch may not edit, reported to their owner.
-KNOWN_BROKEN = {("docs/speed.md", "docs/runs/bench_hyperlstm_cpu_one_step.json"):
-                "docs/speed.md (the lead rewrites it) links from docs/ as if from the repository root"}
 
 
 def pages():
@@ -53,8 +48,7 @@ def test_every_relative_link_resolves(page):
         resolved = (page.parent / path).resolve() if path else page
         key = str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
         if not resolved.exists():
-            if key not in PENDING and (rel, target) not in KNOWN_BROKEN:
-                broken.append(f"{target} (no {key})")
+            broken.append(f"{target} (no {key})")
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target} (no heading #{anchor} in {key})")
     assert not broken, f"{rel}: broken links: " + "; ".join(broken)
