@@ -4,7 +4,8 @@
 checkpoint it cannot use; its message names the file or flag and what was expected. It subclasses
 ValueError, so API callers catch it as before.
 
-Our own CLIs (`python -m hyperfairseq...`) catch it in `main` and print `PROG: error: MESSAGE` (exit 2).
+Our own CLIs (`python -m hyperfairseq...`) run their work through `cli.run_main`, which prints an
+InputError (and the other errors the CLI names, e.g. OSError) as `PROG: error: MESSAGE` on one line (exit 2).
 fairseq's CLIs are not ours; when the plugin is loaded into them (`--user-dir`), `install_excepthook`
 prints an uncaught InputError, or an exception raised while handling one (fairseq re-raises load errors
 as "Cannot load model parameters ..."), as that one line (exit 1). Every other exception keeps its

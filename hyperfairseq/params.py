@@ -18,6 +18,7 @@ from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL
 from torch import nn
 
 import hyperfairseq  # noqa: F401  (registers the architectures)
+from hyperfairseq import cli
 from hyperfairseq.models.architectures import ARCHITECTURES, plain
 
 GROUPS = ("main", "hyper", "input", "output", "attention")
@@ -87,7 +88,7 @@ def print_paper_row(arch_name: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.params", description=__doc__.splitlines()[0])
+    parser = cli.parser("params", __doc__)
     parser.add_argument("--arch", required=True, help="architecture name, e.g. ln_hyperlstm_lm_ptb")
     parser.add_argument("--vocab", type=int, help="symbols as the paper counts them (PTB 50, enwik8 205, pen rows 3; "
                         "translation: dictionary entries, 32004); default: the architecture's row")

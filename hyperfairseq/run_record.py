@@ -8,7 +8,6 @@ fairseq-eval-lm's "Loss (base 2)" (bits per character for a character model) int
 `--train-log` reads the last fairseq json log line into `result.train`.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -17,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hyperfairseq import cli
 
 
 def git_commit(repo: Path) -> str:
@@ -90,7 +91,7 @@ def parse_value(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.run_record", description=__doc__.splitlines()[0])
+    parser = cli.parser("run_record", __doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--command", required=True, help="the command that produced the result")

@@ -18,7 +18,6 @@ end). The checkpoint is loaded through fairseq with `torch.load(weights_only=Tru
 (`hyperfairseq.checkpoint_files`), with `--data` overriding the folder of dict.txt.
 """
 
-import argparse
 import math
 import sys
 from typing import List, Optional
@@ -26,7 +25,9 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
+from hyperfairseq import cli
 from hyperfairseq.checkpoint_files import load_model_and_task
+from hyperfairseq.cli import run_main
 from hyperfairseq.data import byte_corpus
 from hyperfairseq.data.char_corpus import SPACE, convert_lines, split_lines
 from hyperfairseq.errors import InputError
@@ -133,7 +134,7 @@ class CharLM:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.sample", description=__doc__.splitlines()[0])
+    parser = cli.parser("sample", __doc__)
     parser.add_argument("--path", required=True, help="a hyperfairseq LM checkpoint")
     parser.add_argument("--data", help="folder with the model's dict.txt, if it moved since training")
     parser.add_argument("--prefix", default="", help="text to continue")
@@ -142,21 +143,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--score", metavar="FILE", help="print the bits per symbol of FILE instead of sampling")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         lm = CharLM.from_checkpoint(args.path, args.data)
         if args.score:
             with open(args.score, encoding="utf-8", newline="") as f:  # line ends as written: the one rule
                 print(f"{lm.score(f.read(), args.score):.4f} bits per symbol")
         else:
             print(lm.sample(args.prefix, args.length, args.temperature, args.seed))
-    except UnicodeDecodeError as e:
-        print(f"{parser.prog}: error: --score {args.score}: not UTF-8 text ({e})", file=sys.stderr)
-        return 2
-    except (InputError, OSError) as e:
-        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    return 0
 
+    return run_main(parser.prog, work, text_file=args.score and f"--score {args.score}")
 
 if __name__ == "__main__":
     sys.exit(main())

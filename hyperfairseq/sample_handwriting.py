@@ -15,7 +15,6 @@ reproducible. `generate(..., record_internals=True)` also returns the per-step H
 writes that text (synthesize.py: Graves' stop rule, an alignment figure, priming with a transcribed line).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 import torch
 
-from hyperfairseq import synthesize
+from hyperfairseq import cli, synthesize
 from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
 from hyperfairseq.data.strokes import read_split
@@ -85,8 +84,7 @@ def denormalise(rows: torch.Tensor, model) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.sample_handwriting",
-                                     description=__doc__.splitlines()[0])
+    parser = cli.parser("sample_handwriting", __doc__)
     parser.add_argument("--path", required=True, help="checkpoint, e.g. checkpoints/checkpoint_best.pt")
     parser.add_argument("--out", required=True, help="output folder for SVG, PNG and samples.npz")
     parser.add_argument("-n", "--num-samples", type=int, default=8)

@@ -21,7 +21,6 @@ DTW: dtaidistance's 2-D DTW (squared Euclidean step cost; it returns the root of
 Each command writes a run record (command, commit, hardware, versions, result) to --json.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -32,6 +31,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
+from hyperfairseq import cli
 from hyperfairseq.data import hershey
 from hyperfairseq.data import strokes as S
 from hyperfairseq.data.kanjivg import default_pkg_dir
@@ -147,7 +147,7 @@ def write_record(path: str, name: str, result: dict, argv: List[str], wall: floa
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.synthesis_eval", description=__doc__.splitlines()[0])
+    parser = cli.parser("synthesis_eval", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, split in (("alignment", "valid"), ("legibility", "test")):
         p = sub.add_parser(name)

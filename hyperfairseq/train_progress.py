@@ -12,7 +12,6 @@ training starts or resumes, warnings, errors and fairseq's last line pass throug
 model) is left to `--log-file`.
 """
 
-import argparse
 import json
 import pickle
 import re
@@ -20,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional, TextIO
+
+from hyperfairseq import cli
 
 RECORD = re.compile(r"\| (train_inner|train) \| (\{.*\})\s*$")
 STARTED = re.compile(r"\| (Loaded checkpoint|No existing checkpoint)")  # fairseq's trainer clock restarts here
@@ -72,7 +73,7 @@ def trained_seconds(checkpoint: Path) -> Optional[float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.train_progress", description=__doc__.splitlines()[0])
+    parser = cli.parser("train_progress", __doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     left = verbs.add_parser("left", help="seconds a checkpoint has left of a training budget")
     left.add_argument("--minutes", type=float, required=True, help="the budget (--stop-time-hours × 60)")

@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from hyperfairseq import cli
+
 
 def _stem(out: str) -> str:
     root, ext = os.path.splitext(out)
@@ -110,7 +112,7 @@ def results_main(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.analysis", description=__doc__.splitlines()[0])
+    parser = cli.parser("analysis", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def sampling(p, length, temperature):

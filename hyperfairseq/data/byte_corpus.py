@@ -10,7 +10,6 @@ The dictionary (`0x41`-style symbols) is built from the training split; bytes of
 training map to <unk> and are counted. Output is written to a temporary folder and renamed when complete.
 """
 
-import argparse
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from fairseq.data import Dictionary, indexed_dataset
 
+from hyperfairseq import cli
 from hyperfairseq.errors import InputError
 
 SPLITS = (("train", 0.90), ("valid", 0.05), ("test", 0.05))
@@ -67,7 +67,8 @@ def read_zip_member(src: Path, limit: int) -> bytes:
             with z.open(members[0]) as f:
                 return f.read(limit)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
-        raise InputError(f"{src}: its member cannot be decompressed ({type(err).__name__}: {err}); fetch it again") from None
+        raise InputError(f"{src}: its member cannot be decompressed ({type(err).__name__}: {err}); "
+                         "fetch it again") from None
 
 
 def split_bytes(data: bytes):
@@ -138,7 +139,7 @@ def prepare(src: Path, out: Path, limit: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.byte_corpus", description=__doc__.splitlines()[0])
+    parser = cli.parser("data.byte_corpus", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="byte file or enwik8 zip -> binarised train/valid/test")
     p.add_argument("--src", type=Path, required=True)
@@ -147,13 +148,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.limit < 1:
         parser.error(f"--limit must be a positive number of bytes; got {args.limit}")
-    try:
-        report = prepare(args.src, args.out, args.limit)
-    except (InputError, OSError) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(report))
-    return 0
+    return cli.run_main(parser.prog, lambda: print(json.dumps(prepare(args.src, args.out, args.limit))))
 
 
 if __name__ == "__main__":

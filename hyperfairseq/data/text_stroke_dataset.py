@@ -17,6 +17,7 @@ from .stroke_dataset import StrokeDataset
 from .strokes import read_split
 from .synthesis_data import PAD, encode, read_texts
 
+
 class TextStrokeDataset(StrokeDataset):
     """`StrokeDataset` whose items also carry `chars`, the encoded transcript of the line."""
 

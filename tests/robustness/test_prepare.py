@@ -234,7 +234,7 @@ CASES = [
          setup=existing_folder("out"), args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out",
                                                          env.work / "out"], protect=lambda env: [env.work / "out"]),
     Case(id="hershey-out-exists", entry="hershey", input="prepare --out an existing folder",
-         message="exists; pass --force", exit_code=2, setup=existing_folder("out"),
+         message="already exists; choose another --out, or add --replace", exit_code=2, setup=existing_folder("out"),
          protect=lambda env: [env.work / "out"],
          args=lambda env: ["prepare", "--pkgs", env.kanjivg_wheel.parent, "--out", env.work / "out"]),
     Case(id="iam_transcripts-raw-missing", entry="iam_transcripts", input="--raw a folder that does not exist",

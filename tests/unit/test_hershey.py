@@ -102,9 +102,9 @@ def test_prepare_cli_writes_an_aligned_dataset_atomically_and_refuses_an_existin
     np.testing.assert_array_equal(np.rint(got), want)  # integer pen units survive float32 storage
     before = (out / "train.strokes.npy").read_bytes()
     assert hershey.main(args) == 2
-    assert "exists; pass --force" in capsys.readouterr().err
+    assert "already exists; choose another --out, or add --replace" in capsys.readouterr().err
     assert (out / "train.strokes.npy").read_bytes() == before
-    assert hershey.main(args + ["--faces", "nosuchface", "--force"]) == 2
+    assert hershey.main(args + ["--faces", "nosuchface", "--replace"]) == 2
     assert "no face nosuchface" in capsys.readouterr().err
     assert (out / "train.strokes.npy").read_bytes() == before  # a failed run leaves the old data in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hershey"]  # no temporary folder left behind

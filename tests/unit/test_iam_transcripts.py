@@ -109,8 +109,11 @@ def test_cli_refuses_an_existing_output_and_missing_transcripts(tmp_path, capsys
     out = tmp_path / "out"
     out.mkdir()
     assert iam_transcripts.main(["prepare", "--raw", str(raw), "--out", str(out), "--min-length", "0"]) == 2
-    assert "exists; pass --force" in capsys.readouterr().err
-    assert iam_transcripts.main(["prepare", "--raw", str(raw), "--out", str(out), "--min-length", "0", "--force"]) == 0
+    assert "already exists; choose another --out, or add --replace" in capsys.readouterr().err
+    args = ["prepare", "--raw", str(raw), "--out", str(out), "--min-length", "0"]
+    assert iam_transcripts.main(args + ["--replace"]) == 0
+    assert iam_transcripts.main(args + ["--force"]) == 0  # --force, the first spelling, stays an alias of --replace
+    assert "wrote " in capsys.readouterr().out
     assert (out / "train.text").exists()
     shutil.rmtree(raw / "ascii")
     assert iam_transcripts.main(["prepare", "--raw", str(raw), "--out", str(tmp_path / "o2")]) == 2

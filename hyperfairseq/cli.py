@@ -1,0 +1,38 @@
+"""What the plugin's own command lines (`python -m hyperfairseq.MODULE`) share: their parser and their errors.
+
+`parser` names the program as it is typed and takes the description from the module's docstring;
+`run_main` is the body of every `main`: bad input (errors.py) is one line `PROG: error: MESSAGE`, exit 2.
+"""
+
+import argparse
+import sys
+from typing import Callable, Optional, Tuple, Type
+
+from hyperfairseq.errors import InputError
+
+
+def parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of `python -m hyperfairseq.<module>`, described by the first line of its docstring `doc`."""
+    return argparse.ArgumentParser(prog=f"python -m hyperfairseq.{module}", description=doc.splitlines()[0])
+
+
+def run_main(
+    prog: str,
+    work: Callable[[], object],
+    errors: Tuple[Type[BaseException], ...] = (InputError, OSError),
+    text_file: Optional[str] = None,
+) -> int:
+    """A CLI's `main` body: run `work`; exit status 0, or 2 after printing an error of `errors` as one line.
+
+    A UnicodeDecodeError is always the user's file: it is named as `text_file` (or "input") not being UTF-8.
+    """
+    try:
+        work()
+    except UnicodeDecodeError as error:
+        message = f"{text_file or 'input'}: not UTF-8 text ({error})"
+    except errors as error:
+        message = str(error)
+    else:
+        return 0
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
