@@ -111,37 +111,40 @@ def results_main(args) -> int:
     return results.main(args.runs, args.out, args.figures, args.smoke, args.readme)
 
 
+def _figure_of_samples(sub, name: str, func, length: int, temperature: float, out: str, help: str,
+                       several: bool = False) -> argparse.ArgumentParser:
+    """A figure drawn from what checkpoint(s) --path sample: its sub-parser, with the sampling options
+    (`out`: the help of --out; `several`: --path takes one checkpoint per curve)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--path", nargs="+" if several else None, required=True)
+    p.add_argument("--out", required=True, help=out)
+    p.add_argument("--data", help="folder with the LM's dict.txt, if it moved since training")
+    p.add_argument("--length", type=int, default=length, help="symbols (LM) or pen steps (handwriting) to sample")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=temperature)
+    p.add_argument("--prefix", default="", help="LM: text to continue")
+    p.add_argument("--title", default="")
+    p.add_argument("--note", default="", help="how the checkpoint was made, kept in the figure's .json record")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.parser("analysis", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def sampling(p, length, temperature):
-        p.add_argument("--data", help="folder with the LM's dict.txt, if it moved since training")
-        p.add_argument("--length", type=int, default=length, help="symbols (LM) or pen steps (handwriting) to sample")
-        p.add_argument("--seed", type=int, default=1)
-        p.add_argument("--temperature", type=float, default=temperature)
-        p.add_argument("--prefix", default="", help="LM: text to continue")
-        p.add_argument("--title", default="")
-        p.add_argument("--note", default="", help="how the checkpoint was made, kept in the figure's .json record")
-
-    p = sub.add_parser("weight-change", help="Figure 4 / 7: per-gate change of diag(d_h) W_h under every step")
-    p.add_argument("--path", required=True)
+    p = _figure_of_samples(sub, "weight-change", weight_change_main, 200, 0.8,
+                           out="output stem; writes STEM.png, STEM.svg and STEM.json",
+                           help="Figure 4 / 7: per-gate change of diag(d_h) W_h under every step")
     p.add_argument("--text", help="LM: analyse this text instead of a sample")
     p.add_argument("--text-file", help="LM: analyse this file's text")
     p.add_argument("--bias", type=float, default=0.0, help="handwriting: Graves' sampling bias")
     p.add_argument("--layer", type=int, default=-1, help="layer to show (default: the top one)")
     p.add_argument("--width", type=int, default=80, help="characters per row of the text figure")
-    p.add_argument("--out", required=True, help="output stem; writes STEM.png, STEM.svg and STEM.json")
-    sampling(p, 200, 0.8)
-    p.set_defaults(func=weight_change_main)
-
-    p = sub.add_parser("saturation", help="Figure 5: histograms of tanh(c_t) over a sample, checkpoints overlaid")
-    p.add_argument("--path", nargs="+", required=True)
+    p = _figure_of_samples(sub, "saturation", saturation_main, 1000, 1.0, several=True,
+                           out="PNG (an SVG and a .json are written beside it)",
+                           help="Figure 5: histograms of tanh(c_t) over a sample, checkpoints overlaid")
     p.add_argument("--labels", nargs="+")
     p.add_argument("--bins", type=int, default=50)
-    p.add_argument("--out", required=True, help="PNG (an SVG and a .json are written beside it)")
-    sampling(p, 1000, 1.0)
-    p.set_defaults(func=saturation_main)
 
     p = sub.add_parser("curves", help="Figure 6: train/valid loss against updates from fairseq json logs")
     p.add_argument("--log", nargs="+", required=True)

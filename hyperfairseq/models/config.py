@@ -34,6 +34,20 @@ class HyperLSTMCellConfig(FairseqDataclass):
     ln_eps: float = field(default=1e-3, metadata={"help": "layer-norm epsilon (R8)"})
 
 
+@dataclass
+class PenModelConfig(HyperLSTMCellConfig):
+    """What the two pen models add (Table 5's handwriting model, the synthesis net): the mixture-density
+    output of §4.5 / Graves Eq. 18-26 and the handwriting rows' dropout (keep 0.95, H5)."""
+
+    num_mixtures: int = field(default=20, metadata={"help": "M, bivariate Gaussian components (paper and Graves: 20)"})
+    dropout_out: float = field(
+        default=0.05, metadata={"help": "dropout on the top h before the MDN layer (H5; drop prob., keep 0.95 -> 0.05)"}
+    )
+    recurrent_dropout: float = field(
+        default=0.05, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13 (drop prob.; keep 0.95 -> 0.05)"}
+    )
+
+
 def always(cfg) -> bool:
     return True
 
@@ -71,6 +85,7 @@ CELL_RULES = (
     positive("hyper_hidden_size", "n_z", when=uses_hyper),
     drop_probability("recurrent_dropout", "hyper_recurrent_dropout"),
 )
+PEN_RULES = CELL_RULES + (positive("num_mixtures"), drop_probability("dropout_out"))
 
 
 def check_config(cfg, rules: Sequence[Rule]) -> None:

@@ -24,27 +24,22 @@ from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState
-from hyperfairseq.modules.mdn import StrokeModelOutput, output_size, split_outputs
+from hyperfairseq.modules.mdn import PEN_ROW_SIZE, StrokeModelOutput, output_size, split_outputs
 
 from . import architectures
-from .config import CELL_RULES, HyperLSTMCellConfig, build_hyperlstm, check_config, drop_probability, positive
+from .config import PEN_RULES, PenModelConfig, build_hyperlstm, check_config, drop_probability, positive
 from .state_dict_check import ChecksCheckpointFit
 
-INPUT_SIZE = 3  # (Δx, Δy, end-of-stroke)
 MODEL_NAME = "hyperlstm_handwriting"
 
 
 @dataclass
-class HyperLSTMHandwritingConfig(HyperLSTMCellConfig):
+class HyperLSTMHandwritingConfig(PenModelConfig):
+    """The unconditional pen model (§4.5). Its defaults are Table 5's HyperLSTM row (1 × 900, N_z 4, keep
+    0.95); the other Table 5 rows are diffs of it (architectures.py)."""
+
     decoder_hidden_size: int = field(default=900, metadata={"help": "N_h, main LSTM units; Table 5 uses 900"})
     decoder_layers: int = field(default=1, metadata={"help": "stacked layers (Table 5: 1, 2 or 3)"})
-    num_mixtures: int = field(default=20, metadata={"help": "M, bivariate Gaussian components (paper: 20)"})
-    dropout_out: float = field(
-        default=0.05, metadata={"help": "dropout on the top h before the MDN layer (H5; drop prob., keep 0.95 -> 0.05)"}
-    )
-    recurrent_dropout: float = field(
-        default=0.05, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13 (drop prob.; keep 0.95 -> 0.05)"}
-    )
     layer_dropout: float = field(default=0.0, metadata={"help": "dropout between stacked layers"})
 
 
@@ -80,10 +75,7 @@ class HandwritingDecoder(nn.Module):
         return StrokeModelOutput(mixture, new_state, out[2] if return_internals else None)
 
 
-RULES = CELL_RULES + (
-    positive("decoder_hidden_size", "decoder_layers", "num_mixtures"),
-    drop_probability("dropout_out", "layer_dropout"),
-)
+RULES = PEN_RULES + (positive("decoder_hidden_size", "decoder_layers"), drop_probability("layer_dropout"))
 
 
 @register_model(MODEL_NAME, dataclass=HyperLSTMHandwritingConfig)
@@ -96,7 +88,7 @@ class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: HyperLSTMHandwritingConfig, task):
-        decoder = cls.build_decoder(cfg, None, INPUT_SIZE)
+        decoder = cls.build_decoder(cfg, None, PEN_ROW_SIZE)
         mean, std = getattr(task, "norm_mean", None), getattr(task, "norm_std", None)
         if mean is not None and std is not None:
             decoder.norm_mean.copy_(torch.tensor(mean, dtype=torch.float32))
@@ -106,9 +98,9 @@ class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
     @classmethod
     def build_decoder(cls, cfg: HyperLSTMHandwritingConfig, dictionary, num_symbols: int) -> HandwritingDecoder:
         """The network to count in `python -m hyperfairseq.params` (num_symbols = N_x = 3 for pen rows)."""
-        if num_symbols != INPUT_SIZE:
+        if num_symbols != PEN_ROW_SIZE:
             raise InputError(
-                f"handwriting rows have {INPUT_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}"
+                f"handwriting rows have {PEN_ROW_SIZE} inputs (Δx, Δy, end-of-stroke); got --vocab {num_symbols}"
             )
         check_config(cfg, RULES)
         rnn = build_hyperlstm(cfg, num_symbols, cfg.decoder_hidden_size, cfg.decoder_layers, cfg.layer_dropout)

@@ -51,6 +51,8 @@ STATE_KEY = "hyperlstm_mt_state"
 
 @dataclass
 class HyperLSTMTranslationConfig(HyperLSTMCellConfig):
+    """The GNMT-shaped encoder-decoder of Table 6 (8 + 8 layers of 1,024, N_z 32, layer norm), as HyperLSTMs."""
+
     encoder_embed_dim: int = field(default=1024, metadata={"help": "source embedding size (GNMT 1024)"})
     encoder_hidden_size: int = field(default=1024, metadata={"help": "N_h of every encoder cell, each direction"})
     encoder_layers: int = field(default=8, metadata={"help": "encoder layers, the bidirectional bottom one included"})

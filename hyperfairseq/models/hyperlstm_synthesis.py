@@ -33,22 +33,23 @@ from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTMState
-from hyperfairseq.modules.mdn import MixtureParams, output_size, split_outputs
+from hyperfairseq.modules.mdn import PEN_ROW_SIZE, MixtureParams, output_size, split_outputs
 from hyperfairseq.modules.soft_window import SoftWindow, WindowStep, one_hot_chars
 
 from .architectures import base_of, set_defaults
-from .config import CELL_RULES, HyperLSTMCellConfig, build_hyperlstm, check_config, drop_probability, positive
+from .config import PEN_RULES, PenModelConfig, build_hyperlstm, check_config, positive
 from .state_dict_check import ChecksCheckpointFit
 
-PEN_INPUTS = 3  # (Δx, Δy, end-of-stroke)
 MODEL_NAME = "hyperlstm_synthesis"
 
 
 @dataclass
-class HyperLSTMSynthesisConfig(HyperLSTMCellConfig):
+class HyperLSTMSynthesisConfig(PenModelConfig):
+    """The pen model conditioned on a text through Graves' soft window (2013, §5.1); sized like his
+    synthesis net (3 × 400, K = 10), as HyperLSTMs."""
+
     decoder_hidden_size: int = field(default=400, metadata={"help": "N_h per layer; Graves' synthesis net uses 400"})
     decoder_layers: int = field(default=3, metadata={"help": "stacked layers (Graves: 3); layer 1 drives the window"})
-    num_mixtures: int = field(default=20, metadata={"help": "M, bivariate Gaussian components (Graves: 20)"})
     num_gaussians: int = field(default=10, metadata={"help": "K, window Gaussians (Graves: 10), Eq. 46"})
     kappa_bias_init: float = field(
         default=-2.302585, metadata={"help": "initial bias of κ̂ (S5, ours): log of characters advanced per step"}
@@ -56,14 +57,9 @@ class HyperLSTMSynthesisConfig(HyperLSTMCellConfig):
     alphabet: str = field(
         default="", metadata={"help": "the characters of the one-hot input (set from the data's meta.json)"}
     )
-    dropout_out: float = field(default=0.05, metadata={"help": "dropout before the MDN layer (H5; drop prob.)"})
-    recurrent_dropout: float = field(default=0.05, metadata={"help": "recurrent dropout on tanh(g_t), Eq. 13"})
 
 
-RULES = CELL_RULES + (
-    positive("decoder_hidden_size", "decoder_layers", "num_mixtures", "num_gaussians"),
-    drop_probability("dropout_out"),
-)
+RULES = PEN_RULES + (positive("decoder_hidden_size", "decoder_layers", "num_gaussians"),)
 
 
 class SynthesisState(NamedTuple):
@@ -100,7 +96,7 @@ class SynthesisDecoder(nn.Module):
         self.num_mixtures = cfg.num_mixtures
         self.dropout_out = cfg.dropout_out
         n_h, c = cfg.decoder_hidden_size, num_symbols
-        sizes = [PEN_INPUTS + c] + [PEN_INPUTS + c + n_h] * (cfg.decoder_layers - 1)
+        sizes = [PEN_ROW_SIZE + c] + [PEN_ROW_SIZE + c + n_h] * (cfg.decoder_layers - 1)
         self.layers = nn.ModuleList(build_hyperlstm(cfg, size, n_h) for size in sizes)
         self.window = SoftWindow(n_h, cfg.num_gaussians, cfg.kappa_bias_init)
         self.output_projection = nn.Linear(cfg.decoder_layers * n_h, output_size(cfg.num_mixtures))

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+PEN_ROW_SIZE = 3  # a pen row (Δx, Δy, end-of-stroke): the models' input and the target of Eq. 26
 RHO_LIMIT = 1.0 - 1e-6
 LOG_2PI = math.log(2.0 * math.pi)
 
