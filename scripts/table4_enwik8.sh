@@ -8,6 +8,8 @@
 # finished row (its run record written) is skipped. --restart deletes the rows' checkpoints and starts over.
 # --smoke: the same pipeline on the first 200 kB of SRC with 4 streams of 25 bytes and 1 update per row.
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 cd "$(dirname "$0")/.."
 export PYTHONWARNINGS=ignore
 [ $# -ge 1 ] || { echo "usage: $0 SRC [--smoke] [--rows \"...\"] [--max-epoch N] [--cpu] [--restart]" >&2; exit 2; }

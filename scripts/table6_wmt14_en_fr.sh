@@ -7,6 +7,8 @@
 # Optimiser: Adam lr 2e-4, gradient-norm clip 5, dropout 0.2 (GNMT's En->Fr values, paper-spec §3.6); beam 4.
 # Writes OUT/table6_<row>[_smoke].json with BLEU, test loss (bits and nats per token) and the commands run.
 set -euo pipefail
+# the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
+venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 die() { echo "table6_wmt14_en_fr.sh: error: $*" >&2; exit 1; }
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(dirname "$HERE")
 DATA=data-bin/wmt14_en_fr OUT=docs/runs SMOKE=0 MAX_UPDATE=1000000 CPU=() SRC=en TGT=fr
