@@ -36,6 +36,14 @@ def test_registered_function_sets_the_base_then_the_row_and_says_so(name):
         assert ARCH_CONFIG_REGISTRY[name].__doc__ == arch.describe()
 
 
+@pytest.mark.parametrize("name", [name for name in ROWS if ARCHITECTURES[name].table.number == "5"])
+def test_every_table5_row_has_the_papers_dropout(name):
+    """§4.5 (paper-spec §3.5): recurrent dropout and dropout on the output layer, keep 0.95, in every row."""
+    arch = ARCHITECTURES[name]
+    cfg = {**base_of(config_class(arch)), **arch.row.changes}
+    assert (cfg["recurrent_dropout"], cfg["dropout_out"]) == (0.05, 0.05)  # drop probabilities: 1 - 0.95
+
+
 @pytest.mark.parametrize("name", ROWS)
 def test_params_cli_counts_the_rows_exact_number_with_its_vocabulary(name, capsys):
     assert params.main(["--arch", name]) == 0
