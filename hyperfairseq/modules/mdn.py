@@ -110,9 +110,7 @@ def sample_point(
     if temperature <= 0:
         raise ValueError(f"temperature must be positive; got {temperature}")
     log_pi = F.log_softmax(params.log_pi / temperature, dim=-1)
-    u = torch.rand(log_pi.shape, generator=generator, dtype=log_pi.dtype, device=log_pi.device)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
-    k = torch.argmax(log_pi + gumbel, dim=-1, keepdim=True)  # component index, Gumbel-max
+    k = torch.multinomial(log_pi.exp(), 1, generator=generator)  # (B, 1) component index, drawn with weight π
     mu = params.mu.gather(-2, k.unsqueeze(-1).expand(-1, 1, 2)).squeeze(-2)
     sigma = torch.exp(params.log_sigma.gather(-2, k.unsqueeze(-1).expand(-1, 1, 2)).squeeze(-2))
     sigma = sigma * math.sqrt(temperature)

@@ -124,6 +124,19 @@ def test_sampling_is_reproducible_under_a_seed_and_follows_the_mixture():
     assert abs(s[:, 2].mean().item() - torch.sigmoid(torch.tensor(2.0)).item()) < 0.02
 
 
+def test_each_component_is_drawn_with_its_weight():
+    """Shares of 20,000 draws against π = (0.2, 0.3, 0.5): a share's binomial std is at most
+    sqrt(0.25 / 20000) = 0.0035, so 0.02 is > 5 std. Means 10 apart with σ 0.1 name each draw's component."""
+    n, pi = 20000, torch.tensor([0.2, 0.3, 0.5])
+    params = MixtureParams(
+        pi.log().expand(n, 3), torch.tensor([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]]).expand(n, 3, 2),
+        torch.full((n, 3, 2), math.log(0.1)), torch.zeros(n, 3), torch.zeros(n),
+    )
+    s = sample_point(params, torch.Generator().manual_seed(0))
+    shares = torch.stack([((s[:, 0] - 10 * j).abs() < 2).float().mean() for j in range(3)])
+    torch.testing.assert_close(shares, pi, atol=0.02, rtol=0)
+
+
 def test_temperature_sharpens_the_mixture_but_keeps_the_pen_lift_rate():
     n = 20000
     params = MixtureParams(
@@ -131,6 +144,7 @@ def test_temperature_sharpens_the_mixture_but_keeps_the_pen_lift_rate():
         torch.zeros(n, 2, 2), torch.zeros(n, 2), torch.full((n,), -1.0),
     )
     cold = sample_point(params, torch.Generator().manual_seed(0), temperature=0.25)
-    assert (cold[:, 0] > 5).float().mean() < 0.05  # weights ∝ π^(1/τ): 0.3^4 / (0.7^4 + 0.3^4) ≈ 0.03
+    # weights ∝ π^(1/τ): 0.3^4 / (0.7^4 + 0.3^4) = 0.0326; the share's binomial std over n is 0.0013, 0.01 is > 7 std
+    assert abs((cold[:, 0] > 5).float().mean().item() - 0.3**4 / (0.7**4 + 0.3**4)) < 0.01
     assert abs(cold[:, 1][cold[:, 0] < 5].std().item() - 0.5) < 0.02  # σ·√τ
     assert abs(cold[:, 2].mean().item() - torch.sigmoid(torch.tensor(-1.0)).item()) < 0.02
