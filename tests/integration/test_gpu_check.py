@@ -34,6 +34,9 @@ def test_gpu_check_dry_run_passes_every_stage_and_returns_a_complete_summary(ptb
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= MAX_FILES and all(re.fullmatch(r"[A-Za-z0-9._-]+", f) for f in files), files
     assert {"gpu_check.json", "logs.tar.gz", "bench_layer_tf32.json", "bench_train.json"} <= set(files)
+    speed = json.loads((out / "bench_train.json").read_text())["results"]  # one run per command line (UPDATES=2)
+    assert {r["config"] for r in speed.values()} == {"fairseq lstm_lm", "ln_hyperlstm_lm_ptb"}
+    assert all(r["words_per_s"] > 0 for r in speed.values())
     layer = json.loads((out / "bench_layer_bf16.json").read_text())
     assert layer["throughput"]["tiny/B4"]["LN-HyperLSTM"]["tokens_per_s"] > 0
     with tarfile.open(out / "logs.tar.gz") as logs:  # read by member name, never extracted
