@@ -34,13 +34,14 @@ if [ "$DRY_RUN" = 1 ]; then
   # the Triton kernels (interpreted) in the stages that exist for them; the fairseq-train stages prove their
   # command lines and parsing with the C++ kernels (the interpreter would take minutes per run there)
   export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 KERNELS=triton
-  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
+  SIZES=tiny BATCHES=4 STEPS=2 REPEATS=1 UPDATES=2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
   SHAPES=tiny SLOW=4  # the interpreter: every limit x4
   # what the dry run proves is the script, once per code path; the unit tests hold the interpreted kernels to the
   # reference (tests/unit/test_hyperlstm_fused.py, test_triton_cell.py) and run every microbenchmark tile
   # (tests/integration/test_triton_tools.py), so here: each layer, dtype and the dropout case once; the tile
   # table's tiles only; the --no-tf32 layer run (TF32 is a CUDA setting: on CPU that run repeats the TF32 one)
-  # on the C++ kernels; one fairseq-train run per configuration (UPDATES=2), not two lengths whose difference is timed
+  # on the C++ kernels; layer timings over 2 steps (a carried state, the fewest that shows one); one fairseq-train run
+  # per configuration (UPDATES=2), not two lengths whose difference is timed
   KERNEL_CASES=--each-once MICRO_TILES=--table-tiles FP32_KERNELS=cpp
   SPEED_CONFIGS="fairseq lstm_lm,ln_hyperlstm_lm_ptb"  # the two command lines that differ (ours and fairseq's)
   SMALL="--decoder-hidden-size 32 --hyper-hidden-size 8"
