@@ -4,9 +4,10 @@ Every configuration trains with fairseq's stock `language_modeling` task (B rows
 symbols per update, `--sample-break-mode none`), twice: for `U1` and for `U2` updates. The difference
 removes start-up and the first updates, so words/s = (U2 - U1) · B · L / (t2 - t1) with t the child's
 CPU time (`--clock process`, robust on a shared CPU with one thread) or its wall time (`--clock wall`,
-the only meaningful clock on a GPU). Configurations run interleaved, `--repeats` times; the medians and
-their ratios against fairseq's `lstm_lm` (`--decoder-embed-dim 64 --decoder-hidden-size 1000`) are
-reported and written with `--json`.
+the only meaningful clock on a GPU); `--updates U` (one count) runs each configuration once and counts its
+start-up in (the dry run of gpu_check.sh: the command lines, no speed claim). Configurations run
+interleaved, `--repeats` times; the medians and their ratios against fairseq's `lstm_lm`
+(`--decoder-embed-dim 64 --decoder-hidden-size 1000`) are reported and written with `--json`.
 
     python benchmarks/bench_train.py --data data-bin/ptb_char --device cpu --json docs/runs/bench_train_cpu.json
     python benchmarks/bench_train.py --data data-bin/ptb_char --device cuda --batch-size 128 --clock wall \\
@@ -60,7 +61,8 @@ def timed_run(cmd, clock: str, env) -> float:
 
 
 def measure(args, env):
-    u1, u2 = map(int, args.updates.split(","))
+    updates = [int(u) for u in args.updates.split(",")]
+    u1, u2 = (0, *updates) if len(updates) == 1 else updates  # one count: a single run, start-up included
     tokens = (u2 - u1) * args.batch_size * args.tokens_per_sample
     names = [n for n in CONFIGS if n in args.configs.split(",")]
     rows = {
@@ -69,7 +71,7 @@ def measure(args, env):
     for _ in range(args.repeats):
         for row in rows.values():
             flags = CONFIGS[row["config"]]
-            t1 = timed_run(train_command(args, flags, row["precision"], u1), args.clock, env)
+            t1 = timed_run(train_command(args, flags, row["precision"], u1), args.clock, env) if u1 else 0.0
             t2 = timed_run(train_command(args, flags, row["precision"], u2), args.clock, env)
             row["seconds"].append(t2 - t1)
             print(f"{row['config']:22s} {row['precision']:5s} {tokens / (t2 - t1):9.0f} words/s", flush=True)
@@ -86,7 +88,9 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tokens-per-sample", type=int, default=100)
-    p.add_argument("--updates", default="4,16", help="U1,U2: the two run lengths whose difference is timed")
+    p.add_argument("--updates", default="4,16",
+                   help="U1,U2: the two run lengths whose difference is timed; one count U: a single run per "
+                        "configuration, its start-up included (the dry run of gpu_check.sh: command lines, no speed)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--precisions", default="fp32")

@@ -179,10 +179,12 @@ def jit_compiled() -> list:
     return out
 
 
-def tiles_for(n: int):
-    """(forward, backward) tiles to time: the table's pair, then each alternative for both kernels."""
+def tiles_for(n: int, table_only: bool = False):
+    """(forward, backward) tiles to time: the table's pair, then (unless `table_only`) each alternative for
+    both kernels."""
     row = kernels.tile_row(n)
-    pairs = [(row.forward, row.backward)] + [(t, t) for t in kernels.TILE_ALTERNATIVES.get(row.block_h, ())]
+    alternatives = () if table_only else kernels.TILE_ALTERNATIVES.get(row.block_h, ())
+    pairs = [(row.forward, row.backward)] + [(t, t) for t in alternatives]
     return list(dict.fromkeys(pairs))
 
 
@@ -194,13 +196,16 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dry-run", action="store_true", help="CPU, TRITON_INTERPRET=1, tiny sizes, no timings")
     parser.add_argument("--dry-n", type=int, default=20, help="row width of the dry run")
+    parser.add_argument("--table-tiles", action="store_true",
+                        help="the tile table's pair only, no alternatives (gpu_check.sh's dry run; every tile's "
+                             "dry run is tests/integration/test_triton_tools.py)")
     args = parser.parse_args(argv)
     args.batch = args.batch or (3 if args.dry_run else 128)
     device = "cpu" if args.dry_run else "cuda"
     start, results, errors = time.perf_counter(), [], []
     for case in gate.BENCH_CASES:
         for dtype_name in DTYPES:
-            for tiles in tiles_for(case.n):
+            for tiles in tiles_for(case.n, args.table_tiles):
                 try:
                     rec = run_tile(case, dtype_name, tiles, args, device)
                     results.append(rec)
@@ -232,7 +237,7 @@ def write_record(args, argv, results, errors, seconds, compiled) -> None:
                   date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), hardware=hardware,
                   versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
                   wall_seconds=round(seconds, 1),
-                  settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats),
+                  settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats, table_tiles=args.table_tiles),
                   result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_name(args.json.name + ".tmp")

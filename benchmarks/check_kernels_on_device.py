@@ -87,12 +87,20 @@ def check_case(name, shape, layer, dtype, dropout, padded, device):
             "ok": ok}
 
 
-def cases(names):
+# (dtype, recurrent dropout, padded) of each layer: every storage dtype, then dropout with padding in float64
+VARIANTS = ((torch.float64, 0.0, False), (torch.float32, 0.0, False), (torch.bfloat16, 0.0, False),
+            (torch.float64, 0.3, True))
+
+
+def cases(names, each_once=False):
+    """Every (shape, layer, variant); with `each_once`, layer i takes variant i only, so each layer, each
+    dtype and the dropout-with-padding case run once (4 cases a shape: every line of this script, not every
+    combination; the CPU dry run's choice, where the unit tests already hold the Triton kernels to the
+    reference for every layer under the interpreter)."""
     for name in names:
-        for layer in LAYERS:
-            for dtype in (torch.float64, torch.float32, torch.bfloat16):
-                yield name, SHAPES[name], layer, dtype, 0.0, False
-            yield name, SHAPES[name], layer, torch.float64, 0.3, True
+        for i, layer in enumerate(LAYERS):
+            for dtype, dropout, padded in (VARIANTS[i % len(VARIANTS)],) if each_once else VARIANTS:
+                yield name, SHAPES[name], layer, dtype, dropout, padded
 
 
 def main(argv=None) -> int:
@@ -100,6 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="the two smallest shapes only (for compute-sanitizer)")
     p.add_argument("--shapes", default=None, help=f"comma-separated names of {list(SHAPES)} (default: all)")
+    p.add_argument("--each-once", action="store_true",
+                   help="each layer, dtype and the dropout case once, not every combination (the CPU dry run)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -107,7 +117,7 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32 GEMMs: the tolerance above assumes them
     results, start = [], time.time()
     names = args.shapes.split(",") if args.shapes else (QUICK if args.quick else list(SHAPES))
-    for name, shape, layer, dtype, dropout, padded in cases(names):
+    for name, shape, layer, dtype, dropout, padded in cases(names, args.each_once):
         try:
             row = check_case(name, shape, layer, dtype, dropout, padded, device)
         except Exception as err:  # record and go on: one broken case must not hide the others

@@ -16,7 +16,7 @@
 #
 # On the device machine: carry .whl (fairseq and its missing dependencies, fairseq-notes §9) and
 # data-bin/ptb_char; OUT is set by the device tool. DRY_RUN=1 runs every stage on this CPU with
-# TRITON_INTERPRET=1 and tiny sizes (DATA=<a binarised char corpus>); tests/unit/test_gpu_check.py does.
+# TRITON_INTERPRET=1 and tiny sizes (DATA=<a binarised char corpus>); tests/integration/test_gpu_check.py does.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}
@@ -34,15 +34,22 @@ if [ "$DRY_RUN" = 1 ]; then
   # the Triton kernels (interpreted) in the stages that exist for them; the fairseq-train stages prove their
   # command lines and parsing with the C++ kernels (the interpreter would take minutes per run there)
   export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 KERNELS=triton
-  SIZES=tiny BATCHES=4 STEPS=3 REPEATS=1 UPDATES=1,2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
+  SIZES=tiny BATCHES=4 STEPS=2 REPEATS=1 UPDATES=2 SPEED_BATCH=4 TRAIN_UPDATES=2 SANITIZE="" BATCH=4 TPS=20
   SHAPES=tiny SLOW=4  # the interpreter: every limit x4
+  # what the dry run proves is the script, once per code path; the unit tests hold the interpreted kernels to the
+  # reference (tests/unit/test_hyperlstm_fused.py, test_triton_cell.py) and run every microbenchmark tile
+  # (tests/integration/test_triton_tools.py), so here: each layer, dtype and the dropout case once; the tile
+  # table's tiles only; the --no-tf32 layer run (TF32 is a CUDA setting: on CPU that run repeats the TF32 one)
+  # on the C++ kernels; layer timings over 2 steps (a carried state, the fewest that shows one); one fairseq-train run
+  # per configuration (UPDATES=2), not two lengths whose difference is timed
+  KERNEL_CASES=--each-once MICRO_TILES=--table-tiles FP32_KERNELS=cpp
   SPEED_CONFIGS="fairseq lstm_lm,ln_hyperlstm_lm_ptb"  # the two command lines that differ (ours and fairseq's)
   SMALL="--decoder-hidden-size 32 --hyper-hidden-size 8"
 else
   DEVICE=cuda CUDA_FLAG="" CLOCK=wall
   SIZES=ptb,enwik8 BATCHES=128 STEPS=100 REPEATS=5 UPDATES=20,120 SPEED_BATCH=128 TRAIN_UPDATES=1000000
   SANITIZE=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-  BATCH=128 TPS=100 SMALL="" SHAPES="" SLOW=1 KERNELS=""
+  BATCH=128 TPS=100 SMALL="" SHAPES="" SLOW=1 KERNELS="" KERNEL_CASES="" MICRO_TILES="" FP32_KERNELS=""
   SPEED_CONFIGS="fairseq lstm_lm,lstm_lm_ptb_1000,ln_hyperlstm_lm_ptb"
   if [ -d .whl ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -52,7 +59,7 @@ else
 fi
 
 export OUT DRY_RUN TRAIN_MIN DATA PY WORK DEVICE CUDA_FLAG CLOCK SIZES BATCHES STEPS REPEATS UPDATES SPEED_BATCH
-export TRAIN_UPDATES SANITIZE BATCH TPS SMALL SHAPES KERNELS SPEED_CONFIGS
+export TRAIN_UPDATES SANITIZE BATCH TPS SMALL SHAPES KERNELS SPEED_CONFIGS KERNEL_CASES MICRO_TILES FP32_KERNELS
 
 # stage NAME LIMIT_S FUNCTION: run one stage's function in its own shell under its own time limit;
 # its exit status goes to work/NAME.status, its wall seconds to work/NAME.seconds, its output to work/NAME.log
@@ -75,8 +82,8 @@ env_stage() {
 
 kernels_stage() {
   export HYPERFAIRSEQ_KERNELS=$KERNELS
-  "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" ${SHAPES:+--shapes $SHAPES} --json "$WORK/kernels.json" \
-    || return $?
+  "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" ${SHAPES:+--shapes $SHAPES} $KERNEL_CASES \
+    --json "$WORK/kernels.json" || return $?
   if [ -n "$SANITIZE" ]; then
     "$SANITIZE" --tool memcheck --error-exitcode 3 "$PY" benchmarks/check_kernels_on_device.py --device "$DEVICE" \
       --quick --json "$WORK/kernels_memcheck.json"
@@ -86,7 +93,7 @@ kernels_stage() {
 micro_stage() {
   export HYPERFAIRSEQ_KERNELS=$KERNELS
   local dry=""; [ "$DRY_RUN" = 1 ] && dry=--dry-run
-  "$PY" benchmarks/bench_triton_cell.py $dry --json "$WORK/micro_triton.json"
+  "$PY" benchmarks/bench_triton_cell.py $dry $MICRO_TILES --json "$WORK/micro_triton.json"
   "$PY" benchmarks/bench_hyperlstm.py --device "$DEVICE" --micro-only --sizes "$SIZES" --batches "$BATCHES" \
     --json "$WORK/micro_steps.json"
 }
@@ -96,7 +103,8 @@ layer_stage() {
   local common=(--device "$DEVICE" --sizes "$SIZES" --batches "$BATCHES" --steps "$STEPS" --repeats "$REPEATS"
                 --clock "$CLOCK" --no-one-step)
   "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --json "$OUT/bench_layer_tf32.json"
-  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --no-tf32 --json "$OUT/bench_layer_fp32.json"
+  HYPERFAIRSEQ_KERNELS=${FP32_KERNELS:-$KERNELS} "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --no-tf32 \
+    --json "$OUT/bench_layer_fp32.json"
   "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --dtype bfloat16 --json "$OUT/bench_layer_bf16.json"
 }
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import tarfile
 
 from conftest import CLI_ENV, REPO
 
@@ -33,5 +34,17 @@ def test_gpu_check_dry_run_passes_every_stage_and_returns_a_complete_summary(ptb
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= MAX_FILES and all(re.fullmatch(r"[A-Za-z0-9._-]+", f) for f in files), files
     assert {"gpu_check.json", "logs.tar.gz", "bench_layer_tf32.json", "bench_train.json"} <= set(files)
+    speed = json.loads((out / "bench_train.json").read_text())["results"]  # one run per command line (UPDATES=2)
+    assert {r["config"] for r in speed.values()} == {"fairseq lstm_lm", "ln_hyperlstm_lm_ptb"}
+    assert all(r["words_per_s"] > 0 for r in speed.values())
     layer = json.loads((out / "bench_layer_bf16.json").read_text())
     assert layer["throughput"]["tiny/B4"]["LN-HyperLSTM"]["tokens_per_s"] > 0
+    with tarfile.open(out / "logs.tar.gz") as logs:  # read by member name, never extracted
+        kernels, micro = (json.load(logs.extractfile(f"./{name}")) for name in ("kernels.json", "micro_triton.json"))
+    # the dry run checks each code path once (--each-once): every layer, every storage dtype, dropout with padding
+    cases = kernels["results"]
+    assert {c["layer"] for c in cases} == {"hyper", "ln-hyper", "lstm", "ln-lstm"}
+    assert {c["dtype"] for c in cases} == {"float64", "float32", "bfloat16"} and any(c["padded"] for c in cases)
+    # and every microbenchmark case in both storage dtypes (the tile table's tiles; test_triton_tools runs all)
+    parts = micro["result"]["parts"]
+    assert len({(p["case"], p["dtype"]) for p in parts}) == 8 and all(p["finite"] for p in parts)
