@@ -12,13 +12,15 @@ Command line (writes PREFIX.en / PREFIX.es for train, valid, test, split by book
     python -m hyperfairseq.data.sword --out data/bible_en_es
 """
 
-import argparse
 import os
 import re
 import struct
 import sys
 import zlib
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+from hyperfairseq import cli
+from hyperfairseq.errors import InputError
 
 ENGLISH, SPANISH = "engKJV2006eb", "spaRV1909eb"
 # Held-out books (New Testament letters; whole books, so no near-duplicate verse leaks across splits).
@@ -65,16 +67,26 @@ def _read_testament(moddir: str, testament: str) -> Iterator[str]:
     with open(paths[".bzz"], "rb") as f:
         bzz = f.read()
     if len(bzv) % _VERSE_RECORD.size:
-        raise ValueError(f"{paths['.bzv']}: size {len(bzv)} is not a multiple of {_VERSE_RECORD.size}")
+        raise InputError(f"{paths['.bzv']}: size {len(bzv)} is not a multiple of {_VERSE_RECORD.size}")
     blocks: Dict[int, bytes] = {}
     for block, start, size in _VERSE_RECORD.iter_unpack(bzv):
         if size == 0:
             yield ""
             continue
         if block not in blocks:
-            offset, csize, _ = _BLOCK_RECORD.unpack_from(bzs, block * _BLOCK_RECORD.size)
-            blocks[block] = zlib.decompress(bzz[offset : offset + csize])
+            blocks[block] = _read_block(paths, bzs, bzz, block)
         yield blocks[block][start : start + size].decode("utf-8", "replace")
+
+
+def _read_block(paths: Dict[str, str], bzs: bytes, bzz: bytes, block: int) -> bytes:
+    """Block `block` of the .bzz file, located through the .bzs index; a damaged module is an InputError."""
+    if (block + 1) * _BLOCK_RECORD.size > len(bzs):
+        raise InputError(f"{paths['.bzs']}: no record for block {block} ({len(bzs)} bytes); the module is damaged")
+    offset, csize, _ = _BLOCK_RECORD.unpack_from(bzs, block * _BLOCK_RECORD.size)
+    try:
+        return zlib.decompress(bzz[offset : offset + csize])
+    except zlib.error as error:
+        raise InputError(f"{paths['.bzz']}: block {block} does not decompress ({error}); the module is damaged")
 
 
 def clean(raw: str) -> str:
@@ -93,7 +105,7 @@ def verse_pairs(src_dir: str, tgt_dir: str) -> List[Tuple[str, str, str]]:
     """(book, source verse, target verse) for every slot where both modules have text."""
     src, tgt = read_module(src_dir), read_module(tgt_dir)
     if len(src) != len(tgt):
-        raise ValueError(
+        raise InputError(
             f"{src_dir} has {len(src)} entries and {tgt_dir} {len(tgt)}: different versifications cannot be "
             "aligned entry by entry"
         )
@@ -130,31 +142,40 @@ def default_module_root() -> str:
 
 
 def write_splits(splits: Dict[str, List[Tuple[str, str]]], out: str, src: str = "en", tgt: str = "es") -> None:
+    """OUT/{split}.{src,tgt}, each file written whole or not at all (a temporary file, then a rename)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out}: is a file; expected a folder for train/valid/test.{src},{tgt}")
     os.makedirs(out, exist_ok=True)
     for name, rows in splits.items():
         for lang, column in ((src, 0), (tgt, 1)):
-            with open(os.path.join(out, f"{name}.{lang}"), "w", encoding="utf-8") as f:
-                f.writelines(row[column] + "\n" for row in rows)
+            path = os.path.join(out, f"{name}.{lang}")
+            try:
+                with open(path + ".tmp", "w", encoding="utf-8") as f:
+                    f.writelines(row[column] + "\n" for row in rows)
+                os.replace(path + ".tmp", path)
+            finally:
+                if os.path.exists(path + ".tmp"):
+                    os.remove(path + ".tmp")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = cli.parser("data.sword", __doc__)
     parser.add_argument("--out", required=True, help="folder for train/valid/test.{en,es}")
     parser.add_argument("--modules", default=None, help="folder holding engKJV2006eb/ and spaRV1909eb/")
     parser.add_argument("--max-train", type=int, default=0, help="keep only the first N training pairs (0: all)")
     args = parser.parse_args(argv)
-    root = args.modules or default_module_root()
-    try:
-        pairs = verse_pairs(os.path.join(root, ENGLISH), os.path.join(root, SPANISH))
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    splits = split_by_book(pairs)
-    if args.max_train:
-        splits["train"] = splits["train"][: args.max_train]
-    write_splits(splits, args.out)
-    print(" ".join(f"{k}={len(v)}" for k, v in splits.items()), f"pairs written to {args.out}")
-    return 0
+    if args.max_train < 0:
+        parser.error(f"--max-train {args.max_train}: expected 0 (all) or a positive number of pairs")
+
+    def work() -> None:
+        root = args.modules or default_module_root()
+        splits = split_by_book(verse_pairs(os.path.join(root, ENGLISH), os.path.join(root, SPANISH)))
+        if args.max_train:
+            splits["train"] = splits["train"][: args.max_train]
+        write_splits(splits, args.out)
+        print(" ".join(f"{k}={len(v)}" for k, v in splits.items()), f"pairs written to {args.out}")
+
+    return cli.run_main(parser.prog, work)
 
 
 if __name__ == "__main__":
