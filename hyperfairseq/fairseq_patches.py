@@ -22,6 +22,14 @@ loses work, runs code or prints a traceback where it should not:
 6. **float64 gradient norms** (`--task char_lm --double`): fairseq computes norms with dtype float32,
    which torch refuses for float64 gradients.
 7. Uncaught `InputError`s print as one line (`errors.install_excepthook`).
+8. **Named translation data** (fairseq-train / fairseq-generate of the `translation` task, which the
+   hyperlstm_mt models use): a missing data folder, a damaged `dict.LANG.txt`, a missing split and a
+   damaged `.idx` / `.bin` pair are InputErrors naming the file (the checks of data/binarised.py), where
+   fairseq raised a FileNotFoundError, an assert or read past a file's end.
+9. **Every item is batched.** `data_utils.batch_by_size` drops its last batch when that batch is not a
+   multiple of `--required-batch-size-multiple` (default 8): fairseq-generate then silently leaves up to 7
+   test sentences out of its BLEU, and fairseq-validate / eval-lm out of the loss (fairseq issue #5036). The
+   items of the dropped batch come back as one last, smaller batch.
 
 `HYPERFAIRSEQ_TEST_STALL_COPY=MARKER` (tests only): a copy that replaces an existing file writes its
 first 64 KiB, creates MARKER and waits, so that a test can kill the process mid-copy deterministically.
@@ -36,12 +44,15 @@ import signal
 import sys
 import time
 
+import numpy as np
 import torch
 from fairseq import checkpoint_utils, utils
+from fairseq.data import data_utils
 from fairseq.file_io import PathManager
 
 from hyperfairseq import checkpoint_files
-from hyperfairseq.errors import install_excepthook, program_name
+from hyperfairseq.data import binarised
+from hyperfairseq.errors import InputError, install_excepthook, program_name
 
 logger = logging.getLogger("hyperfairseq.fairseq_patches")
 _PATCHED = "_hyperfairseq_patched"
@@ -58,6 +69,8 @@ def install() -> None:
     checkpoint_utils.load_model_ensemble_and_task = _named_missing(checkpoint_utils.load_model_ensemble_and_task)
     checkpoint_utils.load_checkpoint = _resume_safely(checkpoint_utils.load_checkpoint)
     utils.clip_grad_norm_ = _float64_aware(utils.clip_grad_norm_)
+    _name_translation_data()
+    data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
@@ -284,3 +297,67 @@ def _float64_aware(clip_grad_norm_):
         return total
 
     return clip
+
+
+# -- 8. named translation data --------------------------------------------------------------------
+
+
+def _name_translation_data() -> None:
+    from fairseq.tasks import translation
+
+    task = translation.TranslationTask
+    setup, load_dictionary = task.setup_task.__func__, task.load_dictionary.__func__
+
+    def setup_task(cls, cfg, **kwargs):
+        for path in utils.split_paths(cfg.data):
+            if "://" not in path and not os.path.isdir(path):
+                raise InputError(f"{path}: no such data folder (the --destdir of fairseq-preprocess)")
+        return setup(cls, cfg, **kwargs)
+
+    def checked_dictionary(cls, filename):
+        binarised.check_dictionary(filename)
+        return load_dictionary(cls, filename)
+
+    task.setup_task, task.load_dictionary = classmethod(setup_task), classmethod(checked_dictionary)
+    translation.load_langpair_dataset = _named_split(translation.load_langpair_dataset)
+    data_utils.load_indexed_dataset = _checked_split(data_utils.load_indexed_dataset)
+
+
+def _named_split(load_langpair_dataset):
+    @functools.wraps(load_langpair_dataset)
+    def load(data_path, split, src, src_dict, tgt, *args, **kwargs):
+        try:
+            return load_langpair_dataset(data_path, split, src, src_dict, tgt, *args, **kwargs)
+        except FileNotFoundError as error:  # fairseq: "Dataset not found: SPLIT (DATA)"
+            raise InputError(f"{data_path}: no split {split!r} for {src}-{tgt} ({split}.{src}-{tgt}.{src}.idx "
+                             "or the reverse pair); name one that fairseq-preprocess wrote") from error
+
+    return load
+
+
+def _checked_split(load_indexed_dataset):
+    @functools.wraps(load_indexed_dataset)
+    def load(path, *args, **kwargs):
+        if "://" not in path and os.path.isfile(path + ".idx"):
+            binarised.check_split(path)
+        return load_indexed_dataset(path, *args, **kwargs)
+
+    return load
+
+
+# -- 9. every item batched ------------------------------------------------------------------------
+
+
+def _keep_last_batch(batch_by_size):
+    @functools.wraps(batch_by_size)
+    def batched(indices, num_tokens_fn, *args, fixed_shapes=None, **kwargs):
+        order = indices if isinstance(indices, np.ndarray) else np.fromiter(indices, dtype=np.int64, count=-1)
+        batches = batch_by_size(order, num_tokens_fn, *args, fixed_shapes=fixed_shapes, **kwargs)
+        if fixed_shapes is not None:
+            return batches
+        kept = sum(len(b) for b in batches)
+        if kept < len(order):  # batches cover indices[:kept] in order; the rest was the dropped batch
+            batches = list(batches) + [order[kept:]]
+        return batches
+
+    return batched
