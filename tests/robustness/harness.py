@@ -179,6 +179,7 @@ RUNNERS = {
     "run_record": module_main("hyperfairseq.run_record", "python -m hyperfairseq.run_record"),
     "eval_lm": fairseq_cli("eval_lm", "fairseq-eval-lm"),
     "validate": fairseq_cli("validate", "fairseq-validate"),
+    "generate": fairseq_cli("generate", "fairseq-generate"),
     "train_setup": fairseq_cli("train", "fairseq-train"),  # in-process: only cases that stop before training
     "train": python_process("-m", "fairseq_cli.train"),
     "eval_lm_process": python_process("-m", "fairseq_cli.eval_lm"),
