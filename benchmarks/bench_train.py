@@ -101,10 +101,13 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONWARNINGS="ignore")
     rows = measure(args, env)
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_hyperlstm import hardware  # noqa: E402  (the CPU model with family/model and vector width)
+    from bench_hyperlstm import cpu_model, hardware  # noqa: E402  (the CPU model, family/model, vector width)
+
+    # the timed runs are child processes: on CPU their thread count is OMP_NUM_THREADS, not this process's
+    machine = f"{cpu_model()}, {env['OMP_NUM_THREADS']} thread(s)" if args.device == "cpu" else hardware(args.device)
 
     record = {"command": " ".join(["python benchmarks/bench_train.py", *(argv if argv is not None else sys.argv[1:])]),
-              "hardware": hardware(args.device), "omp_num_threads": env["OMP_NUM_THREADS"],
+              "hardware": machine, "omp_num_threads": env["OMP_NUM_THREADS"],
               "python": platform.python_version(), "clock": args.clock, "batch_size": args.batch_size,
               "tokens_per_sample": args.tokens_per_sample, "updates": args.updates, "results": rows}
     from hyperfairseq.run_record import git_commit
