@@ -130,7 +130,8 @@ as the Hershey preparation).
   `--task char_lm` checkpoint stores its stream layout and a resume with another `--batch-size`,
   `--tokens-per-sample`, rank count or `--reset-every-segment` is refused, naming the flag.
 * **Data**: dict.txt, .idx and .bin are checked before fairseq reads them
-  (`hyperfairseq/data/binarised.py`); one text rule for `char_corpus` and `sample`
+  (`hyperfairseq/data/binarised.py`), for fairseq's translation task too; fairseq-generate /
+  -validate score every item (fairseq's dropped last batch comes back); one text rule for `char_corpus` and `sample`
   (`hyperfairseq/data/char_corpus.py`); prepare commands refuse an existing output unless `--replace`;
   scripts/table3_ptb.sh and table4_enwik8.sh resume by default (`--restart` starts over).
 """
