@@ -5,8 +5,8 @@
 #   scripts/synthesis_hershey.sh [--smoke] [--reuse] [--updates U1,U2,...] [--runs-dir DIR]
 # Needs scripts/get_data.sh's Hershey wheel and KJV module. The three runs train in parallel, one thread each
 # (sized for 2 shared CPU cores: 2 layers of ~100 units, lines of <= 14 characters, batches of 32 lines).
-# --updates: the stages, ascending (default 500,1000,1500: every synthesis record of the README, about 90 min on
-#   2 shared cores). The first trains from scratch into checkpoints/synthesis/ROW; each later stage U copies the
+# --updates: the stages, ascending (default 500,1000,1500: every synthesis record of the README; about 25 min on
+#   2 shared Intel Xeon cores, about 90 on AMD EPYC ones). The first trains from scratch into checkpoints/synthesis/ROW; each later stage U copies the
 #   stage before into checkpoints/synthesis_U/ROW and resumes it to U updates (fairseq's resume is exact). Each
 #   stage is evaluated and recorded; the figure comes from the last.
 # --reuse: keep a stage's checkpoint_last.pt when it exists (evaluate only). --smoke: tiny models, stages 4,8,
