@@ -17,9 +17,11 @@ import re
 import struct
 import sys
 import zlib
+from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from hyperfairseq import cli
+from hyperfairseq.data.char_corpus import write_atomically
 from hyperfairseq.errors import InputError
 
 ENGLISH, SPANISH = "engKJV2006eb", "spaRV1909eb"
@@ -148,14 +150,7 @@ def write_splits(splits: Dict[str, List[Tuple[str, str]]], out: str, src: str = 
     os.makedirs(out, exist_ok=True)
     for name, rows in splits.items():
         for lang, column in ((src, 0), (tgt, 1)):
-            path = os.path.join(out, f"{name}.{lang}")
-            try:
-                with open(path + ".tmp", "w", encoding="utf-8") as f:
-                    f.writelines(row[column] + "\n" for row in rows)
-                os.replace(path + ".tmp", path)
-            finally:
-                if os.path.exists(path + ".tmp"):
-                    os.remove(path + ".tmp")
+            write_atomically(Path(out) / f"{name}.{lang}", [row[column] for row in rows])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -96,10 +96,15 @@ def _lm_assets(root: Path, ptb_char_text: Path) -> dict:
 def _preprocess_in_process(text: Path, dest: Path) -> Path:
     """fairseq-preprocess of the three splits, in this process (one interpreter start less than
     tests/conftest.py's preprocess_char_text, with the same arguments)."""
-    argv = ["--only-source", "--trainpref", text / "train.txt", "--validpref", text / "valid.txt",
-            "--testpref", text / "test.txt", "--destdir", dest, "--padding-factor", 1, "--workers", 1]
+    return _fairseq_preprocess(dest, "--only-source", "--trainpref", text / "train.txt", "--validpref",
+                               text / "valid.txt", "--testpref", text / "test.txt", "--padding-factor", 1)
+
+
+def _fairseq_preprocess(dest: Path, *flags) -> Path:
+    """fairseq-preprocess FLAGS --destdir DEST --workers 1 in this process; its log file closed afterwards."""
     from fairseq_cli import preprocess
 
+    argv = [*flags, "--destdir", dest, "--workers", 1]
     result = harness.in_process(preprocess.cli_main, "fairseq-preprocess", argv, {})
     assert result.rc == 0 and not result.traceback, result.stderr[-2000:]
     _close_log_files(dest)
@@ -123,14 +128,8 @@ def _translation_assets(root: Path) -> dict:
     for lang in ("en", "es"):  # 20 held-out pairs: a quick fairseq-generate
         lines = (text / f"test.{lang}").read_text(encoding="utf-8").splitlines()[:20]
         (text / f"test.{lang}").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    from fairseq_cli import preprocess
-
-    data = root / "bin"
-    argv = ["--source-lang", "en", "--target-lang", "es", "--trainpref", text / "train", "--testpref", text / "test",
-            "--destdir", data, "--workers", 1]
-    result = harness.in_process(preprocess.cli_main, "fairseq-preprocess", argv, {})
-    assert result.rc == 0 and not result.traceback, result.stderr[-2000:]
-    _close_log_files(data)
+    data = _fairseq_preprocess(root / "bin", "--source-lang", "en", "--target-lang", "es", "--trainpref",
+                               text / "train", "--testpref", text / "test")
     save = root / "mt_ckpt"
     run_cli("fairseq_cli.train", data, "--user-dir", USER_DIR, "--task", "translation", *TINY_MT, "--optimizer", "adam",
             "--lr", 0.001, "--max-tokens", 2000, "--max-update", 1, "--cpu", "--seed", 1, "--num-workers", 0,
