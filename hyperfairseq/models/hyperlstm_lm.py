@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import FairseqLanguageModel, register_model
+from fairseq.tasks.translation import TranslationTask
 from torch import nn
+
+from hyperfairseq.errors import InputError
 
 from . import architectures
 from .config import CELL_RULES, HyperLSTMCellConfig, build_hyperlstm, check_config, drop_probability, positive
@@ -55,6 +58,10 @@ class HyperLSTMLanguageModel(ChecksCheckpointFit, FairseqLanguageModel):
 
     @classmethod
     def build_model(cls, cfg: HyperLSTMLanguageModelConfig, task):
+        if isinstance(task, TranslationTask):  # fairseq-generate --task translation --path <an LM checkpoint>
+            raise InputError(f"--arch {getattr(cfg, '_name', 'hyperlstm_lm')} is a language model; --task translation "
+                             "needs a translation model (--arch hyperlstm_mt or a Table 6 row); evaluate a language "
+                             "model with fairseq-eval-lm --task char_lm")
         return cls(cls.build_decoder(cfg, task.target_dictionary, len(task.target_dictionary)))
 
     @classmethod

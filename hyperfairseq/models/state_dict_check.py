@@ -1,37 +1,54 @@
-"""A clear message when a checkpoint's parameters do not fit the model being loaded."""
+"""Clear messages when a checkpoint does not fit the model being loaded, or the model not the task."""
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
 
 
-def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], limit: int = 5) -> None:
+def _vocabulary_only(checkpoint: Tensor, model: Tensor, vocab_sizes: Collection[int]) -> bool:
+    """True when the shapes differ only where the model's size is one of its dictionaries' sizes."""
+    if checkpoint.dim() != model.dim():
+        return False
+    return all(a == b or b in vocab_sizes for a, b in zip(checkpoint.shape, model.shape))
+
+
+def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], limit: int = 5,
+                          vocab_sizes: Collection[int] = ()) -> None:
     """Raise InputError (a ValueError) naming the missing, unexpected and mis-shaped parameters, if any.
 
     fairseq wraps load errors in "please ensure that the architectures match"; this says *what* differs
     (e.g. a checkpoint of `lstm_lm_ptb_1000` loaded into `hyperlstm_lm_ptb` lacks every `.hyper.` tensor).
+    When every difference is a dimension of the model's dictionaries (`vocab_sizes`), the cause is the
+    data, not the architecture: another corpus, or a translation model run in the other direction.
     """
     own = {k: v for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
     state_dict = {k: v for k, v in state_dict.items() if not k.endswith("_extra_state")}
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state_dict))
-        if tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
+    mis_shaped = [k for k in sorted(set(own) & set(state_dict)) if tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in mis_shaped]
     problems = []
     for title, items in (("missing in checkpoint", missing), ("not in model", unexpected), ("shape differs", shapes)):
         if items:
             more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
             problems.append(f"{title}: {', '.join(items[:limit])}{more}")
-    if problems:
-        raise InputError(
-            f"checkpoint does not fit this {type(model).__name__} (was it trained with another --arch?); "
-            + "; ".join(problems)
-        )
+    if not problems:
+        return
+    cause = "was it trained with another --arch?"
+    if mis_shaped and not (missing or unexpected) and all(
+            _vocabulary_only(state_dict[k], own[k], vocab_sizes) for k in mis_shaped):
+        sizes = " and ".join(str(s) for s in sorted(vocab_sizes))
+        cause = (f"its vocabulary differs from the data's dictionaries ({sizes} symbols): was it trained on other "
+                 "data, or in the other language direction (-s/-t)?")
+    raise InputError(f"checkpoint does not fit this {type(model).__name__} ({cause}); " + "; ".join(problems))
+
+
+def dictionary_sizes(model: nn.Module) -> set:
+    """The sizes of the dictionaries the model's encoder and decoder were built with."""
+    parts = (getattr(model, name, None) for name in ("encoder", "decoder"))
+    return {len(d) for d in (getattr(part, "dictionary", None) for part in parts) if d is not None}
 
 
 class ChecksCheckpointFit:
@@ -41,5 +58,5 @@ class ChecksCheckpointFit:
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         if strict:
             self.upgrade_state_dict(state_dict)
-            check_state_dict_fits(self, state_dict)
+            check_state_dict_fits(self, state_dict, vocab_sizes=dictionary_sizes(self))
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)

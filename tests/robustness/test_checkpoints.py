@@ -54,6 +54,7 @@ def bad_file_case(entry: str, kind: str) -> Case:
 OTHER_MODELS = [  # (entry, checkpoint attribute, message, input)
     ("eval_lm", "transformer_lm", "needs a model that carries state", "a fairseq transformer_lm checkpoint"),
     ("eval_lm", "hw", "needs a model that carries state", "a handwriting checkpoint"),
+    ("eval_lm", "mt", "needs a model that carries state", "a translation checkpoint (hyperlstm_mt_small)"),
     ("sample", "transformer_lm", "not a hyperfairseq language model", "a fairseq transformer_lm checkpoint"),
     ("sample", "hw", "not a hyperfairseq language model", "a handwriting checkpoint"),
     ("sample_handwriting", "lm", "not a handwriting checkpoint", "a character LM checkpoint"),
