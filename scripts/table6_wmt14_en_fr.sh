@@ -26,7 +26,7 @@ if [[ $SMOKE == 1 ]]; then
     WORK=${SMOKE_DIR:-$(mktemp -d)}
     DATA_ROOT=${HYPERFAIRSEQ_DATA:-$REPO/data}
     bash "$HERE/get_bible_data.sh" "$DATA_ROOT/_pkgs"
-    python -m hyperfairseq.data.sword --out "$WORK/text" --max-train 300
+    python -m hyperfairseq.data.sword --out "$WORK/text" --max-train 300 --replace
     for s in valid test; do for l in en es; do head -n 20 "$WORK/text/$s.$l" > "$WORK/text/$s.slice.$l"; done; done
     bash "$HERE/prepare_parallel.sh" --src en --tgt es --train "$WORK/text/train" --valid "$WORK/text/valid.slice" \
         --test "$WORK/text/test.slice" --vocab-size 300 "$WORK/bin"

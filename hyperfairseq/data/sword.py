@@ -143,10 +143,18 @@ def default_module_root() -> str:
     return "/usr/share/sword/modules/texts/ztext"
 
 
-def write_splits(splits: Dict[str, List[Tuple[str, str]]], out: str, src: str = "en", tgt: str = "es") -> None:
-    """OUT/{split}.{src,tgt}, each file written whole or not at all (a temporary file, then a rename)."""
+def write_splits(splits: Dict[str, List[Tuple[str, str]]], out: str, src: str = "en", tgt: str = "es",
+                 replace: bool = False) -> None:
+    """OUT/{split}.{src,tgt}, each file written whole or not at all (a temporary file, then a rename).
+
+    Files of an earlier run in OUT are kept unless `replace` (the rule of every preparer, strokes.check_output)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out}: is a file; expected a folder for train/valid/test.{src},{tgt}")
+    names = [f"{name}.{lang}" for name in splits for lang in (src, tgt)]
+    existing = [name for name in names if os.path.exists(os.path.join(out, name))]
+    if existing and not replace:
+        raise InputError(f"--out {out}: already holds {', '.join(existing)}; choose another --out, or add --replace "
+                         "to overwrite them")
     os.makedirs(out, exist_ok=True)
     for name, rows in splits.items():
         for lang, column in ((src, 0), (tgt, 1)):
@@ -158,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, help="folder for train/valid/test.{en,es}")
     parser.add_argument("--modules", default=None, help="folder holding engKJV2006eb/ and spaRV1909eb/")
     parser.add_argument("--max-train", type=int, default=0, help="keep only the first N training pairs (0: all)")
+    parser.add_argument("--replace", action="store_true", help="overwrite the split files of an earlier run in --out")
     args = parser.parse_args(argv)
     if args.max_train < 0:
         parser.error(f"--max-train {args.max_train}: expected 0 (all) or a positive number of pairs")
@@ -167,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         splits = split_by_book(verse_pairs(os.path.join(root, ENGLISH), os.path.join(root, SPANISH)))
         if args.max_train:
             splits["train"] = splits["train"][: args.max_train]
-        write_splits(splits, args.out)
+        write_splits(splits, args.out, replace=args.replace)
         print(" ".join(f"{k}={len(v)}" for k, v in splits.items()), f"pairs written to {args.out}")
 
     return cli.run_main(parser.prog, work)

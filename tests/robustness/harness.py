@@ -176,6 +176,7 @@ RUNNERS = {
     "lasa": module_main("hyperfairseq.data.lasa", "python -m hyperfairseq.data.lasa"),
     "hershey": module_main("hyperfairseq.data.hershey", "python -m hyperfairseq.data.hershey"),
     "iam_transcripts": module_main("hyperfairseq.data.iam_transcripts", "python -m hyperfairseq.data.iam_transcripts"),
+    "sword": module_main("hyperfairseq.data.sword", "python -m hyperfairseq.data.sword"),
     "run_record": module_main("hyperfairseq.run_record", "python -m hyperfairseq.run_record"),
     "eval_lm": fairseq_cli("eval_lm", "fairseq-eval-lm"),
     "validate": fairseq_cli("validate", "fairseq-validate"),

@@ -112,7 +112,7 @@ def test_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
 
 
 def test_a_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
-    """A write that fails midway leaves the earlier file as it was, and no temporary file."""
+    """A --replace write that fails midway leaves the earlier file as it was, and no temporary file."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "train.en").write_text("earlier\n")
@@ -122,6 +122,6 @@ def test_a_file_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sword.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        sword.write_splits({"train": [("a", "b")]}, str(out))
+        sword.write_splits({"train": [("a", "b")]}, str(out), replace=True)
     assert (out / "train.en").read_text() == "earlier\n"
     assert sorted(p.name for p in out.iterdir()) == ["train.en"]
