@@ -102,17 +102,17 @@ layer_stage() {
   export HYPERFAIRSEQ_KERNELS=$KERNELS
   local common=(--device "$DEVICE" --sizes "$SIZES" --batches "$BATCHES" --steps "$STEPS" --repeats "$REPEATS"
                 --clock "$CLOCK" --no-one-step)
-  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --json "$OUT/bench_layer_tf32.json"
+  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --json "$OUT/bench_hyperlstm_gpu_tf32.json"
   HYPERFAIRSEQ_KERNELS=${FP32_KERNELS:-$KERNELS} "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --no-tf32 \
-    --json "$OUT/bench_layer_fp32.json"
-  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --dtype bfloat16 --json "$OUT/bench_layer_bf16.json"
+    --json "$OUT/bench_hyperlstm_gpu_fp32.json"
+  "$PY" benchmarks/bench_hyperlstm.py "${common[@]}" --dtype bfloat16 --json "$OUT/bench_hyperlstm_gpu_bf16.json"
 }
 
 speed_stage() {
   local precisions=fp32,amp,bf16; [ "$DRY_RUN" = 1 ] && precisions=fp32
   "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --batch-size "$SPEED_BATCH" --clock "$CLOCK" \
     --tokens-per-sample "$TPS" --updates "$UPDATES" --repeats 1 --precisions "$precisions" \
-    --configs "$SPEED_CONFIGS" --json "$OUT/bench_train.json" \
+    --configs "$SPEED_CONFIGS" --json "$OUT/bench_train_gpu.json" \
     ${SMALL:+--tiny}
 }
 
@@ -141,6 +141,7 @@ stage layer 110 layer_stage
 stage speed 90 speed_stage
 stage train "$("$PY" -c "print(int($TRAIN_MIN * 60 + 40))")" train_stage
 stage eval 40 eval_stage
-"$PY" benchmarks/gpu_summary.py --work "$WORK" --out "$OUT" --seconds "$(($(date +%s) - START))"
+"$PY" benchmarks/gpu_summary.py --work "$WORK" --out "$OUT" --seconds "$(($(date +%s) - START))" \
+  $([ "$DRY_RUN" = 1 ] && echo --dry-run)
 tar -czf "$OUT/logs.tar.gz" -C "$WORK" --exclude ckpt . && rm -rf "$WORK"
 echo "== done ($(($(date +%s) - START)) s)"

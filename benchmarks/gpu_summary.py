@@ -1,8 +1,10 @@
 """Summarise a `gpu_check.sh` run: every stage's status and the numbers the GPU gates of issue 13 name.
 
 Reads the stage logs and JSON files of the run's work folder and the benchmark records beside it, and
-writes `gpu_check.json` (command, commit, hardware, versions, stages, gates, char-PTB bpc). A stage that
-failed is reported as failed, with the end of its log; the gates it feeds read as not measured.
+writes `gpu_check.json` (command, commit, hardware, versions, stages, gates, char-PTB bpc) and Table 3's record of
+the char-PTB run (`table3_gpu_ln_hyperlstm_lm_ptb.json`). A stage that failed is reported as failed, with the end
+of its log; the gates it feeds read as not measured. Every file it and gpu_check.sh leave in OUT but the logs is a
+run record that goes to docs/runs/ as it is (scripts/make_results.sh then renders it).
 
     python benchmarks/gpu_summary.py --work OUT/work --out OUT --seconds 512
 """
@@ -10,18 +12,22 @@ failed is reported as failed, with the end of its log; the gates it feeds read a
 import argparse
 import json
 import re
+import time
 from pathlib import Path
 
+from hyperfairseq import run_record
 from hyperfairseq.run_record import git_commit
+
+REPO = Path(__file__).resolve().parents[1]
 
 STAGES = ("env", "kernels", "micro", "layer", "speed", "train", "eval")
 # (record, size/batch key, variant, baseline, at least): fwd+bwd tokens/s ratios of gpu-design / issue 13 §5
 LAYER_GATES = [
-    ("bench_layer_tf32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
-    ("bench_layer_tf32.json", "ptb/B128", "LN-HyperLSTM", "nn.LSTM", 0.8),
-    ("bench_layer_bf16.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
-    ("bench_layer_tf32.json", "enwik8/B128", "HyperLSTM", "nn.LSTM", 0.8),
-    ("bench_layer_fp32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", None),  # TF32 forbidden: reported only
+    ("bench_hyperlstm_gpu_tf32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
+    ("bench_hyperlstm_gpu_tf32.json", "ptb/B128", "LN-HyperLSTM", "nn.LSTM", 0.8),
+    ("bench_hyperlstm_gpu_bf16.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
+    ("bench_hyperlstm_gpu_tf32.json", "enwik8/B128", "HyperLSTM", "nn.LSTM", 0.8),
+    ("bench_hyperlstm_gpu_fp32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", None),  # TF32 forbidden: reported only
 ]
 
 
@@ -65,7 +71,7 @@ def layer_gates(out_dir: Path) -> list:
 
 
 def train_speed_gates(out_dir: Path) -> list:
-    rows = ((_json(out_dir / "bench_train.json") or {}).get("results")) or {}
+    rows = ((_json(out_dir / "bench_train_gpu.json") or {}).get("results")) or {}
     gates = []
     for key, row in rows.items():
         if row["config"] == "ln_hyperlstm_lm_ptb":
@@ -83,24 +89,46 @@ def char_ptb(work: Path) -> dict:
             "test_bpc": float(evals[-1]) if evals else None}
 
 
+def stamp(name: str, command: str, seconds, **fields) -> dict:
+    """The run-record fields every record under docs/runs/ carries (hyperfairseq.run_record)."""
+    return {"name": name, "command": command, "commit": git_commit(REPO),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hardware": run_record.hardware(),
+            "versions": run_record.versions(), "wall_seconds": seconds, **fields}
+
+
+def char_ptb_record(summary: dict, dry_run: bool) -> dict:
+    """Table 3's row of this run (docs/runs/table3_gpu_ln_hyperlstm_lm_ptb.json): the paper's settings, a short
+    time budget; `smoke` for the dry run's tiny model."""
+    train = summary["stages"]["train"]
+    run = summary["char_ptb_ln_hyperlstm"]
+    minutes = round(train["wall_s"] / 60, 1) if train["wall_s"] is not None else None
+    return stamp("table3_gpu_ln_hyperlstm_lm_ptb", "bash benchmarks/gpu_check.sh (stages train, eval)",
+                 train["wall_s"], arch="ln_hyperlstm_lm_ptb", smoke=dry_run, data="char-PTB test (full)",
+                 result={"bpc": run["test_bpc"], "updates": run["updates"], "train_minutes": minutes,
+                         "last_train_loss_bits": run["last_train_loss_bits"], "train_ok": train["ok"],
+                         "eval_ok": summary["stages"]["eval"]["ok"]})
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--dry-run", action="store_true", help="the CPU rehearsal: its char-PTB record is a smoke run")
     args = p.parse_args(argv)
     work, out_dir = Path(args.work), Path(args.out)
     kernels = _json(work / "kernels.json") or {}
-    summary = {
-        "command": "bash benchmarks/gpu_check.sh", "commit": git_commit(Path(__file__).resolve().parents[1]),
-        "seconds": args.seconds, "environment": _tail(work / "env.log", 20), "stages": stages(work),
+    summary = stamp("gpu_check", "bash benchmarks/gpu_check.sh", args.seconds, **{
+        "environment": _tail(work / "env.log", 20), "stages": stages(work),
         "kernels": {k: kernels.get(k) for k in ("device", "cases", "failed")},
         "kernels_memcheck": {k: (_json(work / "kernels_memcheck.json") or {}).get(k) for k in ("cases", "failed")},
         "micro": (_json(work / "micro_steps.json") or {}).get("micro"),
         "layer_gates": layer_gates(out_dir), "train_speed_gates": train_speed_gates(out_dir),
         "char_ptb_ln_hyperlstm": char_ptb(work),
-    }
+    })
     (out_dir / "gpu_check.json").write_text(json.dumps(summary, indent=1))
+    record = char_ptb_record(summary, args.dry_run)
+    (out_dir / f"{record['name']}.json").write_text(json.dumps(record, indent=1))
     for name, stage in summary["stages"].items():
         print(f"{name:8s} {'ok' if stage['ok'] else 'FAILED (' + str(stage['exit_status']) + ')'}")
     return summary

@@ -21,13 +21,15 @@ from hyperfairseq import cli
 
 
 def git_commit(repo: Path) -> str:
+    """HEAD of `repo` (+dirty with uncommitted changes); where there is no git checkout (the device machine gets
+    a copy of the files without .git), $HYPERFAIRSEQ_COMMIT as the caller stated it, else "unknown"."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("HYPERFAIRSEQ_COMMIT") or "unknown"
 
 
 def hardware() -> dict:

@@ -170,6 +170,8 @@ ALL_ARCHS = sorted({a for t in TABLES for _, _, archs in t.rows for a in archs},
 KNOWN = {
     "demo_ptb_cpu": ("3", "ln_hyperlstm_lm_ptb", "reduced: 256 units, 5 min of CPU training (scripts/demo.sh)"),
     "carry_vs_reset_demo_ptb": ("3", None, "state carried vs reset, same checkpoint as demo_ptb_cpu"),
+    "table3_gpu_ln_hyperlstm_lm_ptb": ("3", "ln_hyperlstm_lm_ptb", "minutes of training on one GPU "
+                                       "(benchmarks/gpu_check.sh), not the paper's budget"),
 }
 DATASETS = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "mnist": "MNIST", "kanjivg": "KanjiVG strokes"}
 
@@ -180,7 +182,7 @@ def classify(name: str, data) -> Record:
         return Record(name, {"value": data}, None, None, False, "not a json object")
     if name in KNOWN:
         table, arch, note = KNOWN[name]
-        return Record(name, data, table, arch, False, note)
+        return Record(name, data, table, arch, bool(data.get("smoke")), note)
     match = re.match(r"table\s*(\d+)", str(data.get("table") or name), re.I) or re.match(r"table(\d+)", name)
     table = match.group(1) if match and match.group(1) in TABLE_BY_KEY else None
     arch = first(data, "arch", "results.arch", "result.arch", "row")
@@ -515,7 +517,7 @@ def render_speed(records: List[Record]) -> List[str]:
                 ratios = [fmt(_get(row, v, "speed_vs_nn_lstm"), "{:.2f}×") or "" for v in SPEED_VARIANTS]
                 saved = " / ".join(fmt(_get(row, v, "saved_bytes_vs_nn_lstm"), "{:.2f}×") or "?"
                                    for v in SPEED_VARIANTS[:2])
-                gate = SPEED_GATES.get(key.split("/")[0])
+                gate = None if is_gpu_record(data) else SPEED_GATES.get(key.split("/")[0])
                 out.append(f"| {key} | {fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}') or '?'} | "
                            + " | ".join(ratios) + f" | {saved} | {'' if gate is None else f'≥ {gate:.2f}×'} |")
             out.append("")
@@ -528,6 +530,40 @@ def render_speed(records: List[Record]) -> List[str]:
                            + " | ≤ 1.50× |")
             out.append("")
     return out + render_train_speed(records)
+
+
+def render_gpu_check(records: List[Record]) -> List[str]:
+    """`benchmarks/gpu_check.sh`'s summary (docs/runs/gpu_check.json): every stage, then issue 13's GPU gates."""
+    out = ["## The GPU check", "", "One run of `benchmarks/gpu_check.sh` on the GPU (issue 13 §4–§5); its layer and "
+           "`fairseq-train` records are in the speed tables above, its char-PTB run in Table 3.", ""]
+    run = next((r for r in records if r.name == "gpu_check"), None)
+    if run is None:
+        return out + ["Not run on a GPU yet (the [device log](runs/gpu_status.log) records the attempts).", ""]
+    data = run.data
+    out += [f"**[{run.name}](runs/{run.name}.json)**: {cell(hardware_of(data))}, commit {code(commit_of(data))}, "
+            f"{wall_of(data)}: {code(command_of(data))}", "", "| stage | exit status | wall s |", "|" + " --- |" * 3]
+    for name, stage in (data.get("stages") or {}).items():
+        out.append(f"| {name} | {stage.get('exit_status')} | {stage.get('wall_s')} |")
+    out += ["", "| gate | ratio | at least | met | peak memory (≤ 1.50×) |", "|" + " --- |" * 5]
+    for gate in data.get("layer_gates") or []:
+        peak = f"{fmt(gate['peak_memory_ratio'], '{:.2f}×') or '—'} {_met(gate['peak_met'])}"
+        out.append(_gate_row(f"{gate['case']} {gate['variant']} vs {gate['vs']} ({gate['record']})", gate, peak))
+    for gate in data.get("train_speed_gates") or []:
+        out.append(_gate_row(f"fairseq-train ln_hyperlstm_lm_ptb vs lstm_lm ({gate['case']})", gate, "—"))
+    kernels, memcheck = data.get("kernels") or {}, data.get("kernels_memcheck") or {}
+    out += ["", f"Kernels against float64 on the device: {kernels.get('cases')} cases, {kernels.get('failed')} "
+            f"failed; under compute-sanitizer memcheck: {memcheck.get('cases')} cases, {memcheck.get('failed')} "
+            "failed.", ""]
+    return out
+
+
+def _gate_row(name: str, gate: dict, peak: str) -> str:
+    ratio, minimum = fmt(gate.get("ratio"), "{:.2f}×") or "not measured", fmt(gate.get("at_least"), "{:.2f}×") or "—"
+    return f"| {name} | {ratio} | {minimum} | {_met(gate.get('met'))} | {peak} |"
+
+
+def _met(met) -> str:
+    return {True: "yes", False: "**no**"}.get(met, "")
 
 
 def render_train_speed(records: List[Record]) -> List[str]:
@@ -714,6 +750,7 @@ def generate(runs_dir: str, figures_dir: str, out_path: str) -> str:
     lines += render_figures(figures_dir, rel)
     lines += render_synthesis(records)
     lines += render_speed(records)
+    lines += render_gpu_check(records)
     lines += render_other([r for r in records if r.table is None and not SYNTHESIS_NAME.match(r.name)], unreadable)
     return "\n".join(lines).rstrip() + "\n"
 
