@@ -54,3 +54,15 @@ def test_a_bin_one_item_short_is_caught(tmp_path, chunked):
     path.write_bytes(path.read_bytes()[:-4])  # 31 int32 tokens: 124 bytes, less the last token
     with pytest.raises(InputError, match=r"train.bin: 120 bytes, but .* describes 124"):
         binarised.check_split(prefix)
+
+
+def test_a_negative_size_is_caught_even_when_the_offsets_agree(tmp_path, chunked):
+    """sizes (3, -1) with offsets (0, 12) and an 8-byte .bin add up; only the sign check sees the damage."""
+    prefix = str(tmp_path / "train")
+    header = binarised.MMAP_MAGIC + (1).to_bytes(8, "little") + bytes([4]) + (2).to_bytes(8, "little")  # int32
+    sizes = (3).to_bytes(4, "little") + (-1).to_bytes(4, "little", signed=True)
+    offsets = (0).to_bytes(8, "little") + (12).to_bytes(8, "little")
+    Path(prefix + ".idx").write_bytes(header + sizes + offsets)
+    Path(prefix + ".bin").write_bytes(bytes(8))
+    with pytest.raises(InputError, match="sizes and offsets do not fit"):
+        binarised.check_split(prefix)
