@@ -147,13 +147,20 @@ fairseq reads exactly what the check counted).
 """
 
 
-def write_record(run, now, before, ref) -> None:
+def source_commit() -> str:
+    """The commit the suite runs at, taken before the page is written (after, the page makes the tree dirty)."""
     sys.path.insert(0, str(REPO))
-    from hyperfairseq.run_record import git_commit, hardware, versions
+    from hyperfairseq.run_record import git_commit
+
+    return git_commit(REPO)
+
+
+def write_record(run, now, before, ref, commit: str) -> None:
+    from hyperfairseq.run_record import hardware, versions
 
     record = {"name": "robustness_suite",
               "command": "python tests/robustness/report.py" + (f" --before {ref}" if ref else ""),
-              "commit": git_commit(REPO), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "hardware": hardware(), "versions": versions(), "wall_seconds": run["wall_seconds"],
               "result": {"cpu_seconds": run["cpu_seconds"], "pytest_exit_status": run["exit_status"],
                          "cases": len(now), "counts": dict(counts(now)),
@@ -168,6 +175,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     # the finally clauses remove the worktree
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    commit = source_commit()
     with tempfile.TemporaryDirectory() as tmp:
         before = None
         if args.before:
@@ -176,7 +184,7 @@ def main(argv=None) -> int:
         run = run_suite(REPO, Path(tmp) / "now.json")
         now = json.loads((Path(tmp) / "now.json").read_text())
     DOC.write_text(render(now, before, run, args.before))
-    write_record(run, now, before, args.before)
+    write_record(run, now, before, args.before, commit)
     print(f"wrote {DOC} and {RECORD}: {dict(counts(now))}")
     return run["exit_status"]
 
