@@ -93,7 +93,6 @@ def _check_data(idx: str, binary: str, n: int, item: int) -> None:
             if (chunk < 0).any() or not np.array_equal(pointers[start:start + CHUNK_ITEMS], offsets):
                 raise InputError(f"{idx}: item sizes and offsets do not fit together (a damaged index)")
             end = int(offsets[-1] + chunk[-1])
-        del table
     if os.path.getsize(binary) != end:
         raise InputError(f"{binary}: {os.path.getsize(binary)} bytes, but {idx} describes {end} "
                          "(truncated, or from another binarisation)")

@@ -1,4 +1,4 @@
-"""Clear messages when a checkpoint does not fit the model being loaded, or the model not the task."""
+"""A clear message when a checkpoint does not fit the model being loaded, naming the likely cause."""
 
 from typing import Collection, Mapping
 
