@@ -11,13 +11,10 @@ best of `--rounds` interleaved rounds.
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
-import fairseq
 import torch
 from fairseq.data import Dictionary, data_utils
 from fairseq.models import ARCH_CONFIG_REGISTRY
@@ -25,6 +22,7 @@ from fairseq.models.lstm import LSTMModel
 from fairseq.models.lstm import base_architecture as lstm_base_architecture
 from fairseq.sequence_generator import SequenceGenerator
 
+from hyperfairseq import run_record
 from hyperfairseq.models.hyperlstm_mt import HyperLSTMTranslationModel
 
 
@@ -135,23 +133,15 @@ def main(argv=None) -> int:
     for name, model in models.items():
         results[name]["parameters"] = sum(q.numel() for q in model.parameters())
     ratio = results["fairseq_lstm"]["tokens_per_s"] / results["hyperlstm_mt_small"]["tokens_per_s"]
-    report = {
-        "what": "beam search decoding speed, in-memory untrained models, same sources, one process",
-        "command": " ".join(["python", "benchmarks/bench_generate.py", *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "results": results,
-        "slowdown_hyperlstm_vs_fairseq_lstm": round(ratio, 3),
-        "target_slowdown_at_most": 1.5,
-        "meets_target": ratio <= 1.5,
-        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "fairseq": fairseq.__version__},
-    }
+    command = " ".join(["python", "benchmarks/bench_generate.py", *(argv if argv is not None else sys.argv[1:])])
+    report = run_record.stamp(
+        command, what="beam search decoding speed, in-memory untrained models, same sources, one process",
+        settings={k: v for k, v in vars(args).items() if k != "out"}, results=results,
+        slowdown_hyperlstm_vs_fairseq_lstm=round(ratio, 3), target_slowdown_at_most=1.5, meets_target=ratio <= 1.5,
+        hardware=dict(run_record.hardware(), torch_threads=torch.get_num_threads()))
     print(f"slowdown (fairseq lstm tokens/s / hyperlstm tokens/s): {ratio:.2f} (target <= 1.5)")
     if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
+        run_record.write(args.out, report)
     return 0
 
 

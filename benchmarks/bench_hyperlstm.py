@@ -10,19 +10,16 @@ fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 """
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from hyperfairseq import run_record
 from hyperfairseq.modules import HyperLSTM, kernels
-from hyperfairseq.run_record import git_commit
 
 SIZES = {  # name: (input N_x, hidden N_h, hyper N_ĥ, N_z)
     "ptb": (64, 1000, 128, 4),
@@ -218,31 +215,10 @@ def bench_micro(size, batch, device):
     return rows
 
 
-def cpu_model() -> str:
-    """The CPU's model name, with family/model and vector width where /proc/cpuinfo has them: the same
-    name ("AMD EPYC") covers machines whose GEMMs run at very different speeds (gpu-design §6)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    flags = fields.get("flags", "").split()
-    isa = "avx512f" if "avx512f" in flags else ("avx2" if "avx2" in flags else "")
-    detail = ", ".join(x for x in (f"family {fields['cpu family']} model {fields['model']}"
-                                    if "cpu family" in fields else "", isa) if x)
-    return f"{name} ({detail})" if detail else name
-
-
 def hardware(device):
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return f"{cpu_model()}, {torch.get_num_threads()} thread(s)"
+    return f"{run_record.cpu_model()}, {torch.get_num_threads()} thread(s)"
 
 
 def main(argv=None):
@@ -274,17 +250,16 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     sizes = [k for k in args.sizes.split(",") if k]  # --sizes "": one-step latency only
     torch.manual_seed(0)
-    result = {
-        "device": args.device, "hardware": hardware(args.device), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "dtype": args.dtype, "clock": args.clock,
-        "command": " ".join(["python benchmarks/bench_hyperlstm.py", *(argv if argv is not None else sys.argv[1:])]),
-        "tf32": args.device == "cuda" and not args.no_tf32, "steps": args.steps, "repeats": args.repeats,
-        "sizes": {k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
-        "throughput": {}, "one_step": {},
-        "commit": git_commit(Path(__file__).resolve().parents[1]),
-        "kernels": getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
-        "cpu_gemm": os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
-    }
+    command = " ".join(["python benchmarks/bench_hyperlstm.py", *(argv if argv is not None else sys.argv[1:])])
+    result = run_record.stamp(
+        command, device=args.device, hardware=hardware(args.device), torch=torch.__version__,
+        threads=torch.get_num_threads(), dtype=args.dtype, clock=args.clock,
+        tf32=args.device == "cuda" and not args.no_tf32, steps=args.steps, repeats=args.repeats,
+        sizes={k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
+        throughput={}, one_step={},
+        kernels=getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
+        cpu_gemm=os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
+    )
     if args.micro_only:
         result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)
                            for size in sizes for b in map(int, args.batches.split(","))}
@@ -306,8 +281,7 @@ def main(argv=None):
         for name, row in result["one_step"][key].items():
             print(f"one step {key:8s} {name:14s} {row['ms']:8.3f} ms  x{row['vs_lstmcell']:.2f}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        run_record.write(args.json, result)
     return result
 
 

@@ -15,9 +15,7 @@ interleaved, `--repeats` times; the medians and their ratios against fairseq's `
 """
 
 import argparse
-import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -101,22 +99,21 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONWARNINGS="ignore")
     rows = measure(args, env)
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_hyperlstm import cpu_model, hardware  # noqa: E402  (the CPU model, family/model, vector width)
+    from bench_hyperlstm import hardware  # noqa: E402  (the GPU's name; on CPU the model with family and ISA)
+
+    from hyperfairseq import run_record
 
     # the timed runs are child processes: on CPU their thread count is OMP_NUM_THREADS, not this process's
-    machine = f"{cpu_model()}, {env['OMP_NUM_THREADS']} thread(s)" if args.device == "cpu" else hardware(args.device)
-
-    record = {"command": " ".join(["python benchmarks/bench_train.py", *(argv if argv is not None else sys.argv[1:])]),
-              "hardware": machine, "omp_num_threads": env["OMP_NUM_THREADS"],
-              "python": platform.python_version(), "clock": args.clock, "batch_size": args.batch_size,
-              "tokens_per_sample": args.tokens_per_sample, "updates": args.updates, "results": rows}
-    from hyperfairseq.run_record import git_commit
-
-    record["commit"] = git_commit(REPO)
+    machine = (f"{run_record.cpu_model()}, {env['OMP_NUM_THREADS']} thread(s)" if args.device == "cpu"
+               else hardware(args.device))
+    command = " ".join(["python benchmarks/bench_train.py", *(argv if argv is not None else sys.argv[1:])])
+    record = run_record.stamp(command, hardware=machine, omp_num_threads=env["OMP_NUM_THREADS"], clock=args.clock,
+                              batch_size=args.batch_size, tokens_per_sample=args.tokens_per_sample,
+                              updates=args.updates, results=rows)
     for key, row in rows.items():
         print(f"{key:32s} {row['words_per_s']:9.0f} words/s  x{row['vs_fairseq_lstm_lm']:.2f} vs fairseq lstm_lm")
     if args.json:
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        run_record.write(args.json, record)
     return record
 
 

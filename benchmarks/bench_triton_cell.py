@@ -227,22 +227,15 @@ def main(argv=None) -> int:
 
 
 def write_record(args, argv, results, errors, seconds, compiled) -> None:
-    hardware = run_record.hardware()
-    if torch.cuda.is_available():
-        hardware["gpu"] = torch.cuda.get_device_name(0)
     import triton
 
-    record = dict(name="bench_triton_cell", command="python benchmarks/bench_triton_cell.py " +
-                  " ".join(sys.argv[1:] if argv is None else argv), commit=run_record.git_commit(REPO),
-                  date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), hardware=hardware,
-                  versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
-                  wall_seconds=round(seconds, 1),
-                  settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats, table_tiles=args.table_tiles),
-                  result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_name(args.json.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, args.json)
+    command = "python benchmarks/bench_triton_cell.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    record = dict(name="bench_triton_cell", **run_record.stamp(
+        command, versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
+        wall_seconds=round(seconds, 1),
+        settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats, table_tiles=args.table_tiles),
+        result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled)))
+    run_record.write(args.json, record)
     print(f"wrote {args.json}: {len(results)} parts, {len(errors)} errors")
 
 

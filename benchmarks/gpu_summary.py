@@ -12,11 +12,9 @@ run record that goes to docs/runs/ as it is (scripts/make_results.sh then render
 import argparse
 import json
 import re
-import time
 from pathlib import Path
 
 from hyperfairseq import run_record
-from hyperfairseq.run_record import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,10 +88,8 @@ def char_ptb(work: Path) -> dict:
 
 
 def stamp(name: str, command: str, seconds, **fields) -> dict:
-    """The run-record fields every record under docs/runs/ carries (hyperfairseq.run_record)."""
-    return {"name": name, "command": command, "commit": git_commit(REPO),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hardware": run_record.hardware(),
-            "versions": run_record.versions(), "wall_seconds": seconds, **fields}
+    """A run record (hyperfairseq.run_record.stamp) named `name`, that took `seconds`."""
+    return {"name": name, **run_record.stamp(command, wall_seconds=seconds, **fields)}
 
 
 def char_ptb_record(summary: dict, dry_run: bool) -> dict:
@@ -126,9 +122,9 @@ def main(argv=None) -> dict:
         "layer_gates": layer_gates(out_dir), "train_speed_gates": train_speed_gates(out_dir),
         "char_ptb_ln_hyperlstm": char_ptb(work),
     })
-    (out_dir / "gpu_check.json").write_text(json.dumps(summary, indent=1))
+    run_record.write(out_dir / "gpu_check.json", summary)
     record = char_ptb_record(summary, args.dry_run)
-    (out_dir / f"{record['name']}.json").write_text(json.dumps(record, indent=1))
+    run_record.write(out_dir / f"{record['name']}.json", record)
     for name, stage in summary["stages"].items():
         print(f"{name:8s} {'ok' if stage['ok'] else 'FAILED (' + str(stage['exit_status']) + ')'}")
     return summary

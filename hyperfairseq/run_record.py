@@ -19,6 +19,8 @@ from pathlib import Path
 
 from hyperfairseq import cli
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def git_commit(repo: Path) -> str:
     """HEAD of `repo` (+dirty with uncommitted changes); where there is no git checkout (the device machine gets
@@ -32,16 +34,29 @@ def git_commit(repo: Path) -> str:
         return os.environ.get("HYPERFAIRSEQ_COMMIT") or "unknown"
 
 
-def hardware() -> dict:
-    cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+    """The CPU's model name, with family/model and vector width where /proc/cpuinfo has them: the same
+    name ("AMD EPYC") covers machines whose GEMMs run at very different speeds (gpu-design §6)."""
+    fields = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    flags = fields.get("flags", "").split()
+    isa = "avx512f" if "avx512f" in flags else ("avx2" if "avx2" in flags else "")
+    detail = ", ".join(x for x in (f"family {fields['cpu family']} model {fields['model']}"
+                                    if "cpu family" in fields else "", isa) if x)
+    return f"{name} ({detail})" if detail else name
+
+
+def hardware() -> dict:
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_1min": os.getloadavg()[0]}
     try:
         import torch
@@ -61,6 +76,23 @@ def versions() -> dict:
         except ImportError:
             out[name] = None
     return out
+
+
+def stamp(command: str, **fields) -> dict:
+    """The fields every record under docs/runs/ carries (command, commit, date, hardware, versions), then
+    `fields`, which may replace any of them (a benchmark names its hardware with the thread count)."""
+    return {"command": command, "commit": git_commit(REPO), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hardware": hardware(), "versions": versions(), **fields}
+
+
+def write(path, record: dict) -> Path:
+    """Write `record` as JSON at `path`, whole or not at all (a temporary file renamed over it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def eval_lm_bits(log: Path) -> float:
@@ -119,22 +151,8 @@ def main(argv=None) -> int:
         if not sep:
             parser.error(f"--result takes KEY=VALUE; got {item!r}")
         result[key] = parse_value(value)
-    repo = Path(__file__).resolve().parents[1]
-    record = {
-        "name": args.name,
-        "command": args.command,
-        "data": args.data,
-        "commit": git_commit(repo),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "hardware": hardware(),
-        "versions": versions(),
-        "wall_seconds": args.wall_seconds,
-        "result": result,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    record = {"name": args.name, **stamp(args.command, data=args.data, wall_seconds=args.wall_seconds, result=result)}
+    write(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

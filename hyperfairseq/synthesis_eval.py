@@ -22,7 +22,6 @@ Each command writes a run record (command, commit, hardware, versions, result) t
 """
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -31,13 +30,12 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from hyperfairseq import cli
+from hyperfairseq import cli, run_record
 from hyperfairseq.data import hershey
 from hyperfairseq.data import strokes as S
 from hyperfairseq.data.kanjivg import default_pkg_dir
 from hyperfairseq.data.synthesis_data import read_texts
 from hyperfairseq.data.text_stroke_dataset import TextStrokeDataset
-from hyperfairseq.run_record import git_commit, hardware, versions
 
 RESAMPLED = 256
 
@@ -134,15 +132,9 @@ def legibility(model, data: str, split: str, args) -> dict:
 
 
 def write_record(path: str, name: str, result: dict, argv: List[str], wall: float, ckpt: str) -> None:
-    record = {"name": name, "command": "python -m hyperfairseq.synthesis_eval " + " ".join(map(shlex.quote, argv)),
-              "checkpoint": ckpt, "commit": git_commit(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hardware": hardware(),
-              "versions": versions(), "wall_seconds": round(wall, 1), "result": result}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    command = "python -m hyperfairseq.synthesis_eval " + " ".join(map(shlex.quote, argv))
+    run_record.write(path, {"name": name, **run_record.stamp(command, checkpoint=ckpt, wall_seconds=round(wall, 1),
+                                                             result=result)})
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,6 @@ first and then the text; the step that reads the end-of-line symbol supplies d_h
 character. Handwriting traces sample strokes one step at a time from the start row.
 """
 
-import json
 import os
 import shlex
 import sys
@@ -130,22 +129,12 @@ def finish_figure(fig, ax, out: str, title: Optional[str] = None) -> None:
 
 def write_sidecar(figure: str, info: dict, argv: Optional[List[str]] = None) -> str:
     """Write `<figure without extension>.json`: how the figure was made (command, commit, hardware...)."""
-    from pathlib import Path
-
-    from hyperfairseq.run_record import git_commit, hardware, versions
+    from hyperfairseq import run_record
 
     stem = os.path.splitext(figure)[0]
     argv = sys.argv[1:] if argv is None else argv
-    record = {
-        "figure": os.path.basename(figure),
-        "command": "python -m hyperfairseq.analysis " + " ".join(shlex.quote(str(a)) for a in argv),
-        "commit": git_commit(Path(__file__).resolve().parents[2]),
-        "hardware": hardware(),
-        "versions": versions(),
-        **info,
-    }
+    record = {"figure": os.path.basename(figure),
+              **run_record.stamp("python -m hyperfairseq.analysis " + " ".join(shlex.quote(str(a)) for a in argv)),
+              **info}
     record["hardware"].pop("load_average_1min", None)
-    with open(stem + ".json", "w") as f:
-        json.dump(record, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    return stem + ".json"
+    return str(run_record.write(stem + ".json", record))

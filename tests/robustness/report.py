@@ -156,17 +156,16 @@ def source_commit() -> str:
 
 
 def write_record(run, now, before, ref, commit: str) -> None:
-    from hyperfairseq.run_record import hardware, versions
+    from hyperfairseq import run_record
 
-    record = {"name": "robustness_suite",
-              "command": "python tests/robustness/report.py" + (f" --before {ref}" if ref else ""),
-              "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "hardware": hardware(), "versions": versions(), "wall_seconds": run["wall_seconds"],
+    command = "python tests/robustness/report.py" + (f" --before {ref}" if ref else "")
+    record = {"name": "robustness_suite", **run_record.stamp(command, commit=commit),
+              "wall_seconds": run["wall_seconds"],
               "result": {"cpu_seconds": run["cpu_seconds"], "pytest_exit_status": run["exit_status"],
                          "cases": len(now), "counts": dict(counts(now)),
                          "before": ({"ref": ref, "cases": len(before), "counts": dict(counts(before))}
                                     if before else None)}}
-    RECORD.write_text(json.dumps(record, indent=1) + "\n")
+    run_record.write(RECORD, record)
 
 
 def main(argv=None) -> int:

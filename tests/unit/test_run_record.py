@@ -1,7 +1,14 @@
-"""Run records name their commit: from git, or on a copy without .git (the device machine's) as the caller says."""
+"""Run records: their shared fields (`stamp`), whole files (`write`), and their commit: from git, or on a copy
+without .git (the device machine's) as the caller says."""
 
+import json
+import re
 import subprocess
+from pathlib import Path
 
+import pytest
+
+from hyperfairseq import run_record
 from hyperfairseq.run_record import git_commit
 
 
@@ -23,3 +30,25 @@ def test_a_copy_without_git_names_the_stated_commit_or_unknown(tmp_path, monkeyp
     assert git_commit(tmp_path) == "unknown"
     monkeypatch.setenv("HYPERFAIRSEQ_COMMIT", "0123abc")
     assert git_commit(tmp_path) == "0123abc"
+
+
+def test_a_stamp_carries_the_shared_fields_and_a_caller_may_replace_one():
+    record = run_record.stamp("python x.py", hardware="AMD EPYC, 1 thread(s)", result={"bpc": 1.2})
+    assert {"command", "commit", "date", "hardware", "versions", "result"} <= record.keys()
+    assert record["command"] == "python x.py" and record["hardware"] == "AMD EPYC, 1 thread(s)"
+    assert record["versions"]["torch"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["date"])
+
+
+def test_a_record_is_written_whole_or_the_old_one_is_kept(tmp_path, monkeypatch):
+    path = tmp_path / "runs" / "demo.json"
+    run_record.write(path, {"result": 1})
+    assert json.loads(path.read_text()) == {"result": 1}
+    with pytest.raises(TypeError):  # not JSON: the write fails before the rename
+        run_record.write(path, {"result": object()})
+    assert json.loads(path.read_text()) == {"result": 1}
+
+
+def test_the_cpu_model_names_family_and_vector_width_where_cpuinfo_has_them():
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = run_record.cpu_model()
+    assert name and ("cpu family" not in text or "family " in name)
