@@ -196,6 +196,36 @@ def _time_replays(fn, device, repeats=50) -> float:
     return (CLOCK() - start) / repeats
 
 
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
+
+
+def profile_ops(size, batch, steps, device, dtype, repeats=2):
+    """Where a train step's time goes (forward and backward of T steps): self time per operator (torch.profiler,
+    ms per train step), grouped into our cell kernels (hyperfairseq::*), GEMMs and the rest, for every variant but
+    the Python cell loop."""
+    from torch.profiler import ProfilerActivity, profile
+
+    variants = make_variants(size, device, dtype, False)
+    variants.pop("LSTMCell loop")
+    x = torch.randn(steps, batch, SIZES[size][0], device=device, dtype=dtype, requires_grad=True)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    rows = {}
+    for name, module in variants.items():
+        time_train_step(module, x, device)  # warm-up: kernels built, plans and workspaces made
+        with profile(activities=activities) as prof:
+            for _ in range(repeats):
+                time_train_step(module, x, device)
+        module.zero_grad(set_to_none=True)
+        ops = {e.key: (e.self_device_time_total if device == "cuda" else e.self_cpu_time_total) / repeats / 1e3
+               for e in prof.key_averages()}
+        ops = {k: v for k, v in sorted(ops.items(), key=lambda kv: -kv[1]) if v > 0}
+        groups = {"cell kernels": sum(v for k, v in ops.items() if k.startswith("hyperfairseq::")),
+                  "gemm": sum(v for k, v in ops.items() if k in GEMM_OPS)}
+        groups["other"] = sum(ops.values()) - sum(groups.values())
+        rows[name] = {"ms_per_train_step": groups, "top_ops_ms": dict(list(ops.items())[:8])}
+    return rows
+
+
 def bench_micro(size, batch, device):
     """The per-step GEMM G = h [W_h; Ŵ_x,h]ᵀ in fp32 (TF32 off / on) and bf16, and the launch floor (a
     one-element add), each per call inside a CUDA graph: the decision rules of gpu-design §5."""
@@ -238,6 +268,8 @@ def main(argv=None):
     parser.add_argument("--micro-only", action="store_true",
                         help="only the per-step GEMM and launch-floor micro timings")
     parser.add_argument("--no-one-step", action="store_true", help="skip the one-step latency")
+    parser.add_argument("--profile", action="store_true",
+                        help="also the self time per operator of a train step (cell kernels, GEMMs, the rest)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     global CLOCK
@@ -256,7 +288,7 @@ def main(argv=None):
         threads=torch.get_num_threads(), dtype=args.dtype, clock=args.clock,
         tf32=args.device == "cuda" and not args.no_tf32, steps=args.steps, repeats=args.repeats,
         sizes={k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
-        throughput={}, one_step={},
+        throughput={}, one_step={}, profile={} if args.profile else None,
         kernels=getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
         cpu_gemm=os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
     )
@@ -275,6 +307,11 @@ def main(argv=None):
             for name, row in rows.items():
                 print(f"{key:12s} {name:26s} {row['tokens_per_s']:10.0f} tok/s  x{row['speed_vs_nn_lstm']:.2f}  "
                       f"saved {row['saved_bytes'] / 2**20:8.1f} MiB  x{row['saved_bytes_vs_nn_lstm']:.2f}", flush=True)
+            if args.profile:
+                result["profile"][key] = profile_ops(size, batch, args.steps, args.device, dtype)
+                for name, row in result["profile"][key].items():
+                    print(f"{key:12s} {name:26s} " + "  ".join(f"{g} {ms:8.1f} ms" for g, ms in
+                                                              row["ms_per_train_step"].items()), flush=True)
     for batch in () if args.no_one_step or args.micro_only else (1, 32):
         key = f"ptb/B{batch}"
         result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)

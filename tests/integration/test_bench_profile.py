@@ -1,0 +1,35 @@
+"""bench_hyperlstm.py --profile: the self time of a train step, split into our cell kernels, GEMMs and the rest."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import bench_hyperlstm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("profile") / "bench.json"
+    return bench_hyperlstm.main(["--sizes", "tiny", "--batches", "3", "--steps", "4", "--repeats", "1",
+                                 "--no-one-step", "--profile", "--threads", "1", "--json", str(out)])
+
+
+def test_every_fused_variant_spends_time_in_our_kernels_and_nn_lstm_none(record):
+    rows = record["profile"]["tiny/B3"]
+    assert set(rows) == {"nn.LSTM", "HyperLSTM", "LN-HyperLSTM", "LSTM (ours)", "LN-LSTM (ours)"}
+    assert rows["nn.LSTM"]["ms_per_train_step"]["cell kernels"] == 0
+    for name in ("HyperLSTM", "LN-HyperLSTM", "LSTM (ours)", "LN-LSTM (ours)"):
+        groups = rows[name]["ms_per_train_step"]
+        assert groups["cell kernels"] > 0 and groups["gemm"] > 0 and groups["other"] >= 0, (name, groups)
+        top = list(rows[name]["top_ops_ms"].values())
+        assert top == sorted(top, reverse=True) and len(top) <= 8
+
+
+def test_the_profile_is_off_unless_asked(tmp_path):
+    plain = bench_hyperlstm.main(["--sizes", "tiny", "--batches", "2", "--steps", "2", "--repeats", "1",
+                                  "--no-one-step", "--threads", "1", "--json", str(tmp_path / "b.json")])
+    assert plain["profile"] is None and plain["throughput"]["tiny/B2"]
