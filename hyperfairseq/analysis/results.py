@@ -529,7 +529,25 @@ def render_speed(records: List[Record]) -> List[str]:
                 out.append(f"| {key} | {fmt(_get(row, 'LSTMCell', 'ms'), '{:.3f}') or '?'} | " + " | ".join(ratios)
                            + " | ≤ 1.50× |")
             out.append("")
+        out += render_profile(data.get("profile"))
     return out + render_train_speed(records)
+
+
+def render_profile(profile) -> List[str]:
+    """`bench_hyperlstm.py --profile`: a train step's self time split into our cell kernels, GEMMs and the rest."""
+    rows = [(key, name, row["ms_per_train_step"]) for key, variants in (profile or {}).items()
+            if isinstance(variants, dict) for name, row in variants.items()
+            if isinstance(row, dict) and isinstance(row.get("ms_per_train_step"), dict)]
+    if not rows:
+        return []
+    out = ["| profile (ms per train step) | variant | cell kernels | GEMMs | rest | kernels' share |",
+           "|" + " --- |" * 6]
+    for key, name, groups in rows:
+        parts = [groups.get(g) for g in ("cell kernels", "gemm", "other")]
+        total = sum(p for p in parts if isinstance(p, (int, float)))
+        share = fmt(100 * parts[0] / total, "{:.1f} %") if total and isinstance(parts[0], (int, float)) else None
+        out.append(f"| {key} | {name} | " + " | ".join(fmt(p, "{:.0f}") or "?" for p in parts) + f" | {share or '?'} |")
+    return out + [""]
 
 
 def render_gpu_check(records: List[Record]) -> List[str]:

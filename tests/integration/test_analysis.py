@@ -282,3 +282,13 @@ def test_synthesis_rows_pair_each_checkpoint_with_its_control(tmp_path):
     other = page[page.index("## Other runs"):]
     assert "synthesis_" not in other
     assert not [p for p in results.check(page, str(runs)) if "record" in p]
+
+
+def test_profile_rows_give_each_variants_kernel_share_and_skip_odd_entries():
+    profile = {"ptb/B128": {"HyperLSTM": {"ms_per_train_step": {"cell kernels": 30.0, "gemm": 250.0, "other": 20.0}},
+                            "nn.LSTM": {"ms_per_train_step": {"cell kernels": 0, "gemm": 0, "other": 0}},
+                            "odd": "not a row"}}
+    lines = results.render_profile(profile)
+    assert "| ptb/B128 | HyperLSTM | 30 | 250 | 20 | 10.0 % |" in lines
+    assert "| ptb/B128 | nn.LSTM | 0 | 0 | 0 | ? |" in lines and not any("odd" in line for line in lines)
+    assert results.render_profile(None) == [] and results.render_profile({"ptb/B32": []}) == []
