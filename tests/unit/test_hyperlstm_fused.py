@@ -165,9 +165,10 @@ def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, la
     assert not torch.allclose(clean[1].c, ref[1].c)
 
 
-# N_z 3 runs in every test above; the Triton kernels' z- and d-modes are also covered op by op (test_triton_cell)
+# N_z 3 runs in every test above; the Triton kernels' z- and d-modes are also covered op by op (test_triton_cell).
+# The C++ kernels have unrolled copies for N_z 4 and 16 (`with_nz`) beside the run-time loop (1, 3).
 N_Z_CASES = [(b, ln, nz) for b in ("cpp", "triton") for ln in (False, True)
-             for nz in ((1, 4, KERNEL_MAX_NZ + 1) if b == "cpp" else (1, KERNEL_MAX_NZ + 1))]
+             for nz in ((1, 4, KERNEL_MAX_NZ, KERNEL_MAX_NZ + 1) if b == "cpp" else (1, KERNEL_MAX_NZ + 1))]
 
 
 @pytest.mark.parametrize("kernel_backend,layer_norm,n_z", N_Z_CASES)

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -146,11 +147,13 @@ inline std::pair<T, T> moments(const T* x, int64_t n, T eps) {
 
 // d_h, d_x, β of gate k at units [i, i + cnt) of batch row b (Eq. 12): loaded from D (B, 12, n), or,
 // for small N_z, computed here from z (B, 12, N_z) and W_d (12, N_z, n) (rows 0-3 d_h, 4-7 d_x, 8-11 β).
+// NZ: N_z known at compile time (see with_nz), 0 where it is read from `nz` at run time.
 template <typename T>
 struct Scales {
   Rows<T> D, Z, WD;
   int64_t nz = 0;
   explicit operator bool() const { return D || Z; }
+  template <int NZ = 0>
   inline void at(int64_t b, int64_t k, int64_t i, int64_t c, Vectorized<T>& dh, Vectorized<T>& dx,
                  Vectorized<T>& beta) const {
     using V = Vectorized<T>;
@@ -162,7 +165,7 @@ struct Scales {
     }
     const T *zh = Z.row(b, k), *zx = Z.row(b, kGates + k), *zb = Z.row(b, 2 * kGates + k);
     dh = dx = beta = V(T(0));
-    for (int64_t j = 0; j < nz; ++j) {
+    for (int64_t j = 0; j < (NZ ? NZ : nz); ++j) {
       dh = at::vec::fmadd(V(zh[j]), ld(WD.row(k, j) + i, c), dh);
       dx = at::vec::fmadd(V(zx[j]), ld(WD.row(kGates + k, j) + i, c), dx);
       beta = at::vec::fmadd(V(zb[j]), ld(WD.row(2 * kGates + k, j) + i, c), beta);
@@ -179,6 +182,21 @@ Scales<T> scales(const OptTensor& d, const OptTensor& z, const OptTensor& w_d) {
   TORCH_CHECK(!s.Z || s.WD, "hyperlstm_cell: z needs w_d");
   s.nz = s.Z ? z->size(2) : 0;
   return s;
+}
+
+// f(std::integral_constant<int, NZ>()) with NZ = nz for the N_z of the paper's models (4 for PTB, 16 for
+// the large-embedding rows and handwriting), so that the compiler unrolls the z loops and keeps their
+// accumulators in registers; NZ = 0 (N_z read at run time) for any other N_z, and where d is given.
+template <typename F>
+inline void with_nz(int64_t nz, const F& f) {
+  switch (nz) {
+    case 4:
+      return f(std::integral_constant<int, 4>());
+    case 16:
+      return f(std::integral_constant<int, 16>());
+    default:
+      return f(std::integral_constant<int, 0>());
+  }
 }
 
 // Batch rows per task of at::parallel_for (built with -fopenmp; libgomp.so.1 resolves to torch's copy).
@@ -202,65 +220,68 @@ void forward_impl(const Tensor& p1, const OptTensor& p2, const OptTensor& d, con
   TORCH_CHECK(!cell_ln || (CB && CM && CR), "cell_forward: LN(c) needs the shift, c_mean and c_rstd");
   TORCH_CHECK(!D || DB, "cell_forward: d needs d_bias");
   const T eps = static_cast<T>(eps_);
-  at::parallel_for(0, B, grain_for(n), [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      for (int64_t k = 0; k < kGates; ++k) {
-        T* a = A.row(b, k);
-        const T* x1 = P1.row(b, k);
-        const T* x2 = P2 ? P2.row(b, k) : nullptr;
-        const T* b0_ = D ? DB.row(k) : nullptr;
-        const auto pre_at = [&](int64_t i, int64_t c) {
-          if (D) {  // Eq. 12
-            V dh, dx, beta;
-            D.at(b, k, i, c, dh, dx, beta);
-            return ld(b0_ + i, c) + beta + dh * ld(x1 + i, c) + dx * ld(x2 + i, c);
+  with_nz(D.Z ? D.nz : 0, [&](auto nz_constant) {
+    constexpr int NZ = decltype(nz_constant)::value;
+    at::parallel_for(0, B, grain_for(n), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t k = 0; k < kGates; ++k) {
+          T* a = A.row(b, k);
+          const T* x1 = P1.row(b, k);
+          const T* x2 = P2 ? P2.row(b, k) : nullptr;
+          const T* b0_ = D ? DB.row(k) : nullptr;
+          const auto pre_at = [&](int64_t i, int64_t c) {
+            if (D) {  // Eq. 12
+              V dh, dx, beta;
+              D.template at<NZ>(b, k, i, c, dh, dx, beta);
+              return ld(b0_ + i, c) + beta + dh * ld(x1 + i, c) + dx * ld(x2 + i, c);
+            }
+            const V v = ld(x1 + i, c);
+            return x2 ? v + ld(x2 + i, c) : v;
+          };
+          if (gate_ln) {
+            T* pre = XH.row(b, k);  // the pre-activation, normalised in place
+            each<T>(n, [&](int64_t i, int64_t c) { st(pre_at(i, c), pre + i, c); });
+            const auto [mean, r] = moments(static_cast<const T*>(pre), n, eps);
+            RS.at(b, k) = r;
+            const T *w = GW.row(k), *s = GB.row(k);
+            each<T>(n, [&](int64_t i, int64_t c) {
+              const V xh = (ld(pre + i, c) - V(mean)) * V(r);
+              st(xh, pre + i, c);
+              st(activate(xh * ld(w + i, c) + ld(s + i, c), k), a + i, c);
+            });
+          } else {
+            each<T>(n, [&](int64_t i, int64_t c) { st(activate(pre_at(i, c), k), a + i, c); });
           }
-          const V v = ld(x1 + i, c);
-          return x2 ? v + ld(x2 + i, c) : v;
-        };
-        if (gate_ln) {
-          T* pre = XH.row(b, k);  // the pre-activation, normalised in place
-          each<T>(n, [&](int64_t i, int64_t c) { st(pre_at(i, c), pre + i, c); });
-          const auto [mean, r] = moments(static_cast<const T*>(pre), n, eps);
-          RS.at(b, k) = r;
-          const T *w = GW.row(k), *s = GB.row(k);
-          each<T>(n, [&](int64_t i, int64_t c) {
-            const V xh = (ld(pre + i, c) - V(mean)) * V(r);
-            st(xh, pre + i, c);
-            st(activate(xh * ld(w + i, c) + ld(s + i, c), k), a + i, c);
-          });
-        } else {
-          each<T>(n, [&](int64_t i, int64_t c) { st(activate(pre_at(i, c), k), a + i, c); });
         }
-      }
-      const T *ai = A.row(b, 0), *af = A.row(b, 1), *ag = A.row(b, 2), *ao = A.row(b, 3), *cp = CP.row(b);
-      const T* m = M ? M.row(b) : nullptr;
-      T *cn = C.row(b), *tcr = TC.row(b), *h = H.row(b);
-      const auto cell_at = [&](int64_t i, int64_t c) {  // Eq. 13
-        V g = ld(ag + i, c);
-        if (m) g = g * ld(m + i, c);
-        return ld(af + i, c) * ld(cp + i, c) + ld(ai + i, c) * g;
-      };
-      if (!cell_ln) {  // one pass: c_t, tanh(c_t), h_t
+        const T *ai = A.row(b, 0), *af = A.row(b, 1), *ag = A.row(b, 2), *ao = A.row(b, 3), *cp = CP.row(b);
+        const T* m = M ? M.row(b) : nullptr;
+        T *cn = C.row(b), *tcr = TC.row(b), *h = H.row(b);
+        const auto cell_at = [&](int64_t i, int64_t c) {  // Eq. 13
+          V g = ld(ag + i, c);
+          if (m) g = g * ld(m + i, c);
+          return ld(af + i, c) * ld(cp + i, c) + ld(ai + i, c) * g;
+        };
+        if (!cell_ln) {  // one pass: c_t, tanh(c_t), h_t
+          each<T>(n, [&](int64_t i, int64_t c) {
+            const V cv = cell_at(i, c), t = tanh_(cv);
+            st(cv, cn + i, c);
+            st(t, tcr + i, c);
+            st(ld(ao + i, c) * t, h + i, c);
+          });
+          continue;
+        }
+        each<T>(n, [&](int64_t i, int64_t c) { st(cell_at(i, c), cn + i, c); });
+        const auto [mean, r] = moments(static_cast<const T*>(cn), n, eps);  // LN(c_t), output path only (R8)
+        CM.at(b) = mean;
+        CR.at(b) = r;
+        const T *w = CW.row(b), *s = CB.row(b);
         each<T>(n, [&](int64_t i, int64_t c) {
-          const V cv = cell_at(i, c), t = tanh_(cv);
-          st(cv, cn + i, c);
+          const V t = tanh_((ld(cn + i, c) - V(mean)) * V(r) * ld(w + i, c) + ld(s + i, c));
           st(t, tcr + i, c);
           st(ld(ao + i, c) * t, h + i, c);
         });
-        continue;
       }
-      each<T>(n, [&](int64_t i, int64_t c) { st(cell_at(i, c), cn + i, c); });
-      const auto [mean, r] = moments(static_cast<const T*>(cn), n, eps);  // LN(c_t), output path only (R8)
-      CM.at(b) = mean;
-      CR.at(b) = r;
-      const T *w = CW.row(b), *s = CB.row(b);
-      each<T>(n, [&](int64_t i, int64_t c) {
-        const V t = tanh_((ld(cn + i, c) - V(mean)) * V(r) * ld(w + i, c) + ld(s + i, c));
-        st(t, tcr + i, c);
-        st(ld(ao + i, c) * t, h + i, c);
-      });
-    }
+    });
   });
 }
 
@@ -318,97 +339,101 @@ void backward_impl(const Tensor& dh_in, const Tensor& dc_in, const Tensor& act, 
   const int nthreads = at::get_num_threads();
   std::vector<std::unique_ptr<Sums<T>>> sums(nthreads);
   const T inv_n = T(1) / T(n);
-  at::parallel_for(0, B, grain_for(n), [&](int64_t b0, int64_t b1) {
-    auto& mine = sums[at::get_thread_num()];
-    if (!mine) mine = std::make_unique<Sums<T>>(n);
-    Sums<T>& S = *mine;
-    for (int64_t b = b0; b < b1; ++b) {
-      const T *ai = A.row(b, 0), *af = A.row(b, 1), *ag = A.row(b, 2), *ao = A.row(b, 3);
-      const T *tcr = TC.row(b), *dh = DH.row(b), *dc = DC.row(b), *cp = CP.row(b);
-      const T* m = M ? M.row(b) : nullptr;
-      T* dcp = DCP.row(b);
-      // h_t = o ⊙ tanh(u), u = LN(c_t) or c_t: gradient of u, and LN(c) backward sums
-      T mean = 0, r = 1, s_g = 0, s_gc = 0;
-      const T *w = cell_ln ? CW.row(b) : nullptr, *cnr = cell_ln ? CN.row(b) : nullptr;
-      if (cell_ln) {
-        mean = CM.at(b);
-        r = CR.at(b);
-        V sg(T(0)), sgc(T(0));
-        each<T>(n, [&](int64_t i, int64_t c) {
-          const V t = ld(tcr + i, c), du = ld(dh + i, c) * ld(ao + i, c) * (V(T(1)) - t * t);
-          const V xc = valid((ld(cnr + i, c) - V(mean)) * V(r), c);
-          acc(S.cell_dw(), du * xc, i, c);
-          acc(S.cell_db(), du, i, c);
-          const V g = du * ld(w + i, c);
-          sg = sg + g;
-          sgc = sgc + g * xc;
-        });
-        s_g = total(sg) * inv_n;
-        s_gc = total(sgc) * inv_n;
-      }
-      T *yi = DP.row(b, 0), *yf = DP.row(b, 1), *yg = DP.row(b, 2), *yo = DP.row(b, 3);
-      each<T>(n, [&](int64_t i, int64_t c) {
-        const V one(T(1)), t = ld(tcr + i, c), o = ld(ao + i, c), dhv = ld(dh + i, c);
-        V du = dhv * o * (one - t * t);
+  with_nz(D.Z ? D.nz : 0, [&](auto nz_constant) {
+    constexpr int NZ = decltype(nz_constant)::value;
+    const int64_t nz = NZ ? NZ : D.nz;
+    at::parallel_for(0, B, grain_for(n), [&](int64_t b0, int64_t b1) {
+      auto& mine = sums[at::get_thread_num()];
+      if (!mine) mine = std::make_unique<Sums<T>>(n);
+      Sums<T>& S = *mine;
+      for (int64_t b = b0; b < b1; ++b) {
+        const T *ai = A.row(b, 0), *af = A.row(b, 1), *ag = A.row(b, 2), *ao = A.row(b, 3);
+        const T *tcr = TC.row(b), *dh = DH.row(b), *dc = DC.row(b), *cp = CP.row(b);
+        const T* m = M ? M.row(b) : nullptr;
+        T* dcp = DCP.row(b);
+        // h_t = o ⊙ tanh(u), u = LN(c_t) or c_t: gradient of u, and LN(c) backward sums
+        T mean = 0, r = 1, s_g = 0, s_gc = 0;
+        const T *w = cell_ln ? CW.row(b) : nullptr, *cnr = cell_ln ? CN.row(b) : nullptr;
         if (cell_ln) {
-          const V xc = (ld(cnr + i, c) - V(mean)) * V(r);
-          du = V(r) * (du * ld(w + i, c) - V(s_g) - xc * V(s_gc));
-        }
-        const V dct = ld(dc + i, c) + du;  // Eq. 13 backward
-        const V gi = ld(ai + i, c), gf = ld(af + i, c), gg = ld(ag + i, c);
-        const V mv = m ? ld(m + i, c) : one;
-        st(dct * gg * mv * gi * (one - gi), yi + i, c);
-        st(dct * ld(cp + i, c) * gf * (one - gf), yf + i, c);
-        st(dct * gi * mv * (one - gg * gg), yg + i, c);
-        st(dhv * t * o * (one - o), yo + i, c);
-        st(dct * gf, dcp + i, c);  // may alias dc: same element, read above
-      });
-      for (int64_t k = 0; k < kGates; ++k) {
-        T* y = DP.row(b, k);
-        if (gate_ln) {  // LN backward: dpre = rstd (g - mean g - x̂ mean(g x̂)), g = dy ⊙ gain
-          const T *xh = XH.row(b, k), *gw = GW.row(k);
-          V sg(T(0)), sgx(T(0));
+          mean = CM.at(b);
+          r = CR.at(b);
+          V sg(T(0)), sgc(T(0));
           each<T>(n, [&](int64_t i, int64_t c) {
-            const V dy = ld(y + i, c), x = ld(xh + i, c), g = dy * ld(gw + i, c);
-            acc(S.gate_dw(k), dy * x, i, c);
-            acc(S.gate_db(k), dy, i, c);
+            const V t = ld(tcr + i, c), du = ld(dh + i, c) * ld(ao + i, c) * (V(T(1)) - t * t);
+            const V xc = valid((ld(cnr + i, c) - V(mean)) * V(r), c);
+            acc(S.cell_dw(), du * xc, i, c);
+            acc(S.cell_db(), du, i, c);
+            const V g = du * ld(w + i, c);
             sg = sg + g;
-            sgx = sgx + g * x;
+            sgc = sgc + g * xc;
           });
-          const T mg = total(sg) * inv_n, mgx = total(sgx) * inv_n, rk = RS.at(b, k);
-          each<T>(n, [&](int64_t i, int64_t c) {
-            const V g = ld(y + i, c) * ld(gw + i, c);
-            st(V(rk) * (g - V(mg) - ld(xh + i, c) * V(mgx)), y + i, c);
-          });
+          s_g = total(sg) * inv_n;
+          s_gc = total(sgc) * inv_n;
         }
-        if (D) {  // Eq. 12 backward: the gradients of W_h h, W_x x, d_h, d_x and β (= dpre)
-          const T *x1 = P1.row(b, k), *x2 = P2.row(b, k);
-          T *g1 = DP1.row(b, k), *g2 = DP2.row(b, k), *f1 = E1.row(b, k), *f2 = E2.row(b, k);
-          V adh[16], adx[16], adb[16];  // dz = e · W_dᵀ per unit row, when z is given (N_z ≤ 16)
-          for (int64_t j = 0; j < D.nz; ++j) adh[j] = adx[j] = adb[j] = V(T(0));
-          each<T>(n, [&](int64_t i, int64_t c) {
-            const V dp = ld(y + i, c), e1v = dp * ld(x1 + i, c), e2v = dp * ld(x2 + i, c);
-            V dh, dx, beta;
-            D.at(b, k, i, c, dh, dx, beta);
-            st(dp * dh, g1 + i, c);
-            st(dp * dx, g2 + i, c);
-            st(e1v, f1 + i, c);
-            st(e2v, f2 + i, c);
-            acc(S.d_beta(k), dp, i, c);
-            for (int64_t j = 0; j < D.nz; ++j) {
-              adh[j] = at::vec::fmadd(e1v, ld(D.WD.row(k, j) + i, c), adh[j]);
-              adx[j] = at::vec::fmadd(e2v, ld(D.WD.row(kGates + k, j) + i, c), adx[j]);
-              adb[j] = at::vec::fmadd(dp, ld(D.WD.row(2 * kGates + k, j) + i, c), adb[j]);
+        T *yi = DP.row(b, 0), *yf = DP.row(b, 1), *yg = DP.row(b, 2), *yo = DP.row(b, 3);
+        each<T>(n, [&](int64_t i, int64_t c) {
+          const V one(T(1)), t = ld(tcr + i, c), o = ld(ao + i, c), dhv = ld(dh + i, c);
+          V du = dhv * o * (one - t * t);
+          if (cell_ln) {
+            const V xc = (ld(cnr + i, c) - V(mean)) * V(r);
+            du = V(r) * (du * ld(w + i, c) - V(s_g) - xc * V(s_gc));
+          }
+          const V dct = ld(dc + i, c) + du;  // Eq. 13 backward
+          const V gi = ld(ai + i, c), gf = ld(af + i, c), gg = ld(ag + i, c);
+          const V mv = m ? ld(m + i, c) : one;
+          st(dct * gg * mv * gi * (one - gi), yi + i, c);
+          st(dct * ld(cp + i, c) * gf * (one - gf), yf + i, c);
+          st(dct * gi * mv * (one - gg * gg), yg + i, c);
+          st(dhv * t * o * (one - o), yo + i, c);
+          st(dct * gf, dcp + i, c);  // may alias dc: same element, read above
+        });
+        for (int64_t k = 0; k < kGates; ++k) {
+          T* y = DP.row(b, k);
+          if (gate_ln) {  // LN backward: dpre = rstd (g - mean g - x̂ mean(g x̂)), g = dy ⊙ gain
+            const T *xh = XH.row(b, k), *gw = GW.row(k);
+            V sg(T(0)), sgx(T(0));
+            each<T>(n, [&](int64_t i, int64_t c) {
+              const V dy = ld(y + i, c), x = ld(xh + i, c), g = dy * ld(gw + i, c);
+              acc(S.gate_dw(k), dy * x, i, c);
+              acc(S.gate_db(k), dy, i, c);
+              sg = sg + g;
+              sgx = sgx + g * x;
+            });
+            const T mg = total(sg) * inv_n, mgx = total(sgx) * inv_n, rk = RS.at(b, k);
+            each<T>(n, [&](int64_t i, int64_t c) {
+              const V g = ld(y + i, c) * ld(gw + i, c);
+              st(V(rk) * (g - V(mg) - ld(xh + i, c) * V(mgx)), y + i, c);
+            });
+          }
+          if (D) {  // Eq. 12 backward: the gradients of W_h h, W_x x, d_h, d_x and β (= dpre)
+            const T *x1 = P1.row(b, k), *x2 = P2.row(b, k);
+            T *g1 = DP1.row(b, k), *g2 = DP2.row(b, k), *f1 = E1.row(b, k), *f2 = E2.row(b, k);
+            V adh[NZ ? NZ : 16], adx[NZ ? NZ : 16], adb[NZ ? NZ : 16];  // dz = e · W_dᵀ per unit row (z given)
+            for (int64_t j = 0; j < nz; ++j) adh[j] = adx[j] = adb[j] = V(T(0));
+            each<T>(n, [&](int64_t i, int64_t c) {
+              const V dp = ld(y + i, c), e1v = dp * ld(x1 + i, c), e2v = dp * ld(x2 + i, c);
+              V dh, dx, beta;
+              D.template at<NZ>(b, k, i, c, dh, dx, beta);
+              st(dp * dh, g1 + i, c);
+              st(dp * dx, g2 + i, c);
+              st(e1v, f1 + i, c);
+              st(e2v, f2 + i, c);
+              acc(S.d_beta(k), dp, i, c);
+              for (int64_t j = 0; j < nz; ++j) {
+                adh[j] = at::vec::fmadd(e1v, ld(D.WD.row(k, j) + i, c), adh[j]);
+                adx[j] = at::vec::fmadd(e2v, ld(D.WD.row(kGates + k, j) + i, c), adx[j]);
+                adb[j] = at::vec::fmadd(dp, ld(D.WD.row(2 * kGates + k, j) + i, c), adb[j]);
+              }
+            });
+            for (int64_t j = 0; j < nz; ++j) {
+              DZ.row(b, k)[j] = total(adh[j]);
+              DZ.row(b, kGates + k)[j] = total(adx[j]);
+              DZ.row(b, 2 * kGates + k)[j] = total(adb[j]);
             }
-          });
-          for (int64_t j = 0; j < D.nz; ++j) {
-            DZ.row(b, k)[j] = total(adh[j]);
-            DZ.row(b, kGates + k)[j] = total(adx[j]);
-            DZ.row(b, 2 * kGates + k)[j] = total(adb[j]);
           }
         }
       }
-    }
+    });
   });
   std::vector<Sums<T>*> parts;
   for (auto& s : sums)
