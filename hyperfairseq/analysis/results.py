@@ -540,7 +540,9 @@ def render_profile(profile) -> List[str]:
             if isinstance(row, dict) and isinstance(row.get("ms_per_train_step"), dict)]
     if not rows:
         return []
-    out = ["| profile (ms per train step) | variant | cell kernels | GEMMs | rest | kernels' share |",
+    out = ["Self time of one train step per operator group (`--profile`, torch.profiler, which slows every op): our "
+           "C++/Triton cell kernels, the GEMMs, and the rest (for `nn.LSTM`, oneDNN's fused RNN op).", "",
+           "| profile (ms per train step) | variant | cell kernels | GEMMs | rest | kernels' share |",
            "|" + " --- |" * 6]
     for key, name, groups in rows:
         parts = [groups.get(g) for g in ("cell kernels", "gemm", "other")]
