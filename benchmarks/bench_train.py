@@ -99,7 +99,7 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONWARNINGS="ignore")
     rows = measure(args, env)
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_hyperlstm import hardware  # noqa: E402  (the GPU's name; on CPU the model with family and ISA)
+    from bench_hyperlstm import hardware  # noqa: E402  (on CUDA: the GPU's name)
 
     from hyperfairseq import run_record
 

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from hyperfairseq import run_record
 
-REPO = Path(__file__).resolve().parents[1]
-
 STAGES = ("env", "kernels", "micro", "layer", "speed", "train", "eval")
 # (record, size/batch key, variant, baseline, at least): fwd+bwd tokens/s ratios of gpu-design / issue 13 §5
 LAYER_GATES = [
