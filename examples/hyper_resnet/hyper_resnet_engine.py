@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyperfairseq.run_record import cpu_model
 from hyperfairseq.vision.datasets import ImageSet
 
 # Table 8 (normal WRN, Nesterov SGD) and Table 9 (hyper WRN, Adam): lr while step < threshold (C5)
@@ -210,17 +211,6 @@ def run_record(results: Dict, wall_time_s: float) -> Dict:
         "wall_time_s": round(wall_time_s, 1),
         "results": results,
     }
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class Progress:
