@@ -12,14 +12,16 @@ its CPU `replay` mode as well as eagerly (`path` fixture).
 
 import pytest
 import torch
+from program_accesses import assert_row_local, record_accesses
 from test_hyperlstm import perturbed
 
-from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, workspace
+from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, triton_cell, workspace
 from hyperfairseq.modules import hyperlstm as ref_module
 from hyperfairseq.modules.fused_layer import fused_layer
 from hyperfairseq.modules.fused_loops import KERNEL_MAX_NZ
 from hyperfairseq.modules.hyperlstm import run_layer
 from hyperfairseq.modules.state import CellState
+from hyperfairseq.modules.triton_kernels import Tile
 
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
 # (kernels, runner): the C++ kernels eagerly and through the CUDA-graph plan logic (its CPU `replay` mode, an
@@ -163,6 +165,18 @@ def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, la
     assert torch.all(out[2:, 1] == 0) and torch.all(out[:, 2] == 0)
     clean, _, _ = run_both(use_hyper, layer_norm, lengths=lengths, steps=steps)  # the masks really were applied
     assert not torch.allclose(clean[1].c, ref[1].c)
+
+
+@pytest.mark.parametrize("use_hyper", [True, False], ids=["ln-hyper", "ln-lstm"])
+def test_triton_programs_of_a_layer_touch_no_bytes_another_program_writes(use_hyper, monkeypatch):
+    """A layer's Triton launches (hyper and main cell, forward and backward, dropout, padding incl. length
+    0) with one batch row per program forward and two backward: no program loads or stores a byte that
+    another program of its launch stores (the interpreter runs them in turn; the GPU at once)."""
+    _use(monkeypatch, "triton")
+    with triton_cell.tile_override(forward=Tile(1, 1), backward=Tile(2, 1)), record_accesses() as launches:
+        ref, fused, names = run_both(use_hyper, True, dropout=0.4, lengths=[3, 2, 0, 1], steps=3)
+    assert_row_local(launches, expect_kernels=["cell_forward_kernel", "cell_backward_kernel"])
+    assert_same(ref, fused[0], names)
 
 
 # N_z 3 runs in every test above; the Triton kernels' z- and d-modes are also covered op by op (test_triton_cell).

@@ -7,7 +7,9 @@ float64 all three agree to 1e-10. Every buffer the Triton ops see is a view into
 buffer, with NaN lanes after every row and NaN margins around it, laid out with the fused layer's strides
 (gate-major saved buffers, (B, 4) statistics with a unit batch stride, ...): the NaNs around must be
 untouched afterwards, and no output may hold one (the interpreter does not catch out-of-bounds accesses,
-so a read past a row or a batch would surface as a NaN, a write as a lost NaN).
+so a read past a row or a batch would surface as a NaN, a write as a lost NaN). The interpreter runs a
+launch's programs one after another, so every run also records which bytes each program touches: none
+that one program stores may be loaded or stored by another (`program_accesses.py`).
 """
 
 import math
@@ -15,6 +17,7 @@ from typing import NamedTuple, Optional
 
 import pytest
 import torch
+from program_accesses import assert_row_local, record_accesses
 
 from hyperfairseq.modules import cpu_kernels, triton_cell
 from hyperfairseq.modules.triton_kernels import Tile
@@ -154,14 +157,17 @@ def run_triton(case: Case, x64: dict, dtype=torch.float64, stat_dtype=None, pref
     guard = Guarded()
     x = {k: guard.copy(v, dtype, GATE_MAJOR if (k == "d" and case.driver_layout) else None) for k, v in x64.items()}
     tiles = dict(forward=Tile(case.block_b, 1), backward=Tile(case.block_b, 1)) if case.block_b else {}
-    with triton_cell.tile_override(**tiles):
+    with triton_cell.tile_override(**tiles), record_accesses() as launches:
         P = triton_cell.sum_slots(case.B, case.n)
         f = forward_outputs(case, guard.new, dtype, stat_dtype)
         run_forward(triton_cell, x, f)
         dc = x["dc"]
         b = backward_outputs(case, guard.new, dtype, stat_dtype, P, dc, prefill)
         run_backward(triton_cell, x, f, b, dc)
+        several = [k for k, bwd in (("cell_forward_kernel", False), ("cell_backward_kernel", True))
+                   if math.ceil(case.B / triton_cell.tile(case.n, bwd).block_b) > 1]
     guard.assert_untouched()
+    assert_row_local(launches, expect_kernels=several)  # what a race on the GPU would need (program_accesses.py)
     return Run(f, {k: v.sum(0) if k in SUMMED and not per_slot else v for k, v in b.items()})
 
 
