@@ -33,3 +33,9 @@ def test_the_profile_is_off_unless_asked(tmp_path):
     plain = bench_hyperlstm.main(["--sizes", "tiny", "--batches", "2", "--steps", "2", "--repeats", "1",
                                   "--no-one-step", "--threads", "1", "--json", str(tmp_path / "b.json")])
     assert plain["profile"] is None and plain["throughput"]["tiny/B2"]
+
+
+def test_the_profile_refuses_cuda_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench_hyperlstm.main(["--device", "cuda", "--profile", "--sizes", "tiny"])
+    assert stop.value.code == 2 and "--profile groups CPU operators" in capsys.readouterr().err
