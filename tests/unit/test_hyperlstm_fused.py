@@ -167,6 +167,38 @@ def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, la
     assert not torch.allclose(clean[1].c, ref[1].c)
 
 
+@pytest.fixture
+def poisoned_buffers(monkeypatch):
+    """Every `Tensor.new_empty` (each buffer of the fast path: trace, scratch, partial sums, graph-plan and
+    one-step buffers) starts as NaN (integers and bools as 1), so a read before a write shows in the result.
+    Without it, a fresh CPU buffer is often zero-filled memory, while the GPU's caching allocator hands
+    back whatever an earlier kernel left: a kernel that relied on zeros would pass here and fail there."""
+    real = torch.Tensor.new_empty
+
+    def new_empty(self, *size, **kwargs):
+        t = real(self, *size, **kwargs)
+        return t.fill_(float("nan") if t.is_floating_point() else 1)
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", new_empty)
+    one_step._scratch.__dict__.pop("buffers", None)  # the one-step scratch is made again, poisoned
+    yield
+    one_step._scratch.__dict__.pop("buffers", None)
+
+
+@pytest.mark.parametrize("use_hyper,layer_norm", LAYERS, ids=LAYER_IDS)
+def test_no_buffer_is_read_before_it_is_written(use_hyper, layer_norm, path, poisoned_buffers):
+    calls = 3 if path.endswith("replay") else 1  # through the plan's own buffers too
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.4, lengths=[T, 2, 0, 5], steps=steps_for(path),
+                                 calls=calls)
+    for result in fused:
+        assert_same(ref, result, names)
+    cell = make_layer(use_hyper, layer_norm, n_z=N_Z).eval()
+    state, x = random_cell_state(use_hyper), torch.randn(1, B, N_X, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused_layer(cell, x, state, None)[0], run_layer(cell, x, state, None, False)[0],
+                                   rtol=1e-10, atol=1e-10, msg="one-step decoding")
+
+
 @pytest.mark.parametrize("use_hyper", [True, False], ids=["ln-hyper", "ln-lstm"])
 def test_triton_programs_of_a_layer_touch_no_bytes_another_program_writes(use_hyper, monkeypatch):
     """A layer's Triton launches (hyper and main cell, forward and backward, dropout, padding incl. length
