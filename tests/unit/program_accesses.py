@@ -10,7 +10,8 @@ its own batch rows and its own partial-sum slot, and reads nothing another progr
 
 `record_accesses()` patches the interpreter's masked load and store (every `tl.load` / `tl.store` goes
 through them; masked-off lanes are not accesses) and its launch, and yields the list of `Launch`es it
-saw. Atomics and block pointers are refused rather than left unrecorded: the kernels use neither.
+saw; `assert_row_local` also fails on a byte outside the storage of every tensor argument of its launch
+(the interpreter does not catch out-of-bounds accesses either). Atomics and block pointers are refused rather than left unrecorded: the kernels use neither.
 """
 
 from contextlib import contextmanager
@@ -45,6 +46,14 @@ class Launch:
     def _pairs(self, kind: str) -> np.ndarray:
         parts = self.accesses[kind]
         return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
+
+    def outside(self) -> int:
+        """How many bytes the launch touched outside the storage of every tensor argument (out of bounds)."""
+        addresses = np.unique(np.concatenate([self._pairs("load")[:, 0], self._pairs("store")[:, 0]]))
+        inside = np.zeros(len(addresses), dtype=bool)
+        for span in self.arguments.values():
+            inside |= (addresses >= span.start) & (addresses < span.stop)
+        return int((~inside).sum())
 
     def argument_of(self, address: int) -> str:
         return next((name for name, span in self.arguments.items() if address in span), "outside every argument")
@@ -124,12 +133,16 @@ def record_accesses():
 
 
 def assert_row_local(launches: List[Launch], expect_kernels=()) -> None:
-    """No launch has a byte that one program stores and another touches; each of `expect_kernels` ran
-    with more than one program (else there was nothing to check)."""
+    """No launch touches a byte outside its tensor arguments' storage or has a byte that one program stores
+    and another touches; each of `expect_kernels` ran with more than one program (else there was nothing
+    to compare). A read or write past a row that stays inside its buffer's storage is the guard bands'
+    to find (test_triton_cell.py)."""
     for kernel in expect_kernels:
         programs = {int(p) for ln in launches if ln.kernel == kernel for part in ln.accesses.values()
                     for pairs in part for p in np.unique(pairs[:, 1])}
         assert len(programs) > 1, f"{kernel}: {len(programs)} program(s) recorded, nothing to compare"
+    outside = [(ln.kernel, ln.outside()) for ln in launches if ln.outside()]
+    assert not outside, "out-of-bounds accesses: " + "; ".join(f"{k}: {n} bytes" for k, n in outside[:5])
     conflicts = [c for ln in launches for c in ln.conflicts()]
     assert not conflicts, "programs of one launch share bytes one of them writes: " + "; ".join(
         f"{c.kernel}: program {c.writer} stores {c.nbytes} bytes of {c.argument} that program {c.other} touches"

@@ -23,10 +23,12 @@ def _copy_kernel(x_ptr, y_ptr, n, READ_AHEAD: tl.constexpr, WRITE_PAST: tl.const
     tl.store(out + offs, v, mask=keep)
 
 
-def _launch(read_ahead=0, write_past=0, in_place=False, n=13):
+def _launch(read_ahead=0, write_past=0, in_place=False, n=13, bound=None):
+    """The kernel on n elements, told they are `bound` (n unless given)."""
     x, y = torch.arange(n, dtype=torch.float32) + 1, torch.zeros(n, dtype=torch.float32)
+    bound = bound or n
     with record_accesses() as launches:
-        _copy_kernel[(triton.cdiv(n, BLOCK),)](x, y, n, read_ahead, write_past, in_place, BLOCK)
+        _copy_kernel[(triton.cdiv(bound, BLOCK),)](x, y, bound, read_ahead, write_past, in_place, BLOCK)
     return launches
 
 
@@ -65,3 +67,11 @@ def test_a_launch_with_one_program_is_not_taken_as_checked():
         _copy_kernel[(1,)](x, x.clone(), 4, 0, 0, False, BLOCK)
     with pytest.raises(AssertionError, match="1 program"):
         assert_row_local(launches, expect_kernels=["_copy_kernel"])
+
+
+def test_accesses_past_the_storage_are_found():
+    # told 16 elements where x and y hold 15: one float read past x and one written past y (program 3)
+    launches = _launch(n=15, bound=16)
+    assert [ln.outside() for ln in launches] == [8]
+    with pytest.raises(AssertionError, match="out-of-bounds accesses: _copy_kernel: 8 bytes"):
+        assert_row_local(launches)
