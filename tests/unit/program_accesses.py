@@ -10,8 +10,10 @@ its own batch rows and its own partial-sum slot, and reads nothing another progr
 
 `record_accesses()` patches the interpreter's masked load and store (every `tl.load` / `tl.store` goes
 through them; masked-off lanes are not accesses) and its launch, and yields the list of `Launch`es it
-saw; `assert_row_local` also fails on a byte outside the storage of every tensor argument of its launch
-(the interpreter does not catch out-of-bounds accesses either). Atomics and block pointers are refused rather than left unrecorded: the kernels use neither.
+saw. It also refuses, before it happens, an access outside the storage of every tensor argument of the
+launch (`OutOfBounds`): the interpreter would carry it out on this process's memory, silently or with a
+segmentation fault. Atomics and block pointers are refused rather than left unrecorded: the kernels use
+neither.
 """
 
 from contextlib import contextmanager
@@ -31,6 +33,10 @@ class Conflict(NamedTuple):
     nbytes: int
 
 
+class OutOfBounds(AssertionError):
+    """A load or store outside every tensor argument of its launch (refused, not carried out)."""
+
+
 class Launch:
     """One kernel launch: per kind ("load" / "store"), the (program, byte addresses) of every access."""
 
@@ -47,13 +53,13 @@ class Launch:
         parts = self.accesses[kind]
         return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
 
-    def outside(self) -> int:
-        """How many bytes the launch touched outside the storage of every tensor argument (out of bounds)."""
-        addresses = np.unique(np.concatenate([self._pairs("load")[:, 0], self._pairs("store")[:, 0]]))
+    def check_bounds(self, kind: str, program: int, addresses: np.ndarray, itemsize: int) -> None:
         inside = np.zeros(len(addresses), dtype=bool)
         for span in self.arguments.values():
-            inside |= (addresses >= span.start) & (addresses < span.stop)
-        return int((~inside).sum())
+            inside |= (addresses >= span.start) & (addresses + itemsize <= span.stop)
+        if not inside.all():
+            raise OutOfBounds(f"{self.kernel}: program {program} would {kind} {int((~inside).sum())} element(s) "
+                              "outside the storage of every tensor argument")
 
     def argument_of(self, address: int) -> str:
         return next((name for name, span in self.arguments.items() if address in span), "outside every argument")
@@ -103,7 +109,9 @@ def record_accesses():
     def note(kind, ptrs, mask):
         on = np.broadcast_to(np.asarray(mask.data, dtype=bool), ptrs.data.shape)
         itemsize = np.dtype(interpreter._get_np_dtype(ptrs.get_element_ty())).itemsize
-        launches[-1].add(kind, _program_index(builder), ptrs.data[on].astype(np.uint64), itemsize)
+        addresses, program = ptrs.data[on].astype(np.uint64), _program_index(builder)
+        launches[-1].check_bounds(kind, program, addresses, itemsize)
+        launches[-1].add(kind, program, addresses, itemsize)
 
     def masked_load(ptrs, mask, other, *rest):
         note("load", ptrs, mask)
@@ -133,16 +141,12 @@ def record_accesses():
 
 
 def assert_row_local(launches: List[Launch], expect_kernels=()) -> None:
-    """No launch touches a byte outside its tensor arguments' storage or has a byte that one program stores
-    and another touches; each of `expect_kernels` ran with more than one program (else there was nothing
-    to compare). A read or write past a row that stays inside its buffer's storage is the guard bands'
-    to find (test_triton_cell.py)."""
+    """No launch has a byte that one program stores and another touches; each of `expect_kernels` ran with
+    more than one program (else there was nothing to compare)."""
     for kernel in expect_kernels:
         programs = {int(p) for ln in launches if ln.kernel == kernel for part in ln.accesses.values()
                     for pairs in part for p in np.unique(pairs[:, 1])}
         assert len(programs) > 1, f"{kernel}: {len(programs)} program(s) recorded, nothing to compare"
-    outside = [(ln.kernel, ln.outside()) for ln in launches if ln.outside()]
-    assert not outside, "out-of-bounds accesses: " + "; ".join(f"{k}: {n} bytes" for k, n in outside[:5])
     conflicts = [c for ln in launches for c in ln.conflicts()]
     assert not conflicts, "programs of one launch share bytes one of them writes: " + "; ".join(
         f"{c.kernel}: program {c.writer} stores {c.nbytes} bytes of {c.argument} that program {c.other} touches"
