@@ -129,6 +129,7 @@ def record_accesses():
                    create_atomic_rmw=_refuse("atomics"), create_atomic_cas=_refuse("atomics"),
                    create_tensor_pointer_load=_refuse("block pointers"),
                    create_tensor_pointer_store=_refuse("block pointers"))
+    before = {name: builder.__dict__.get(name) for name in patched}  # an enclosing recorder's, or None
     for name, fn in patched.items():
         setattr(builder, name, fn)  # instance attributes shadow the builder's methods
     executor.__call__ = launch
@@ -136,8 +137,8 @@ def record_accesses():
         yield launches
     finally:
         executor.__call__ = call
-        for name in patched:
-            delattr(builder, name)
+        for name, fn in before.items():
+            setattr(builder, name, fn) if fn is not None else delattr(builder, name)
 
 
 def assert_row_local(launches: List[Launch], expect_kernels=()) -> None:

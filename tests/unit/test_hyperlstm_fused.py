@@ -29,6 +29,14 @@ T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
 PATHS = ["cpp-eager", "cpp-replay", "triton-eager"]
 
 
+@pytest.fixture(autouse=True)
+def _bounds_checked():
+    """Every interpreted Triton launch of these tests refuses an access outside its tensor arguments
+    (program_accesses.py) rather than carrying it out on this process's memory."""
+    with record_accesses():
+        yield
+
+
 def _use(monkeypatch, backend: str, runner: str = "eager") -> str:
     monkeypatch.setenv(kernels.KERNELS_ENV, backend)
     monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "0" if runner == "eager" else "replay")

@@ -73,3 +73,12 @@ def test_an_access_past_the_storage_is_refused_before_it_happens():
     # told 16 elements where x and y hold 15: program 3 would read one float past x (and write one past y)
     with pytest.raises(Exception, match="_copy_kernel: program 3 would load 1 element"):
         _launch(n=15, bound=16)
+
+
+def test_recorders_nest_and_both_see_the_inner_launch():
+    with record_accesses() as outer:
+        with record_accesses() as inner:
+            _copy_kernel[(2,)](torch.zeros(8), torch.zeros(8), 8, 0, 0, False, BLOCK)
+        _copy_kernel[(1,)](torch.zeros(4), torch.zeros(4), 4, 0, 0, False, BLOCK)
+    assert len(inner) == 1 and len(outer) == 2
+    assert_row_local(outer, expect_kernels=["_copy_kernel"])

@@ -40,6 +40,14 @@ class Case(NamedTuple):
     p2: bool = True
 
 
+@pytest.fixture(autouse=True)
+def _bounds_checked():
+    """Every interpreted Triton launch of these tests refuses an access outside its tensor arguments
+    (program_accesses.py) rather than carrying it out on this process's memory."""
+    with record_accesses():
+        yield
+
+
 # -- buffers -----------------------------------------------------------------------------------------
 
 
