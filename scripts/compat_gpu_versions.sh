@@ -46,6 +46,7 @@ seconds=$(($(date +%s) - began))
 import sys
 import xml.etree.ElementTree as ET
 
+import torch
 import triton
 
 from hyperfairseq import run_record
@@ -55,15 +56,16 @@ cases = list(ET.parse(junit).getroot().iter("testcase"))
 failed = [f"{c.get('classname')}::{c.get('name')}" for c in cases if c.find("failure") is not None
           or c.find("error") is not None]
 skipped = sum(c.find("skipped") is not None for c in cases)
+passed = len(cases) - len(failed) - skipped
 record = run_record.stamp(
     "bash scripts/compat_gpu_versions.sh " + path, name="compat_torch211_triton36",
-    what="the suite under the GPU machine's torch / triton versions (Python stays 3.11), on this CPU",
+    what=f"the suite under the GPU machine's torch {torch.__version__} / triton {triton.__version__} (Python stays "
+         f"3.11), on this CPU: {passed} passed, {len(failed)} failed, {skipped} skipped",
     wall_seconds=seconds,
-    result={"pytest_exit_status": rc, "passed": len(cases) - len(failed) - skipped, "failed": len(failed),
-            "skipped": skipped, "failed_tests": failed,
+    result={"pytest_exit_status": rc, "passed": passed, "failed": len(failed), "skipped": skipped, "failed_tests": failed,
             "deselected": ["test_aot_gate_compiles_the_corner_configurations_for_sm_90_without_spills[3.8.0]"]})
 record["versions"]["triton"] = triton.__version__
 run_record.write(path, record)
-print(f"wrote {path}: {record['result']['passed']} passed, {len(failed)} failed, {skipped} skipped, exit {rc}")
+print(f"wrote {path}: {passed} passed, {len(failed)} failed, {skipped} skipped, exit {rc}")
 PYEOF
 exit "$rc"
