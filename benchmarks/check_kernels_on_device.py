@@ -7,8 +7,10 @@ relative to the reference's largest value. Tolerances: float64 1e-10 (sums reord
 1e-4 (eps 1.2e-7 times ~1000-term sums, with margin); bfloat16 storage 6e-2 (8 mantissa bits: 3.9e-3
 per rounding, a few roundings per step over T steps). Float64 cases also run dropout and padding with
 the same masks. Then the CUDA-graph plan: a third call (replaying the plan made by the second) equals
-the first, eager call bit for bit. Not a pytest test (CI has no GPU); `--device cpu` runs it on CPU
-(the dry run of gpu_check.sh). Exits non-zero on any failure; `--json` writes every case.
+the first, eager call bit for bit. Then incremental decoding (one step a call, eval, no grad: the
+`fairseq-generate` path) in each storage dtype, three steps with the state carried. Not a pytest test
+(CI has no GPU); `--device cpu` runs it on CPU (the dry run of gpu_check.sh). Exits non-zero on any
+failure; `--json` writes every case.
 
     python benchmarks/check_kernels_on_device.py --device cuda --json out.json
 """
@@ -87,26 +89,58 @@ def check_case(name, shape, layer, dtype, dropout, padded, device):
             "ok": ok}
 
 
+def check_one_step(name, shape, layer, dtype, device):
+    """Incremental decoding (eval, no grad, one step a call with the state carried: the `fairseq-generate`
+    path through `one_step`) for up to 3 steps against the float64 reference: outputs and final states."""
+    use_hyper, layer_norm = LAYERS[layer]
+    T, B, n_x, n_h, n_hat, _ = shape
+    cell = make(shape, use_hyper, layer_norm, 0.0, device).eval()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, n_x, generator=g).to(device)
+    state = CellState(*(torch.randn(B, n, generator=g).to(device) if n else None
+                        for n in (n_h, n_h, n_hat * use_hyper, n_hat * use_hyper)))
+
+    def decode(fn, dt):
+        s, outs = CellState(*(None if v is None else v.to(dt) for v in state)), []
+        with torch.no_grad():
+            for t in range(min(T, 3)):
+                out, s, _ = fn(cell.to(dt), x[t:t + 1].to(dt), s, None)
+                outs.append(out)
+        return [torch.cat(outs), *(v for v in s if v is not None)]
+
+    ref = decode(lambda *a: run_layer(*a, False), torch.float64)
+    err = relative_error(decode(fused_layer, dtype), ref)
+    return {"case": name, "layer": layer, "dtype": str(dtype).replace("torch.", ""), "one_step": True,
+            "relative_error": err, "tolerance": TOL[dtype], "ok": err <= TOL[dtype]}
+
+
 # (dtype, recurrent dropout, padded) of each layer: every storage dtype, then dropout with padding in float64
 VARIANTS = ((torch.float64, 0.0, False), (torch.float32, 0.0, False), (torch.bfloat16, 0.0, False),
             (torch.float64, 0.3, True))
+ONE_STEP_DTYPES = (torch.float64, torch.float32, torch.bfloat16)
 
 
 def cases(names, each_once=False):
-    """Every (shape, layer, variant); with `each_once`, layer i takes variant i only, so each layer, each
-    dtype and the dropout-with-padding case run once (4 cases a shape: every line of this script, not every
+    """Every (shape, layer, variant), then one-step decoding per (shape, layer, storage dtype); with
+    `each_once`, layer i takes variant i only, so each layer, each dtype and the dropout-with-padding case
+    run once, and one-step decoding once per layer (8 cases a shape: every line of this script, not every
     combination; the CPU dry run's choice, where the unit tests already hold the Triton kernels to the
-    reference for every layer under the interpreter)."""
+    reference for every layer under the interpreter). Yields (function, its arguments)."""
     for name in names:
         for i, layer in enumerate(LAYERS):
             for dtype, dropout, padded in (VARIANTS[i % len(VARIANTS)],) if each_once else VARIANTS:
-                yield name, SHAPES[name], layer, dtype, dropout, padded
+                yield check_case, (name, SHAPES[name], layer, dtype, dropout, padded)
+        for i, layer in enumerate(LAYERS):
+            for dtype in (ONE_STEP_DTYPES[i % 3],) if each_once else ONE_STEP_DTYPES:
+                yield check_one_step, (name, SHAPES[name], layer, dtype)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
-    p.add_argument("--quick", action="store_true", help="the two smallest shapes only (for compute-sanitizer)")
+    p.add_argument("--quick", action="store_true",
+                   help="the two smallest shapes, each code path once (for compute-sanitizer, which slows every "
+                        "launch)")
     p.add_argument("--shapes", default=None, help=f"comma-separated names of {list(SHAPES)} (default: all)")
     p.add_argument("--each-once", action="store_true",
                    help="each layer, dtype and the dropout case once, not every combination (the CPU dry run)")
@@ -117,12 +151,12 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32 GEMMs: the tolerance above assumes them
     results, start = [], time.time()
     names = args.shapes.split(",") if args.shapes else (QUICK if args.quick else list(SHAPES))
-    for name, shape, layer, dtype, dropout, padded in cases(names, args.each_once):
+    for check, (name, shape, layer, dtype, *variant) in cases(names, args.each_once or args.quick):
         try:
-            row = check_case(name, shape, layer, dtype, dropout, padded, device)
+            row = check(name, shape, layer, dtype, *variant, device)
         except Exception as err:  # record and go on: one broken case must not hide the others
-            row = {"case": name, "layer": layer, "dtype": str(dtype), "ok": False,
-                   "error": f"{type(err).__name__}: {err}"}
+            row = {"case": name, "layer": layer, "dtype": str(dtype), "one_step": check is check_one_step,
+                   "ok": False, "error": f"{type(err).__name__}: {err}"}
         results.append(row)
         print(json.dumps(row), flush=True)
     failed = [r for r in results if not r["ok"]]

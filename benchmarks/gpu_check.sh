@@ -6,7 +6,8 @@
 #
 #   1 env      GPU, clocks, driver, versions
 #   2 kernels  the fused layer on the GPU against float64 there (fp64/fp32/bf16, boundary shapes,
-#              graph replay bit-identical), then the quick shapes under compute-sanitizer memcheck
+#              graph replay bit-identical, one-step decoding), then the quick shapes (each code path
+#              once) under compute-sanitizer memcheck
 #   3 micro    the Triton row kernels inside CUDA graphs (tile choices), per-step GEMMs, launch gap
 #   4 layer    fwd+bwd tokens/s and peak memory against cuDNN nn.LSTM: TF32 allowed, forbidden, bf16;
 #              PTB and enwik8 sizes

@@ -53,10 +53,12 @@ def test_gpu_check_dry_run_passes_every_stage_and_returns_a_complete_summary(dry
     assert layer["throughput"]["tiny/B4"]["LN-HyperLSTM"]["tokens_per_s"] > 0
     with tarfile.open(out / "logs.tar.gz") as logs:  # read by member name, never extracted
         kernels, micro = (json.load(logs.extractfile(f"./{name}")) for name in ("kernels.json", "micro_triton.json"))
-    # the dry run checks each code path once (--each-once): every layer, every storage dtype, dropout with padding
+    # the dry run checks each code path once (--each-once): every layer, every storage dtype, dropout with padding,
+    # one-step decoding of every layer
     cases = kernels["results"]
-    assert {c["layer"] for c in cases} == {"hyper", "ln-hyper", "lstm", "ln-lstm"}
-    assert {c["dtype"] for c in cases} == {"float64", "float32", "bfloat16"} and any(c["padded"] for c in cases)
+    layers = {"hyper", "ln-hyper", "lstm", "ln-lstm"}
+    assert {c["layer"] for c in cases} == layers and {c["layer"] for c in cases if c.get("one_step")} == layers
+    assert {c["dtype"] for c in cases} == {"float64", "float32", "bfloat16"} and any(c.get("padded") for c in cases)
     # and every microbenchmark case in both storage dtypes (the tile table's tiles; test_triton_tools runs all)
     parts = micro["result"]["parts"]
     assert len({(p["case"], p["dtype"]) for p in parts}) == 8 and all(p["finite"] for p in parts)
