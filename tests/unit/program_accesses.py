@@ -100,8 +100,9 @@ def _refuse(what):
 
 
 @contextmanager
-def record_accesses():
-    """Record the accesses of every interpreted launch inside the block; yields the list of launches."""
+def record_accesses(keep: bool = True):
+    """Record the accesses of every interpreted launch inside the block; yields the list of launches.
+    With `keep` False only the bounds are checked (the accesses are not kept: no `assert_row_local`)."""
     builder, executor = interpreter.interpreter_builder, interpreter.GridExecutor
     launches: List[Launch] = []
     load, store, call = builder.create_masked_load, builder.create_masked_store, executor.__call__
@@ -111,7 +112,8 @@ def record_accesses():
         itemsize = np.dtype(interpreter._get_np_dtype(ptrs.get_element_ty())).itemsize
         addresses, program = ptrs.data[on].astype(np.uint64), _program_index(builder)
         launches[-1].check_bounds(kind, program, addresses, itemsize)
-        launches[-1].add(kind, program, addresses, itemsize)
+        if keep:
+            launches[-1].add(kind, program, addresses, itemsize)
 
     def masked_load(ptrs, mask, other, *rest):
         note("load", ptrs, mask)

@@ -82,3 +82,11 @@ def test_recorders_nest_and_both_see_the_inner_launch():
         _copy_kernel[(1,)](torch.zeros(4), torch.zeros(4), 4, 0, 0, False, BLOCK)
     assert len(inner) == 1 and len(outer) == 2
     assert_row_local(outer, expect_kernels=["_copy_kernel"])
+
+
+def test_bounds_alone_keep_no_accesses_and_still_refuse():
+    with record_accesses(keep=False) as launches:
+        _copy_kernel[(2,)](torch.zeros(8), torch.zeros(8), 8, 0, 0, False, BLOCK)
+    assert launches and not any(launches[0].accesses.values())
+    with pytest.raises(Exception, match="would load 1 element"), record_accesses(keep=False):
+        _copy_kernel[(4,)](torch.zeros(15), torch.zeros(15), 16, 0, 0, False, BLOCK)
