@@ -197,11 +197,15 @@ def test_fused_equals_reference_with_recurrent_dropout_and_padding(use_hyper, la
 @pytest.mark.parametrize("use_hyper", [True, False], ids=["ln-hyper", "ln-lstm"])
 def test_triton_programs_of_a_layer_touch_no_bytes_another_program_writes(use_hyper, monkeypatch):
     """A layer's Triton launches (hyper and main cell, forward and backward, dropout, padding incl. length
-    0) with one batch row per program forward and two backward: no program loads or stores a byte that
-    another program of its launch stores (the interpreter runs them in turn; the GPU at once)."""
+    0, then one-step decoding) with one batch row per program forward and two backward: no program loads
+    or stores a byte that another program of its launch stores (the interpreter runs them in turn; the
+    GPU at once)."""
     _use(monkeypatch, "triton")
     with triton_cell.tile_override(forward=Tile(1, 1), backward=Tile(2, 1)), record_accesses() as launches:
         ref, fused, names = run_both(use_hyper, True, dropout=0.4, lengths=[3, 2, 0, 1], steps=3)
+        cell, x = make_layer(use_hyper, True).eval(), torch.randn(1, B, N_X, dtype=torch.float64)
+        with torch.no_grad():
+            fused_layer(cell, x, random_cell_state(use_hyper), None)  # one-step decoding
     assert_row_local(launches, expect_kernels=["cell_forward_kernel", "cell_backward_kernel"])
     assert_same(ref, fused[0], names)
 
