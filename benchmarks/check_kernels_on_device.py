@@ -61,6 +61,16 @@ def run(fn, cell, x, state, keep, dtype):
     return [out, *(s for s in final if s is not None), *grads]
 
 
+def random_inputs(shape, use_hyper, device, seed):
+    """x (T, B, N_x) and an initial `CellState` drawn from N(0, 1)."""
+    T, B, n_x, n_h, n_hat, _ = shape
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, n_x, generator=g).to(device)
+    state = CellState(*(torch.randn(B, n, generator=g).to(device) if n else None
+                        for n in (n_h, n_h, n_hat * use_hyper, n_hat * use_hyper)))
+    return x, state
+
+
 def relative_error(got, ref) -> float:
     return max(((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30)).item()
                for a, b in zip(got, ref))
@@ -68,12 +78,9 @@ def relative_error(got, ref) -> float:
 
 def check_case(name, shape, layer, dtype, dropout, padded, device):
     use_hyper, layer_norm = LAYERS[layer]
-    T, B, n_x, n_h, n_hat, _ = shape
+    T, B = shape[:2]
     cell = make(shape, use_hyper, layer_norm, dropout, device)
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(T, B, n_x, generator=g).to(device)
-    state = CellState(*(torch.randn(B, n, generator=g).to(device) if n else None
-                        for n in (n_h, n_h, n_hat * use_hyper, n_hat * use_hyper)))
+    x, state = random_inputs(shape, use_hyper, device, seed=1)
     keep = None
     if padded:
         lengths = torch.arange(B) % (T + 1)
@@ -93,12 +100,9 @@ def check_one_step(name, shape, layer, dtype, device):
     """Incremental decoding (eval, no grad, one step a call with the state carried: the `fairseq-generate`
     path through `one_step`) for up to 3 steps against the float64 reference: outputs and final states."""
     use_hyper, layer_norm = LAYERS[layer]
-    T, B, n_x, n_h, n_hat, _ = shape
+    T = shape[0]
     cell = make(shape, use_hyper, layer_norm, 0.0, device).eval()
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(T, B, n_x, generator=g).to(device)
-    state = CellState(*(torch.randn(B, n, generator=g).to(device) if n else None
-                        for n in (n_h, n_h, n_hat * use_hyper, n_hat * use_hyper)))
+    x, state = random_inputs(shape, use_hyper, device, seed=2)
 
     def decode(fn, dt):
         s, outs = CellState(*(None if v is None else v.to(dt) for v in state)), []
