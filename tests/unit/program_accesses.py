@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Dict, List, NamedTuple
 
 import numpy as np
+import pytest
 from triton.runtime import interpreter
 
 
@@ -154,3 +155,12 @@ def assert_row_local(launches: List[Launch], expect_kernels=()) -> None:
     assert not conflicts, "programs of one launch share bytes one of them writes: " + "; ".join(
         f"{c.kernel}: program {c.writer} stores {c.nbytes} bytes of {c.argument} that program {c.other} touches"
         for c in conflicts[:5])
+
+
+@pytest.fixture
+def bounds_checked():
+    """Every interpreted Triton launch of a test refuses an access outside its tensor arguments rather than
+    carrying it out on this process's memory (`pytestmark = pytest.mark.usefixtures("bounds_checked")`
+    in a module that imports it)."""
+    with record_accesses(keep=False):
+        yield

@@ -12,7 +12,7 @@ its CPU `replay` mode as well as eagerly (`path` fixture).
 
 import pytest
 import torch
-from program_accesses import assert_row_local, record_accesses
+from program_accesses import assert_row_local, bounds_checked, record_accesses  # noqa: F401 (a fixture)
 from test_hyperlstm import perturbed
 
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, cuda_graphs, kernels, one_step, triton_cell, workspace
@@ -23,18 +23,11 @@ from hyperfairseq.modules.hyperlstm import run_layer
 from hyperfairseq.modules.state import CellState
 from hyperfairseq.modules.triton_kernels import Tile
 
+pytestmark = pytest.mark.usefixtures("bounds_checked")  # out-of-bounds accesses refused
 T, B, N_X, N_H, N_HAT, N_Z = 6, 4, 5, 8, 6, 3
 # (kernels, runner): the C++ kernels eagerly and through the CUDA-graph plan logic (its CPU `replay` mode, an
 # eager re-run standing in for each graph), and the Triton kernels under TRITON_INTERPRET=1 (slow: 3 steps)
 PATHS = ["cpp-eager", "cpp-replay", "triton-eager"]
-
-
-@pytest.fixture(autouse=True)
-def _bounds_checked():
-    """Every interpreted Triton launch of these tests refuses an access outside its tensor arguments
-    (program_accesses.py) rather than carrying it out on this process's memory."""
-    with record_accesses(keep=False):
-        yield
 
 
 def _use(monkeypatch, backend: str, runner: str = "eager") -> str:

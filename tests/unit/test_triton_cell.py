@@ -17,11 +17,12 @@ from typing import NamedTuple, Optional
 
 import pytest
 import torch
-from program_accesses import assert_row_local, record_accesses
+from program_accesses import assert_row_local, bounds_checked, record_accesses  # noqa: F401 (a fixture)
 
 from hyperfairseq.modules import cpu_kernels, triton_cell
 from hyperfairseq.modules.triton_kernels import Tile
 
+pytestmark = pytest.mark.usefixtures("bounds_checked")  # out-of-bounds accesses refused
 EPS = 1e-3  # the layer-norm epsilon of the model (R8)
 PAD, MARGIN = 3, 5  # NaN lanes after every row; NaN elements before and after every buffer
 NAN = float("nan")
@@ -38,14 +39,6 @@ class Case(NamedTuple):
     driver_layout: bool = True  # the fused layer's strides; else contiguous rows
     alias_dc: bool = False  # dc_prev is dc (the driver's in-place carry)
     p2: bool = True
-
-
-@pytest.fixture(autouse=True)
-def _bounds_checked():
-    """Every interpreted Triton launch of these tests refuses an access outside its tensor arguments
-    (program_accesses.py) rather than carrying it out on this process's memory."""
-    with record_accesses(keep=False):
-        yield
 
 
 # -- buffers -----------------------------------------------------------------------------------------
