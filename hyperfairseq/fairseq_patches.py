@@ -18,7 +18,8 @@ loses work, runs code or prints a traceback where it should not:
    `--stop-time-hours`) trained one more update and overwrote its checkpoints; now it says so and exits 0.
 5. **SIGINT / SIGTERM during fairseq-train** finish the current update, save `checkpoint_last.pt` and
    exit with 128 + the signal number (as examples/hyper_resnet/train.py does); a second signal exits at
-   once. Before training starts a signal exits at once: nothing is lost then.
+   once, or, during a checkpoint write, once that file is complete (`stop_signals`). Before training starts
+   a signal exits at once: nothing is lost then.
 6. **float64 gradient norms** (`--task char_lm --double`): fairseq computes norms with dtype float32,
    which torch refuses for float64 gradients.
 7. Uncaught `InputError`s print as one line (`errors.install_excepthook`).
@@ -53,6 +54,7 @@ from fairseq.file_io import PathManager
 from hyperfairseq import checkpoint_files
 from hyperfairseq.data import binarised
 from hyperfairseq.errors import InputError, install_excepthook, program_name
+from hyperfairseq.stop_signals import StopRequest
 
 logger = logging.getLogger("hyperfairseq.fairseq_patches")
 _PATCHED = "_hyperfairseq_patched"
@@ -66,6 +68,7 @@ def install() -> None:
     setattr(checkpoint_utils, _PATCHED, True)
     checkpoint_utils.torch = _WeightsOnlyTorch()
     checkpoint_utils.PathManager = _AtomicCopyPathManager
+    checkpoint_utils.torch_persistent_save = _whole_file(checkpoint_utils.torch_persistent_save)
     checkpoint_utils.load_model_ensemble_and_task = _named_missing(checkpoint_utils.load_model_ensemble_and_task)
     checkpoint_utils.load_checkpoint = _resume_safely(checkpoint_utils.load_checkpoint)
     utils.clip_grad_norm_ = _float64_aware(utils.clip_grad_norm_)
@@ -118,8 +121,9 @@ class _AtomicCopyPathManager(PathManager):
             return PathManager.copy(src_path, dst_path, overwrite)
         tmp = dst_path + ".tmp"
         try:
-            _copy_file(src_path, tmp, dst_path)
-            os.replace(tmp, dst_path)
+            with STOP.writing(dst_path):
+                _copy_file(src_path, tmp, dst_path)
+                os.replace(tmp, dst_path)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -213,48 +217,34 @@ def _exit_if_finished(trainer) -> None:
 # -- 5. signals -----------------------------------------------------------------------------------
 
 
-class _StopRequest:
-    """SIGINT/SIGTERM: before training, exit at once; during training, stop after the current update."""
-
-    def __init__(self):
-        self.signum, self.armed = 0, False
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if not self.armed:
-            print(f"{program_name()}: stopped by {name} before training started; nothing was lost",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(128 + signum)
-        if self.signum:
-            print(f"{program_name()}: {name} again: exiting at once; the updates since the last checkpoint are lost",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(128 + signum)
-        self.signum = signum
-        print(f"{program_name()}: {name}: finishing this update, then saving checkpoint_last.pt "
-              "(send it again to exit at once)", file=sys.stderr, flush=True)
-
-    def requested(self, trainer) -> int:
-        """The signal number if any rank was signalled (all ranks agree), else 0."""
-        signum = self.signum
-        if trainer.data_parallel_world_size > 1:
-            flag = torch.tensor([float(signum)], device=trainer.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX,
-                                         group=trainer.data_parallel_process_group)
-            signum = int(flag.item())
-        return signum
+def _requested(trainer) -> int:
+    """The signal number if any rank was signalled (all ranks agree), else 0."""
+    signum = STOP.signum
+    if trainer.data_parallel_world_size > 1:
+        flag = torch.tensor([float(signum)], device=trainer.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX,
+                                     group=trainer.data_parallel_process_group)
+        signum = int(flag.item())
+    return signum
 
 
-STOP = _StopRequest()
+STOP = StopRequest(armed=False, unit="update", saving="checkpoint_last.pt")
+
+
+def _whole_file(write):
+    """`write(obj_or_src, path, ...)` inside `STOP.writing(path)`."""
+    @functools.wraps(write)
+    def wrapper(first, path, *args, **kwargs):
+        with STOP.writing(path):
+            return write(first, path, *args, **kwargs)
+
+    return wrapper
 
 
 def _stop_on_signal(validate_and_save):
     @functools.wraps(validate_and_save)
     def wrapper(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch):
-        signum = STOP.requested(trainer)
+        signum = _requested(trainer)
         if not signum:
             return validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)
         saved = checkpoint_utils.save_checkpoint(cfg.checkpoint, trainer, epoch_itr, None)

@@ -17,7 +17,6 @@ import argparse
 import importlib.util
 import json
 import os
-import signal
 import sys
 import time
 from typing import Dict, Optional
@@ -33,6 +32,7 @@ import hyper_resnet_engine as E  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
+from hyperfairseq.stop_signals import StopRequest  # noqa: E402
 from hyperfairseq.vision import ARCHITECTURES, UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import DatasetError, ImageSet, load_split, split_train_val  # noqa: E402
 
@@ -265,29 +265,6 @@ def check_arch(args, ckpt: Dict, path: str) -> None:
 # ----------------------------------------------------------------------------- training
 
 
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop finishes the current step, checkpoints and exits."""
-
-    def __init__(self):
-        self.signum = 0
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum:  # a second signal while the step finishes: leave at once, no checkpoint
-            print(f"signal {signum} again: exiting without a checkpoint", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
 def setup_distributed(device_name: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = E.optional_device(device_name)
@@ -347,11 +324,14 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     t0 = time.time()
     progress = E.Progress(max_steps, step, rank == 0 and not args.no_progress, args.log_interval)
 
+    stop = StopRequest(unit="step")
+
     def save(at_step):
         if rank == 0:
-            save_checkpoint(ckpt_path, model, optimizer, at_step, args, stats, best)
+            with stop.writing(ckpt_path):
+                save_checkpoint(ckpt_path, model, optimizer, at_step, args, stats, best)
 
-    with StopFlag() as stop:
+    with stop:
         model.train()
         while step < max_steps and not stop.signum:
             lr = schedule.lr(step)
