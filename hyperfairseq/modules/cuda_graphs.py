@@ -81,7 +81,7 @@ class EagerRun:
         outputs, self.out, self.final = (self.out, *self.final), None, None
         return outputs
 
-    def backward(self, saved, d_out: Optional[Tensor], finals: List[Optional[Tensor]]):
+    def backward(self, saved, d_out: Tensor, finals: List[Optional[Tensor]]):
         inputs, tr, sc = tree_unflatten(list(saved), self._spec)
         gb = new_grad_buffers(self.shape, _alloc(inputs.x_proj, pooled=True), self.kernels.sum_slots)
         prepare_backward(inputs, gb, finals)
@@ -180,15 +180,15 @@ class PlanRun:
     def outputs(self) -> tuple:
         return (self.out, *self.final)
 
-    def backward(self, saved, d_out: Optional[Tensor], finals: List[Optional[Tensor]]):
+    def backward(self, saved, d_out: Tensor, finals: List[Optional[Tensor]]):
         plan = self.plan
         if plan.generation != self.generation:
             raise RuntimeError("hyperfairseq: this graph was kept (retain_graph) while its layer ran again, so its "
                                f"CUDA-graph buffers were overwritten; set {GRAPHS_ENV}=0 to backpropagate twice")
-        plan.d_out.zero_() if d_out is None else plan.d_out.copy_(d_out)
+        plan.d_out.copy_(d_out)
         for static, grad in zip(plan.finals, finals):
             if static is not None:
-                static.zero_() if grad is None else static.copy_(grad)
+                static.copy_(grad)
         grads = plan.backward_graph.replay()
         _release(weakref.ref(plan), self.generation)
         flat, spec = tree_flatten(grads)

@@ -344,8 +344,9 @@ def for_backward(inp: LayerTensors, tr: Trace, sc: Scratch) -> tuple:
 
 
 def prepare_backward(inp: LayerTensors, gb: GradBuffers, finals: List[Optional[Tensor]]) -> None:
-    """Zero the accumulators, start the state gradients from the final states' gradients (or 0) and
-    gather [W_h; Ŵ_x[:, N_x:]] for dh_{t-1}."""
+    """Zero the accumulators, start the state gradients from the final states' gradients and gather
+    [W_h; Ŵ_x[:, N_x:]] for dh_{t-1}. autograd hands zeros for an unused output (materialised gradients),
+    so a gradient is None only where its state is (no hyper cell)."""
     G4 = inp.w_hh.shape[0]
     gb.w_cat[:G4].copy_(inp.w_hh)
     if inp.w_hx is not None:
@@ -355,22 +356,19 @@ def prepare_backward(inp: LayerTensors, gb: GradBuffers, finals: List[Optional[T
             acc.zero_()
     for buf, grad in zip((gb.dh, gb.dc, gb.dhh, gb.dhc), finals):
         if buf is not None:
-            buf.zero_() if grad is None else buf.copy_(grad)
+            buf.copy_(grad)
     if gb.keep_off is not None:
         torch.sub(1.0, inp.keep, out=gb.keep_off)
 
 
 def backward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: GradBuffers, s: LayerShape,
-                  d_out: Optional[Tensor]) -> None:
+                  d_out: Tensor) -> None:
     """The steps of `forward_loop` in reverse, t = T-1 .. 0: the gradients of every step into `gb`."""
     gemm = StepGemm(gb.w_cat.t(), s.B, s.T)  # dh_{t-1} = DG_t [W_h; Ŵ_x[:, N_x:]]
     inp, tr, sc, gb = step_views(inp, tr, sc, gb)
-    d_out = None if d_out is None else d_out.unbind(0)
+    d_out = d_out.unbind(0)
     for t in reversed(range(s.T)):
-        if d_out is None:
-            gb.dh_new.copy_(gb.dh)
-        else:
-            torch.add(gb.dh, d_out[t], out=gb.dh_new)
+        torch.add(gb.dh, d_out[t], out=gb.dh_new)
         dc, dhh, dhc = _split_padded(inp, gb, t) if s.padded else (gb.dc, gb.dhh, gb.dhc)
         if s.hyper:
             _main_backward_hyper(k, inp, tr, sc, gb, s, t, dc)

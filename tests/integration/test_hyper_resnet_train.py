@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,29 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     assert T.main(resume) == 0
     assert T.main(small_run(tmp_path / "full", extra=["--max-steps", target])) == 0
     assert_same_state(state(tmp_path / "full"), state(tmp_path / "cut"))
+
+
+def test_a_second_signal_exits_at_once_and_leaves_an_intact_checkpoint(tmp_path):
+    """SIGINT and at once SIGTERM (stopped in between, so they arrive together, maybe mid-save): exit 143
+    with the "again" message, no step saved after it, and no half-written file (stop_signals)."""
+    save = tmp_path / "cut"
+    cmd = [sys.executable, str(vf.TRAIN_PY), *small_run(save, extra=["--max-steps", "100000", "--save-interval", "1"])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(vf.REPO),
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 240
+    while not (save / "checkpoint.pt").exists():  # the loop (and its handlers) is running
+        assert proc.poll() is None and time.time() < deadline, "train.py ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGINT: finishing this step" in err and "SIGTERM again: exiting at once" in err, err[-2000:]
+    assert "stopped by signal" not in out  # the first signal's stop did not run
+    assert 0 < state(save)["step"] < 100000
+    assert sorted(p.name for p in save.iterdir()) == ["checkpoint.pt"]
 
 
 def test_two_gloo_processes_equal_one_process_with_the_same_total_batch(tmp_path):

@@ -155,6 +155,25 @@ def test_fused_equals_reference_float64(use_hyper, layer_norm, path):
         assert_same(ref, result, names)
 
 
+@pytest.mark.parametrize("used", ["outputs", "final c", "final c_hat"])
+def test_a_loss_of_one_output_gets_the_references_gradients(used, path):
+    """A language model's loss uses the outputs only, a decoder's initial state the final state only:
+    autograd then hands the backward zeros for the rest (materialised gradients), which it relies on."""
+    steps = steps_for(path)
+    cell, x = make_layer(True, True), torch.randn(steps, B, N_X, dtype=torch.float64).requires_grad_()
+    state = random_cell_state()
+
+    def gradients(fn):
+        out, final, _ = fn(cell, x, state, None, False)
+        loss = {"outputs": out, "final c": final.c, "final c_hat": final.c_hat}[used].square().sum()
+        return torch.autograd.grad(loss, [x, *cell.parameters()])
+
+    reference = gradients(run_layer)
+    for _ in range(3 if path.endswith("replay") else 1):  # the 2nd call makes a plan, the 3rd replays it
+        for name, a, b in zip(["x", *dict(cell.named_parameters())], gradients(fused_layer), reference):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=f"gradient of {name}")
+
+
 @pytest.fixture
 def poisoned_buffers(monkeypatch):
     """Every `Tensor.new_empty` (each buffer of the fast path: trace, scratch, partial sums, graph-plan and
