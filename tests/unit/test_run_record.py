@@ -16,9 +16,13 @@ def test_a_checkout_names_its_head(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "a.txt").write_text("one\n")
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "a.txt"], check=True)
+    (tmp_path / "docs" / "runs").mkdir(parents=True)
+    (tmp_path / "docs" / "runs" / "r.json").write_text("{}\n")
+    subprocess.run([*git, "add", "a.txt", "docs"], check=True)
     subprocess.run([*git, "commit", "-qm", "one"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "docs" / "runs" / "r.json").write_text('{"new": 1}\n')  # a record the last command wrote
     assert git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("two\n")
     assert git_commit(tmp_path) == head + "+dirty"
