@@ -6,9 +6,10 @@ R1-R9 of paper-spec §6), computed by fused kernels (`kernels`: C++ on CPU, Trit
 loops of `fused_loops`, with a hand-written backward through time. Hyper and baseline layers take the
 same path; a baseline layer is the main cell with d ≡ 1 and no hyper cell.
 
-Here only the parts that stay in autograd: the input projections of all steps (one matmul each), the
-recurrent-dropout masks (drawn by `HyperLSTMCell.dropout_masks` exactly as in the reference: same RNG
-calls, same order), the bias folds, casts, and the choice between a CUDA-graph plan and an eager run.
+Here only the parts that stay in autograd: the input projections of all steps (one GEMM each, into a
+reused buffer: `pooled_linear`), the recurrent-dropout masks (drawn by `HyperLSTMCell.dropout_masks`
+exactly as in the reference: same RNG calls, same order), the bias folds, casts, and the choice between
+a CUDA-graph plan and an eager run.
 Under autocast, or for 16-bit inputs on CPU, the layer computes in the kernels' dtype (`kernels.
 compute_dtype`) with autocast off inside, and returns the input's dtype.
 """
@@ -16,7 +17,6 @@ compute_dtype`) with autocast off inside, and returns the input's dtype.
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import cuda_graphs
@@ -25,6 +25,7 @@ from .fused_loops import NUM_GATES, LayerTensors
 from .kernels import compute_dtype, kernels_for
 from .one_step import one_step
 from .state import CellState
+from .workspace import WORKSPACE
 
 FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -85,21 +86,51 @@ def layer_tensors(cell, x: Tensor, state: CellState, keep: Optional[Tensor]) -> 
     dtype, steps, batch = x.dtype, x.shape[0], x.shape[1]
     w = lambda p: None if p is None else p.to(dtype)  # noqa: E731
     masks, hyper_masks = cell.dropout_masks(steps, batch, x)  # same RNG calls as run_layer (R6)
-    x_proj = F.linear(x, w(cell.weight_ih))  # W_x x_t for all steps (Eq. 12)
     main_ln = ln_tensors(cell, x) if cell.layer_norm else [None] * 4
     keep_f = None if keep is None else keep.to(dtype)
     if cell.hyper is None:  # LSTM / LN-LSTM baseline: b_0 (R3) and the forget bias (R2) folded into x_proj
-        x_proj = x_proj + input_bias(cell, x)
+        x_proj = pooled_linear(x, w(cell.weight_ih), input_bias(cell, x))  # W_x x_t + b for all steps (Eq. 12)
         return LayerTensors(x_proj, None, state.h, state.c, None, None, w(cell.weight_hh), *[None] * 6,
                             *main_ln, *[None] * 4, masks, None, keep_f)
     hyper, hcell, n_x = cell.hyper, cell.hyper.cell, cell.input_size
-    hyper_x_proj = F.linear(x, w(hcell.weight_ih[:, :n_x])) + input_bias(hcell, x)  # Eq. 10, x̂ = [x_t; h_{t-1}] (R9)
+    x_proj = pooled_linear(x, w(cell.weight_ih), None)  # W_x x_t for all steps (Eq. 12)
+    hyper_x_proj = pooled_linear(x, w(hcell.weight_ih[:, :n_x]), input_bias(hcell, x))  # Eq. 10, x̂ = [x; h] (R9)
     b_z = torch.cat([w(hyper.bias_z), x.new_zeros(NUM_GATES * hyper.n_z)])  # z_b has no bias (Eq. 11)
     d_bias = input_bias(cell, x).view(NUM_GATES, -1)  # b_0 of Eq. 12 (+ forget bias, R2)
     hyper_ln = ln_tensors(hcell, x) if hcell.layer_norm else [None] * 4
     return LayerTensors(x_proj, hyper_x_proj, state.h, state.c, state.h_hat, state.c_hat, w(cell.weight_hh),
                         w(hcell.weight_ih[:, n_x:]), w(hcell.weight_hh), w(hyper.weight_z), b_z,
                         w(hyper.weight_d.flatten(0, 1)), d_bias, *main_ln, *hyper_ln, masks, hyper_masks, keep_f)
+
+
+def pooled_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """`F.linear(x, weight, bias)` with its output in a `WORKSPACE` buffer: on CPU a fresh (T, B, 4N) result
+    costs a page fault per 4 KiB, more than half of the projection's time at the PTB size."""
+    return _PooledLinear.apply(x, weight, bias)
+
+
+class _PooledLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        rows = x.reshape(-1, x.shape[-1])
+        out = WORKSPACE.empty(x, rows.shape[0], weight.shape[0])
+        if bias is None:
+            torch.mm(rows, weight.t(), out=out)
+        else:
+            torch.addmm(bias, rows, weight.t(), out=out)  # the bias added inside the GEMM, not by a pass of its own
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        rows, grad = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
+        dx = grad.mm(weight).view(x.shape) if ctx.needs_input_grad[0] else None
+        dw = grad.t().mm(rows) if ctx.needs_input_grad[1] else None
+        db = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
 
 
 class _FusedLayer(torch.autograd.Function):

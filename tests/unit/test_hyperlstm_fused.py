@@ -237,13 +237,21 @@ def test_fused_equals_reference_for_every_n_z(kernel_backend, layer_norm, n_z, m
     assert_same(ref, fused[0], names)
 
 
-FLOAT32_CASES = [("cpp", *layer) for layer in LAYERS] + [("triton", True, True), ("triton", False, False)]
+# "packed": the per-step GEMMs through oneDNN with a packed weight (`kernels.StepGemm`), the CPU default from
+# 2^20 weight elements and 8 steps, forced here at the test's sizes; otherwise MKL's torch.mm
+FLOAT32_CASES = ([("cpp", *layer, packed) for layer in LAYERS for packed in (False, True)]
+                 + [("triton", True, True, False), ("triton", False, False, False)])
 
 
-@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm", FLOAT32_CASES)
-def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, monkeypatch):
+@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm,packed", FLOAT32_CASES)
+def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, packed, monkeypatch):
     _use(monkeypatch, kernel_backend)
     steps = steps_for(kernel_backend)
+    monkeypatch.setenv(kernels.GEMM_ENV, "onednn" if packed else "mkl")
+    if packed:
+        monkeypatch.setattr(kernels, "PACK_MIN_NUMEL", 1)
+        monkeypatch.setattr(kernels, "PACK_MIN_STEPS", 1)
+    assert kernels.gemm_packs(torch.device("cpu"), torch.float32, 4 * N_H * N_H, steps) == packed
     ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32, steps=steps)
     # truth: the reference in float64 on exactly the float32 layer, input and state (same seed, same masks)
     cell = make_layer(use_hyper, layer_norm, 0.2, dtype=torch.float32).double()  # reseeds: x as in run_both
