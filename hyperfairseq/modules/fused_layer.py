@@ -22,7 +22,7 @@ from torch import Tensor
 from . import cuda_graphs
 from .bias_folds import input_bias, ln_tensors
 from .fused_loops import NUM_GATES, LayerTensors
-from .kernels import compute_dtype, kernels_for
+from .kernels import compute_dtype, kernels_for, wide_mm, wide_onednn
 from .one_step import one_step
 from .state import CellState
 from .workspace import WORKSPACE
@@ -104,8 +104,9 @@ def layer_tensors(cell, x: Tensor, state: CellState, keep: Optional[Tensor]) -> 
 
 
 def pooled_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """`F.linear(x, weight, bias)` with its output in a `WORKSPACE` buffer: on CPU a fresh (T, B, 4N) result
-    costs a page fault per 4 KiB, more than half of the projection's time at the PTB size."""
+    """`F.linear(x, weight, bias)` over all steps; its GEMMs through `kernels.wide_mm`'s choice. Where that
+    is `torch.mm` (narrow inputs: the char embeddings) the output goes into a `WORKSPACE` buffer: on CPU a
+    fresh (T, B, 4N) result costs a page fault per 4 KiB, more than half of the projection's time there."""
     return _PooledLinear.apply(x, weight, bias)
 
 
@@ -115,6 +116,9 @@ class _PooledLinear(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         rows = x.reshape(-1, x.shape[-1])
+        if wide_onednn(rows, weight.t()):  # oneDNN's matmul, ~2x MKL's at wide inputs (AMD EPYC, AVX-512)
+            out = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+            return out.view(*x.shape[:-1], weight.shape[0])
         out = WORKSPACE.empty(x, rows.shape[0], weight.shape[0])
         if bias is None:
             torch.mm(rows, weight.t(), out=out)
@@ -127,8 +131,8 @@ class _PooledLinear(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         rows, grad = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
-        dx = grad.mm(weight).view(x.shape) if ctx.needs_input_grad[0] else None
-        dw = grad.t().mm(rows) if ctx.needs_input_grad[1] else None
+        dx = wide_mm(grad, weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        dw = wide_mm(grad.t(), rows) if ctx.needs_input_grad[1] else None
         db = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, dw, db
 

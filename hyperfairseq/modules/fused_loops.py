@@ -23,7 +23,7 @@ from typing import Callable, List, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from .kernels import Kernels, StepGemm, gemm_packs
+from .kernels import Kernels, StepGemm, gemm_packs, wide_mm
 
 NUM_GATES = 4
 KERNEL_MAX_NZ = 16  # up to this N_z the kernels compute d = z W_d themselves (Eq. 12); beyond, one bmm per step
@@ -477,7 +477,7 @@ def weight_grads(tr: Trace, gb: GradBuffers, s: LayerShape) -> LayerGrads:
     """After the loop: the weight gradients as one GEMM each over all T·B rows, and the accumulators summed."""
     TB, G4, NH = s.T * s.B, s.G4, s.NH
     DG = gb.DG.view(TB, -1)
-    d_w_cat = DG.t().mm(tr.H[: s.T].reshape(TB, s.N))
+    d_w_cat = wide_mm(DG.t(), tr.H[: s.T].reshape(TB, s.N))
     ln = [None] * 4 if gb.main_sums is None else [a.sum(0) for a in gb.main_sums]
     hln = [None] * 4 if gb.hyper_sums is None else [a.sum(0) for a in gb.hyper_sums]
     if not s.hyper:
@@ -485,5 +485,5 @@ def weight_grads(tr: Trace, gb: GradBuffers, s: LayerShape) -> LayerGrads:
     h_hat_new = (tr.new_h_hat if s.padded else tr.HH[1:]).reshape(TB, NH)
     DZ = gb.DZ.view(TB, -1)
     return LayerGrads(gb.DXP, gb.DG[..., G4:], gb.dh, gb.dc, gb.dhh, gb.dhc, d_w_cat[:G4], d_w_cat[G4:],
-                      DG[:, G4:].t().mm(tr.HH[: s.T].reshape(TB, NH)), DZ.t().mm(h_hat_new), DZ.sum(0),
+                      wide_mm(DG[:, G4:].t(), tr.HH[: s.T].reshape(TB, NH)), wide_mm(DZ.t(), h_hat_new), DZ.sum(0),
                       gb.dw_d, gb.d_beta.sum(0), ln, hln)

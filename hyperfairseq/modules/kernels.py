@@ -6,7 +6,8 @@ operations, `cell_forward` and `cell_backward`, with the same arguments, so the 
 `fused_layer` is written once. Where neither applies, `HyperLSTM` runs the reference path.
 
 `HYPERFAIRSEQ_KERNELS=cpp|triton` forces a backend (the tests run the Triton kernels on CPU tensors
-under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=mkl|onednn` picks the CPU per-step GEMM.
+under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=mkl|onednn` picks the CPU GEMMs (the per-step
+`StepGemm` and `wide_mm`).
 """
 
 import os
@@ -96,6 +97,37 @@ def gemm_packs(device: torch.device, dtype: torch.dtype, numel: int, steps: int)
     (measured on AMD EPYC: oneDNN 1.1-1.3x faster than MKL from 512 units, slower at 64-256)."""
     return (device.type == "cpu" and dtype == torch.float32 and numel >= PACK_MIN_NUMEL and steps >= PACK_MIN_STEPS
             and _onednn())
+
+
+WIDE_MIN_K = 256  # oneDNN's gain is in the reduction: at K = 64 it matches MKL (the char embeddings' projection)
+WIDE_MIN_MACS = 1 << 26  # below ~0.07 G multiply-adds its per-call cost outweighs the faster kernel
+
+
+def wide_onednn(a: Tensor, b: Tensor) -> bool:
+    """Whether `wide_mm(a, b)` runs oneDNN: CPU float32, a long reduction, a large product, and dense
+    operands (a column slice, rows with a gap between them, sends oneDNN to its reference kernel: ~1000x
+    slower, measured at the hyper cell's weight gradient)."""
+    (m, k), n = a.shape, b.shape[1]
+    return (a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and k >= WIDE_MIN_K
+            and m * k * n >= WIDE_MIN_MACS and _dense(a) and _dense(b) and _onednn())
+
+
+def _dense(t: Tensor) -> bool:
+    return t.is_contiguous() or t.t().is_contiguous()
+
+
+def wide_mm(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b for the GEMMs over all T·B rows (input projections, their data gradients, the weight
+    gradients). On CPU float32 through oneDNN's matmul: on an AMD EPYC with AVX-512 (Zen 5) it runs these
+    at ~2x MKL's rate (~190 against ~90 GFLOP/s, one thread), MKL taking its AVX2 code there. A transposed
+    `a` (the weight gradients' aᵀ b over rows) is multiplied as (bᵀ a)ᵀ, oneDNN's fastest layout of it;
+    the result is then a transposed view. Elsewhere `torch.mm`."""
+    if not wide_onednn(a, b):
+        return torch.mm(a, b)
+    linear = torch.ops.mkldnn._linear_pointwise  # (input, weight) -> input @ weightᵀ
+    if not a.is_contiguous():  # a = cᵀ for a contiguous c
+        return linear(b.t(), a, None, "none", [], "").t()
+    return linear(a, b.t(), None, "none", [], "")
 
 
 class StepGemm:

@@ -237,21 +237,26 @@ def test_fused_equals_reference_for_every_n_z(kernel_backend, layer_norm, n_z, m
     assert_same(ref, fused[0], names)
 
 
-# "packed": the per-step GEMMs through oneDNN with a packed weight (`kernels.StepGemm`), the CPU default from
-# 2^20 weight elements and 8 steps, forced here at the test's sizes; otherwise MKL's torch.mm
-FLOAT32_CASES = ([("cpp", *layer, packed) for layer in LAYERS for packed in (False, True)]
+def force_onednn(monkeypatch, on: bool):
+    """The CPU GEMMs through oneDNN (the per-step `kernels.StepGemm` with a packed weight, and
+    `kernels.wide_mm`), the CPU defaults at the real sizes, forced at the tests' sizes; or all MKL's torch.mm."""
+    monkeypatch.setenv(kernels.GEMM_ENV, "onednn" if on else "mkl")
+    if on:
+        for threshold in ("PACK_MIN_NUMEL", "PACK_MIN_STEPS", "WIDE_MIN_K", "WIDE_MIN_MACS"):
+            monkeypatch.setattr(kernels, threshold, 1)
+
+
+FLOAT32_CASES = ([("cpp", *layer, onednn) for layer in LAYERS for onednn in (False, True)]
                  + [("triton", True, True, False), ("triton", False, False, False)])
 
 
-@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm,packed", FLOAT32_CASES)
-def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, packed, monkeypatch):
+@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm,onednn", FLOAT32_CASES)
+def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, onednn, monkeypatch):
     _use(monkeypatch, kernel_backend)
     steps = steps_for(kernel_backend)
-    monkeypatch.setenv(kernels.GEMM_ENV, "onednn" if packed else "mkl")
-    if packed:
-        monkeypatch.setattr(kernels, "PACK_MIN_NUMEL", 1)
-        monkeypatch.setattr(kernels, "PACK_MIN_STEPS", 1)
-    assert kernels.gemm_packs(torch.device("cpu"), torch.float32, 4 * N_H * N_H, steps) == packed
+    force_onednn(monkeypatch, onednn)
+    assert kernels.gemm_packs(torch.device("cpu"), torch.float32, 4 * N_H * N_H, steps) == onednn
+    assert kernels.wide_onednn(torch.ones(2, 2), torch.ones(2, 2)) == onednn
     ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32, steps=steps)
     # truth: the reference in float64 on exactly the float32 layer, input and state (same seed, same masks)
     cell = make_layer(use_hyper, layer_norm, 0.2, dtype=torch.float32).double()  # reseeds: x as in run_both
@@ -263,6 +268,31 @@ def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, packed, m
               *(f"gradient of {n}" for n in names)]
     for what, a, b, c in zip(labels, float32_values(fused[0]), float32_values(ref), float32_values(truth)):
         assert_float32_accuracy(a, b, c, what)
+
+
+WIDE_OPERANDS = {  # a, b of wide_mm as the fast path passes them: rows, and the weight gradients' aᵀ b
+    "rows @ w": lambda: (torch.randn(300, 450), torch.randn(450, 100)),
+    "rows @ wᵀ": lambda: (torch.randn(300, 450), torch.randn(100, 450).t()),
+    "aᵀ b": lambda: (torch.randn(300, 450).t(), torch.randn(300, 100)),
+    "aᵀ b of a column slice": lambda: (torch.randn(300, 527)[:, 77:].t(), torch.randn(300, 100)),
+    "strided rows @ w": lambda: (torch.randn(600, 450)[::2], torch.randn(450, 100)),
+}
+SPARSE_OPERANDS = ("aᵀ b of a column slice", "strided rows @ w")  # oneDNN's reference kernel: wide_mm takes MKL
+
+
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "mkl"])
+@pytest.mark.parametrize("operands", WIDE_OPERANDS, ids=list(WIDE_OPERANDS))
+def test_wide_mm_equals_the_product_within_the_float32_bound(operands, onednn, monkeypatch):
+    """|fl(a @ b) − a @ b| ≤ γ_K |a| @ |b| elementwise with γ_K ≈ K·2⁻²⁴ (any order of K products and sums
+    in float32), whatever strides the operands have and whichever library multiplies them."""
+    force_onednn(monkeypatch, onednn)
+    torch.manual_seed(0)
+    a, b = WIDE_OPERANDS[operands]()
+    assert kernels.wide_onednn(a, b) == (onednn and operands not in SPARSE_OPERANDS)
+    got = kernels.wide_mm(a, b).double()
+    bound = a.shape[1] * 2.0 ** -24 * (a.double().abs() @ b.double().abs())
+    assert got.shape == (a.shape[0], b.shape[1])
+    assert ((got - a.double() @ b.double()).abs() <= bound).all()
 
 
 ROW_OFFSETS = {"bias": 1000.0, "weight_hh": 25.0}  # parameters by name ending (LN gains and shifts untouched)
