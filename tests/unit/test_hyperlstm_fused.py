@@ -280,17 +280,20 @@ WIDE_OPERANDS = {  # a, b of wide_mm as the fast path passes them: rows, and the
 SPARSE_OPERANDS = ("aᵀ b of a column slice", "strided rows @ w")  # oneDNN's reference kernel: wide_mm takes MKL
 
 
+@pytest.mark.parametrize("dtype,unit_roundoff", [(torch.float32, 2.0 ** -24), (torch.float64, 2.0 ** -53)])
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "mkl"])
 @pytest.mark.parametrize("operands", WIDE_OPERANDS, ids=list(WIDE_OPERANDS))
-def test_wide_mm_equals_the_product_within_the_float32_bound(operands, onednn, monkeypatch):
-    """|fl(a @ b) − a @ b| ≤ γ_K |a| @ |b| elementwise with γ_K ≈ K·2⁻²⁴ (any order of K products and sums
-    in float32), whatever strides the operands have and whichever library multiplies them."""
+def test_wide_mm_equals_the_product_within_the_rounding_bound(operands, onednn, dtype, unit_roundoff, monkeypatch):
+    """|fl(a @ b) − a @ b| ≤ γ_K |a| @ |b| elementwise, γ_K ≈ K·u (any order of the K products and sums; u
+    the dtype's unit roundoff), whatever strides the operands have and whichever library multiplies them;
+    float64 (the gradient checks' dtype) always by MKL. The reference, a @ b in float64, is itself within
+    K·2⁻⁵³ |a| @ |b| of the exact product: the bound adds that."""
     force_onednn(monkeypatch, onednn)
     torch.manual_seed(0)
-    a, b = WIDE_OPERANDS[operands]()
-    assert kernels.wide_onednn(a, b) == (onednn and operands not in SPARSE_OPERANDS)
+    a, b = (t.to(dtype) for t in WIDE_OPERANDS[operands]())
+    assert kernels.wide_onednn(a, b) == (onednn and dtype == torch.float32 and operands not in SPARSE_OPERANDS)
     got = kernels.wide_mm(a, b).double()
-    bound = a.shape[1] * 2.0 ** -24 * (a.double().abs() @ b.double().abs())
+    bound = a.shape[1] * (unit_roundoff + 2.0 ** -53) * (a.double().abs() @ b.double().abs())
     assert got.shape == (a.shape[0], b.shape[1])
     assert ((got - a.double() @ b.double()).abs() <= bound).all()
 
