@@ -23,7 +23,7 @@ from typing import Callable, List, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from .kernels import Kernels, StepGemm, gemm_packs, wide_mm
+from .kernels import BlockGemm, Kernels, StepGemm, gemm_packs, wide_mm
 
 NUM_GATES = 4
 KERNEL_MAX_NZ = 16  # up to this N_z the kernels compute d = z W_d themselves (Eq. 12); beyond, one bmm per step
@@ -246,13 +246,14 @@ def _gather_w_cat(inp: LayerTensors, w_cat: Tensor) -> None:
 def forward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: LayerShape) -> None:
     """Steps 1-4 of the module docstring for t = 0 .. T-1, into `tr`."""
     gemm = StepGemm(sc.w_cat, s.B, s.T)
+    d_gemm = BlockGemm(inp.w_d, s.B, s.T) if sc.D is not None else None  # d = z W_d by GEMMs (Eq. 12)
     G = tr.G
     inp, tr, sc = step_views(inp, tr, sc)
     for t in range(s.T):
         G[t] = gemm(tr.H[t], out=G[t], copy=False)  # step 1: [W_h h_{t-1} | Ŵ_x[:, N_x:] h_{t-1}]
         h_new, c_new = (tr.new_h[t], tr.new_c[t]) if s.padded else (tr.H[t + 1], tr.C[t + 1])
         if s.hyper:
-            scale = _hyper_forward(k, inp, tr, sc, s, t)
+            scale = _hyper_forward(k, inp, tr, sc, s, t, d_gemm)
             p1, p2 = gates(tr.G[t][:, : s.G4]), gates(inp.x_proj[t])
         else:
             scale, p1, p2 = [None] * 4, gates(tr.G[t]), gates(inp.x_proj[t])
@@ -263,7 +264,8 @@ def forward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: Layer
             _select_padded(inp, tr, sc, t)
 
 
-def _hyper_forward(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: LayerShape, t: int) -> list:
+def _hyper_forward(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: LayerShape, t: int,
+                   d_gemm: Optional[BlockGemm]) -> list:
     """Steps 2-3: the hyper cell (Eq. 10) and z (Eq. 11); returns the main cell's (d, z, W_d, b_0) args."""
     hh_new, hc_new = (tr.new_h_hat[t], tr.new_c_hat[t]) if s.padded else (tr.HH[t + 1], tr.HC[t + 1])
     hpre = sc.hpre.view(s.B, -1)
@@ -276,7 +278,7 @@ def _hyper_forward(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, s: Lay
     z = tr.Z[t].view(s.B, 3 * NUM_GATES, s.NZ)
     if sc.D is None:  # the kernel computes d = z W_d (Eq. 12)
         return [None, z, inp.w_d, inp.d_bias]
-    torch.bmm(z.transpose(0, 1), inp.w_d, out=sc.D)  # d_h, d_x, β (12, B, N), Eq. 12
+    d_gemm(z.transpose(0, 1), out=sc.D)  # d_h, d_x, β (12, B, N), Eq. 12
     return [sc.D.transpose(0, 1), None, None, inp.d_bias]
 
 
@@ -374,13 +376,14 @@ def backward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: Gra
                   d_out: Tensor) -> None:
     """The steps of `forward_loop` in reverse, t = T-1 .. 0: the gradients of every step into `gb`."""
     gemm = StepGemm(gb.w_cat.t(), s.B, s.T)  # dh_{t-1} = DG_t [W_h; Ŵ_x[:, N_x:]]
+    d_maps = None if sc.D is None else DMaps(BlockGemm(inp.w_d, s.B, s.T), BlockGemm(inp.w_d.transpose(1, 2), s.B, s.T))
     inp, tr, sc, gb = step_views(inp, tr, sc, gb)
     d_out = d_out.unbind(0)
     for t in reversed(range(s.T)):
         torch.add(gb.dh, d_out[t], out=gb.dh_new)
         dc, dhh, dhc = _split_padded(inp, gb, t) if s.padded else (gb.dc, gb.dhh, gb.dhc)
         if s.hyper:
-            _main_backward_hyper(k, inp, tr, sc, gb, s, t, dc)
+            _main_backward_hyper(k, inp, tr, sc, gb, s, t, dc, d_maps)
             _hyper_backward(k, inp, tr, gb, s, t, dhh, dhc)
         else:
             k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),
@@ -421,15 +424,22 @@ def _saved_for_backward(inp: LayerTensors, tr: Trace, saved: CellSaved, s: Layer
             saved.xhat[t] if ln else None, saved.rstd[t] if ln else None, gate_w, cell_w]
 
 
+class DMaps(NamedTuple):
+    """The backward's GEMMs through W_d where the kernels do not compute d (N_z > KERNEL_MAX_NZ)."""
+
+    d: BlockGemm  # d = z W_d, recomputed (Eq. 12)
+    dz: BlockGemm  # dz = e W_dᵀ
+
+
 def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: GradBuffers, s: LayerShape,
-                         t: int, dc: Tensor) -> None:
+                         t: int, dc: Tensor, d_maps: Optional[DMaps]) -> None:
     """Eq. 13 and Eq. 12 backward of the main cell: dG_hh, dx_proj, dz and dW_d, dβ."""
     B, NZ = s.B, s.NZ
     z = tr.Z[t].view(B, 3 * NUM_GATES, NZ)
     if sc.D is None:
         d, zk, w_d, dz = None, z, inp.w_d, gb.DZ[t].view(B, 3 * NUM_GATES, NZ)
     else:  # d recomputed by one bmm; dz by another below
-        d, zk, w_d, dz = torch.bmm(z.transpose(0, 1), inp.w_d, out=sc.D).transpose(0, 1), None, None, None
+        d, zk, w_d, dz = d_maps.d(z.transpose(0, 1), out=sc.D).transpose(0, 1), None, None, None
     E = gb.E.transpose(1, 2)  # (3, B, 4, N) views of the gate-major buffer
     k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),
                     gates(tr.G[t][:, : s.G4]), gates(inp.x_proj[t]), d, zk, w_d, gb.dc, E[2],
@@ -437,7 +447,7 @@ def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, 
     e = gb.E.view(3 * NUM_GATES, B, s.N)
     gb.dw_d.baddbmm_(z.transpose(0, 1).transpose(1, 2), e)  # dW_d += zᵀ e (Eq. 12)
     if sc.D is not None:
-        torch.bmm(e, inp.w_d.transpose(1, 2), out=gb.dz)
+        d_maps.dz(e, out=gb.dz)
         gb.DZ[t].view(B, 3 * NUM_GATES, NZ).copy_(gb.dz.transpose(0, 1))
 
 

@@ -153,3 +153,26 @@ class StepGemm:
             return torch.mm(a, self.weight_t, out=out)
         y = torch.ops.mkldnn._linear_pointwise(a, self.packed, None, "none", [], "")
         return out.copy_(y) if copy else y
+
+
+class BlockGemm:
+    """out[k] = a[k] @ W[k] for a stack of weights W (K, P, Q) used at every step of a call: Eq. 12's
+    twelve maps z -> d_h, d_x, β (and their transposes in the backward) where N_z is too wide for the
+    kernels. `__call__(a, out)`: a (K, B, P), out (K, B, Q).
+
+    On CPU float32 each block's weight is packed once for oneDNN, as in `StepGemm` (at enwik8's N_z = 64
+    ~2x the rate of MKL's bmm on AMD EPYC Zen 5), and each result is copied into `out` (oneDNN's op has no
+    out= form); elsewhere `torch.bmm` into `out` (capturable in a CUDA graph).
+    """
+
+    def __init__(self, weight: Tensor, batch: int, steps: int):
+        self.weight, self.packed = weight, None
+        if gemm_packs(weight.device, weight.dtype, weight.numel(), steps):
+            self.packed = [torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), batch) for w in weight.detach()]
+
+    def __call__(self, a: Tensor, out: Tensor) -> Tensor:
+        if self.packed is None:
+            return torch.bmm(a, self.weight, out=out)
+        for a_k, w_k, out_k in zip(a, self.packed, out):  # a_k dense: a strided input sends oneDNN to its ref kernel
+            out_k.copy_(torch.ops.mkldnn._linear_pointwise(a_k.contiguous(), w_k, None, "none", [], ""))
+        return out

@@ -246,20 +246,22 @@ def force_onednn(monkeypatch, on: bool):
             monkeypatch.setattr(kernels, threshold, 1)
 
 
-FLOAT32_CASES = ([("cpp", *layer, onednn) for layer in LAYERS for onednn in (False, True)]
-                 + [("triton", True, True, False), ("triton", False, False, False)])
+# N_z past KERNEL_MAX_NZ: d = z W_d by `kernels.BlockGemm` (oneDNN's per block, or torch.bmm) in the loops
+FLOAT32_CASES = ([("cpp", *layer, onednn, N_Z) for layer in LAYERS for onednn in (False, True)]
+                 + [("cpp", True, ln, onednn, KERNEL_MAX_NZ + 1) for ln in (False, True) for onednn in (False, True)]
+                 + [("triton", True, True, False, N_Z), ("triton", False, False, False, N_Z)])
 
 
-@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm,onednn", FLOAT32_CASES)
-def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, onednn, monkeypatch):
+@pytest.mark.parametrize("kernel_backend,use_hyper,layer_norm,onednn,n_z", FLOAT32_CASES)
+def test_fused_float32_accuracy(kernel_backend, use_hyper, layer_norm, onednn, n_z, monkeypatch):
     _use(monkeypatch, kernel_backend)
     steps = steps_for(kernel_backend)
     force_onednn(monkeypatch, onednn)
     assert kernels.gemm_packs(torch.device("cpu"), torch.float32, 4 * N_H * N_H, steps) == onednn
     assert kernels.wide_onednn(torch.ones(2, 2), torch.ones(2, 2)) == onednn
-    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32, steps=steps)
+    ref, fused, names = run_both(use_hyper, layer_norm, dropout=0.2, dtype=torch.float32, n_z=n_z, steps=steps)
     # truth: the reference in float64 on exactly the float32 layer, input and state (same seed, same masks)
-    cell = make_layer(use_hyper, layer_norm, 0.2, dtype=torch.float32).double()  # reseeds: x as in run_both
+    cell = make_layer(use_hyper, layer_norm, 0.2, n_z, dtype=torch.float32).double()  # reseeds: x as in run_both
     x = torch.randn(steps, B, N_X, dtype=torch.float32).double().requires_grad_()
     state = CellState(*(None if s is None else s.detach().double().requires_grad_()
                         for s in random_cell_state(use_hyper, torch.float32)))
