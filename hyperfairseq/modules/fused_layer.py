@@ -6,8 +6,8 @@ R1-R9 of paper-spec §6), computed by fused kernels (`kernels`: C++ on CPU, Trit
 loops of `fused_loops`, with a hand-written backward through time. Hyper and baseline layers take the
 same path; a baseline layer is the main cell with d ≡ 1 and no hyper cell.
 
-Here only the parts that stay in autograd: the input projections of all steps (one GEMM each, into a
-reused buffer: `pooled_linear`), the recurrent-dropout masks (drawn by `HyperLSTMCell.dropout_masks`
+Here only the parts that stay in autograd: the input projections of all steps (one GEMM each:
+`pooled_linear`), the recurrent-dropout masks (drawn by `HyperLSTMCell.dropout_masks`
 exactly as in the reference: same RNG calls, same order), the bias folds, casts, and the choice between
 a CUDA-graph plan and an eager run.
 Under autocast, or for 16-bit inputs on CPU, the layer computes in the kernels' dtype (`kernels.

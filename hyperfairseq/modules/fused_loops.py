@@ -26,7 +26,7 @@ from torch import Tensor
 from .kernels import BlockGemm, Kernels, StepGemm, gemm_packs, wide_mm
 
 NUM_GATES = 4
-KERNEL_MAX_NZ = 16  # up to this N_z the kernels compute d = z W_d themselves (Eq. 12); beyond, one bmm per step
+KERNEL_MAX_NZ = 16  # up to this N_z the kernels compute d = z W_d themselves (Eq. 12); beyond, a BlockGemm
 
 
 class LayerTensors(NamedTuple):
@@ -438,7 +438,7 @@ def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, 
     z = tr.Z[t].view(B, 3 * NUM_GATES, NZ)
     if sc.D is None:
         d, zk, w_d, dz = None, z, inp.w_d, gb.DZ[t].view(B, 3 * NUM_GATES, NZ)
-    else:  # d recomputed by one bmm; dz by another below
+    else:  # d recomputed by the BlockGemm; dz by the other below
         d, zk, w_d, dz = d_maps.d(z.transpose(0, 1), out=sc.D).transpose(0, 1), None, None, None
     E = gb.E.transpose(1, 2)  # (3, B, 4, N) views of the gate-major buffer
     k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),

@@ -6,8 +6,8 @@ operations, `cell_forward` and `cell_backward`, with the same arguments, so the 
 `fused_layer` is written once. Where neither applies, `HyperLSTM` runs the reference path.
 
 `HYPERFAIRSEQ_KERNELS=cpp|triton` forces a backend (the tests run the Triton kernels on CPU tensors
-under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=mkl|onednn` picks the CPU GEMMs (the per-step
-`StepGemm` and `wide_mm`).
+under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=mkl|onednn` picks the library of the CPU GEMMs
+(`StepGemm`, `BlockGemm`, `wide_mm`).
 """
 
 import os

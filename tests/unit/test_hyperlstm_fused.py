@@ -230,7 +230,7 @@ N_Z_CASES = [(b, ln, nz) for b in ("cpp", "triton") for ln in (False, True)
 
 @pytest.mark.parametrize("kernel_backend,layer_norm,n_z", N_Z_CASES)
 def test_fused_equals_reference_for_every_n_z(kernel_backend, layer_norm, n_z, monkeypatch):
-    """Up to KERNEL_MAX_NZ the kernels compute d = z W_d themselves; above, one bmm per step feeds them d."""
+    """Up to KERNEL_MAX_NZ the kernels compute d = z W_d themselves; above, `kernels.BlockGemm` feeds them d."""
     _use(monkeypatch, kernel_backend)
     ref, fused, names = run_both(True, layer_norm, dropout=0.3, lengths=[T, 3, 1, 5], n_z=n_z,
                                  steps=steps_for(kernel_backend))
