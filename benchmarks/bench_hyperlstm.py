@@ -10,7 +10,6 @@ fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -292,7 +291,7 @@ def main(argv=None):
         sizes={k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         throughput={}, one_step={}, profile={} if args.profile else None,
         kernels=getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
-        cpu_gemm=os.environ.get(kernels.GEMM_ENV, "onednn") if args.device == "cpu" else None,
+        cpu_gemm=kernels.cpu_gemm_libraries() if args.device == "cpu" else None,
     )
     if args.micro_only:
         result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)

@@ -6,8 +6,8 @@ operations, `cell_forward` and `cell_backward`, with the same arguments, so the 
 `fused_layer` is written once. Where neither applies, `HyperLSTM` runs the reference path.
 
 `HYPERFAIRSEQ_KERNELS=cpp|triton` forces a backend (the tests run the Triton kernels on CPU tensors
-under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=mkl|onednn` picks the library of the CPU GEMMs
-(`StepGemm`, `BlockGemm`, `wide_mm`).
+under `TRITON_INTERPRET=1`); `HYPERFAIRSEQ_CPU_GEMM=auto|mkl|onednn` picks the library of the CPU GEMMs
+(`StepGemm`, `BlockGemm`, `wide_mm`; `auto` by the CPU's ISA, see `_onednn`).
 """
 
 import os
@@ -83,20 +83,40 @@ def compute_dtype(device: torch.device, dtype: torch.dtype) -> Optional[torch.dt
     return torch.float32 if dtype in (torch.bfloat16, torch.float16) else None
 
 
-def _onednn() -> bool:
-    choice = os.environ.get(GEMM_ENV, "onednn").strip().lower()
-    return choice == "onednn" and torch.backends.mkldnn.is_available()
+GEMM_CHOICES = ("auto", "onednn", "mkl")
+WIDE_ONEDNN_ISAS = ("AVX512",)  # ATen's CPU capability where oneDNN's wide GEMMs beat MKL's (docs/speed.md)
+
+
+def _onednn(wide: bool = False) -> bool:
+    """Whether a CPU GEMM goes to oneDNN rather than MKL's `torch.mm`. `HYPERFAIRSEQ_CPU_GEMM=onednn|mkl`
+    forces one library for all; by default (`auto`) the per-step GEMM (`StepGemm`) always takes oneDNN, and
+    the wide ones (`wide_mm`, `BlockGemm`: `wide=True`) only where ATen runs AVX-512 code. One thread,
+    GFLOP/s oneDNN against MKL: AMD EPYC Zen 5 (AVX-512) weight gradients ~190 against ~90; Zen 3 (AVX2)
+    40-74 against 89 (BlockGemm's blocks 0.7-0.8x bmm's speed), yet the per-step GEMM 58 against 46
+    (docs/speed.md)."""
+    choice = os.environ.get(GEMM_ENV, "auto").strip().lower()
+    if choice not in GEMM_CHOICES:
+        raise ValueError(f"{GEMM_ENV}={os.environ[GEMM_ENV]!r}: expected one of {', '.join(GEMM_CHOICES)}")
+    if choice == "mkl" or not torch.backends.mkldnn.is_available():
+        return False
+    return choice == "onednn" or not wide or torch.backends.cpu.get_cpu_capability() in WIDE_ONEDNN_ISAS
+
+
+def cpu_gemm_libraries() -> dict:
+    """The library of each kind of CPU GEMM under the current setting, for benchmark records."""
+    return {kind: "onednn" if _onednn(wide) else "mkl" for kind, wide in (("per_step", False), ("wide", True))}
 
 
 PACK_MIN_NUMEL = 1 << 20  # below ~512 x 2048 weights oneDNN's per-call cost outweighs its faster kernel
 PACK_MIN_STEPS = 8  # packing costs ~3-6 GEMMs of the same size
 
 
-def gemm_packs(device: torch.device, dtype: torch.dtype, numel: int, steps: int) -> bool:
-    """Whether `StepGemm` runs oneDNN with a packed weight: CPU float32, a large weight, enough steps
-    (measured on AMD EPYC: oneDNN 1.1-1.3x faster than MKL from 512 units, slower at 64-256)."""
+def gemm_packs(device: torch.device, dtype: torch.dtype, numel: int, steps: int, wide: bool = False) -> bool:
+    """Whether `StepGemm` (`BlockGemm`: `wide=True`) runs oneDNN with a packed weight: CPU float32, a large
+    weight, enough steps (measured on AMD EPYC: oneDNN 1.1-1.3x faster than MKL from 512 units, slower at
+    64-256), oneDNN chosen (`_onednn`)."""
     return (device.type == "cpu" and dtype == torch.float32 and numel >= PACK_MIN_NUMEL and steps >= PACK_MIN_STEPS
-            and _onednn())
+            and _onednn(wide))
 
 
 WIDE_MIN_K = 256  # oneDNN's gain is in the reduction: at K = 64 it matches MKL (the char embeddings' projection)
@@ -109,7 +129,7 @@ def wide_onednn(a: Tensor, b: Tensor) -> bool:
     slower, measured at the hyper cell's weight gradient)."""
     (m, k), n = a.shape, b.shape[1]
     return (a.device.type == "cpu" and a.dtype == b.dtype == torch.float32 and k >= WIDE_MIN_K
-            and m * k * n >= WIDE_MIN_MACS and _dense(a) and _dense(b) and _onednn())
+            and m * k * n >= WIDE_MIN_MACS and _dense(a) and _dense(b) and _onednn(wide=True))
 
 
 def _dense(t: Tensor) -> bool:
@@ -118,10 +138,11 @@ def _dense(t: Tensor) -> bool:
 
 def wide_mm(a: Tensor, b: Tensor) -> Tensor:
     """a @ b for the GEMMs over all T·B rows (input projections, their data gradients, the weight
-    gradients). On CPU float32 through oneDNN's matmul: on an AMD EPYC with AVX-512 (Zen 5) it runs these
-    at ~2x MKL's rate (~190 against ~90 GFLOP/s, one thread), MKL taking its AVX2 code there. A transposed
-    `a` (the weight gradients' aᵀ b over rows) is multiplied as (bᵀ a)ᵀ, oneDNN's fastest layout of it;
-    the result is then a transposed view. Elsewhere `torch.mm`."""
+    gradients). On CPU float32 with AVX-512 through oneDNN's matmul: on an AMD EPYC Zen 5 it runs these
+    at ~2x MKL's rate (~190 against ~90 GFLOP/s, one thread), MKL taking its AVX2 code there (on AVX2
+    oneDNN is the slower one: `_onednn`). A transposed `a` (the weight gradients' aᵀ b over rows) is
+    multiplied as (bᵀ a)ᵀ, oneDNN's fastest layout of it; the result is then a transposed view. Elsewhere
+    `torch.mm`."""
     if not wide_onednn(a, b):
         return torch.mm(a, b)
     linear = torch.ops.mkldnn._linear_pointwise  # (input, weight) -> input @ weightᵀ
@@ -160,14 +181,15 @@ class BlockGemm:
     twelve maps z -> d_h, d_x, β (and their transposes in the backward) where N_z is too wide for the
     kernels. `__call__(a, out)`: a (K, B, P), out (K, B, Q).
 
-    On CPU float32 each block's weight is packed once for oneDNN, as in `StepGemm` (at enwik8's N_z = 64
-    ~2x the rate of MKL's bmm on AMD EPYC Zen 5), and each result is copied into `out` (oneDNN's op has no
-    out= form); elsewhere `torch.bmm` into `out` (capturable in a CUDA graph).
+    On CPU float32 with AVX-512 each block's weight is packed once for oneDNN, as in `StepGemm` (at enwik8's
+    N_z = 64 ~2x the rate of MKL's bmm on AMD EPYC Zen 5; on AVX2 bmm is the faster one: `_onednn`), and
+    each result is copied into `out` (oneDNN's op has no out= form); elsewhere `torch.bmm` into `out`
+    (capturable in a CUDA graph).
     """
 
     def __init__(self, weight: Tensor, batch: int, steps: int):
         self.weight, self.packed = weight, None
-        if gemm_packs(weight.device, weight.dtype, weight.numel(), steps):
+        if gemm_packs(weight.device, weight.dtype, weight.numel(), steps, wide=True):
             self.packed = [torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), batch) for w in weight.detach()]
 
     def __call__(self, a: Tensor, out: Tensor) -> Tensor:

@@ -238,12 +238,34 @@ def test_fused_equals_reference_for_every_n_z(kernel_backend, layer_norm, n_z, m
 
 
 def force_onednn(monkeypatch, on: bool):
-    """The CPU GEMMs through oneDNN (the per-step `kernels.StepGemm` with a packed weight, and
-    `kernels.wide_mm`), the CPU defaults at the real sizes, forced at the tests' sizes; or all MKL's torch.mm."""
+    """All CPU GEMMs through oneDNN (the per-step `kernels.StepGemm` with a packed weight, `kernels.BlockGemm`
+    and `kernels.wide_mm`: the defaults at the real sizes with AVX-512), forced at the tests' sizes whatever
+    the CPU; or all MKL's torch.mm and torch.bmm."""
     monkeypatch.setenv(kernels.GEMM_ENV, "onednn" if on else "mkl")
     if on:
         for threshold in ("PACK_MIN_NUMEL", "PACK_MIN_STEPS", "WIDE_MIN_K", "WIDE_MIN_MACS"):
             monkeypatch.setattr(kernels, threshold, 1)
+
+
+@pytest.mark.parametrize("isa,wide", [("AVX512", True), ("AVX2", False)])
+def test_the_default_gemm_choice_takes_onednn_for_the_wide_gemms_only_with_avx512(isa, wide, monkeypatch):
+    """`auto`: the per-step GEMM through oneDNN on every CPU; `wide_mm` and `BlockGemm` only where ATen runs
+    AVX-512 code (on an AVX2 Zen 3 oneDNN's weight gradients run at under half MKL's rate)."""
+    force_onednn(monkeypatch, True)  # the size thresholds at 1
+    monkeypatch.delenv(kernels.GEMM_ENV)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: isa)
+    cpu = torch.device("cpu")
+    assert kernels.gemm_packs(cpu, torch.float32, 1, 1)
+    assert kernels.gemm_packs(cpu, torch.float32, 1, 1, wide=True) == wide
+    assert kernels.wide_onednn(torch.ones(2, 2), torch.ones(2, 2)) == wide
+    assert (kernels.BlockGemm(torch.ones(3, 2, 2), 2, 1).packed is not None) == wide
+    assert kernels.cpu_gemm_libraries() == {"per_step": "onednn", "wide": "onednn" if wide else "mkl"}
+
+
+def test_an_unknown_gemm_library_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv(kernels.GEMM_ENV, "openblas")
+    with pytest.raises(ValueError, match="HYPERFAIRSEQ_CPU_GEMM='openblas': expected one of auto, onednn, mkl"):
+        kernels.gemm_packs(torch.device("cpu"), torch.float32, 1 << 30, 100)
 
 
 # N_z past KERNEL_MAX_NZ: d = z W_d by `kernels.BlockGemm` (oneDNN's per block, or torch.bmm) in the loops
