@@ -499,7 +499,7 @@ def render_speed(records: List[Record]) -> List[str]:
            "latency against an `nn.LSTMCell` step. CPU gates of issue 4: ≥ 0.70× (PTB size) and ≥ 0.60× (enwik8 "
            "size) at batch 32 and 128, saved bytes ≤ 1.5×, one step ≤ 1.5×.", ""]
     if not benches:
-        return out + ["No benchmark record yet.", ""]
+        out += ["No benchmark record yet.", ""]
     for rec in benches:
         data = rec.data
         out += [f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, torch {data.get('torch', '?')}, "
@@ -530,7 +530,29 @@ def render_speed(records: List[Record]) -> List[str]:
                            + " | ≤ 1.50× |")
             out.append("")
         out += render_profile(data.get("profile"))
-    return out + render_train_speed(records)
+    return out + render_cpu_gemm(records) + render_train_speed(records)
+
+
+def render_cpu_gemm(records: List[Record]) -> List[str]:
+    """`benchmarks/bench_cpu_gemm.py --json` records: each kind of CPU GEMM through MKL and oneDNN, and the
+    library `HYPERFAIRSEQ_CPU_GEMM=auto` gives it."""
+    out = []
+    for rec in (r for r in records if isinstance(r.data.get("gemms"), dict)):
+        data = rec.data
+        out += ["### The CPU GEMMs: MKL against oneDNN", "",
+                f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, ATen CPU capability "
+                f"{data.get('cpu_capability', '?')}, commit {code(commit_of(data))}: {code(command_of(data), 300)}; "
+                f"`auto` took the faster library in {data.get('auto_took_the_faster', '?')} of the GEMMs oneDNN "
+                "runs.", "",
+                "| size / batch / GEMM | MKL GFLOP/s | oneDNN GFLOP/s | oneDNN / MKL | auto |", "|" + " --- |" * 5]
+        for key, row in data["gemms"].items():
+            if isinstance(row, dict):
+                ran = row.get("onednn_ran", True)
+                out.append(f"| {key} | {fmt(row.get('mkl_gflops'), '{:.1f}') or '?'} | "
+                           f"{fmt(row.get('onednn_gflops'), '{:.1f}') if ran else 'MKL (below the thresholds)'} | "
+                           f"{fmt(row.get('onednn_vs_mkl'), '{:.2f}×') if ran else '—'} | {row.get('auto', '?')} |")
+        out.append("")
+    return out
 
 
 def render_profile(profile) -> List[str]:

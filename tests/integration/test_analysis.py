@@ -187,6 +187,21 @@ def test_results_speed_section_from_a_benchmark_record(tmp_path):
     assert "| ptb/B1 | 1.250 | 1.39× | 1.44× | ≤ 1.50× |" in lines
 
 
+def test_cpu_gemm_rows_give_both_libraries_and_name_mkl_below_the_thresholds(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    gemms = {"ptb/B32/weight gradient": {"mkl_gflops": 88.6, "onednn_gflops": 39.8, "onednn_vs_mkl": 0.4492,
+                                         "auto": "mkl", "onednn_ran": True},
+             "tiny/B3/per-step forward": {"mkl_gflops": 2.0, "onednn_gflops": 2.1, "onednn_vs_mkl": 1.05,
+                                          "auto": "onednn", "onednn_ran": False}}
+    (runs / "bench_cpu_gemm_x.json").write_text(json.dumps({"gemms": gemms, "cpu_capability": "AVX2",
+                                                           "auto_took_the_faster": "1 of 1"}))
+    page = results.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md")).splitlines()
+    assert "| ptb/B32/weight gradient | 88.6 | 39.8 | 0.45× | mkl |" in page
+    assert "| tiny/B3/per-step forward | 2.0 | MKL (below the thresholds) | — | onednn |" in page
+    assert any("ATen CPU capability AVX2" in line and "1 of 1" in line for line in page)
+
+
 def _readme_copy(tmp_path: Path):
     """A copy of the real records, results page and README, as make_results.sh sees them."""
     runs, readme, page = tmp_path / "docs" / "runs", tmp_path / "README.md", tmp_path / "docs" / "results.md"
