@@ -249,6 +249,11 @@ def cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def record_heading(rec: Record) -> str:
+    """A benchmark record's name, linked to its file, and the hardware it ran on."""
+    return f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(rec.data))}"
+
+
 def code(text: str, limit: int = 0) -> str:
     text = cell(text).replace("`", "'")
     if limit and len(text) > limit:
@@ -502,7 +507,7 @@ def render_speed(records: List[Record]) -> List[str]:
         out += ["No benchmark record yet.", ""]
     for rec in benches:
         data = rec.data
-        out += [f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, torch {data.get('torch', '?')}, "
+        out += [f"{record_heading(rec)}, torch {data.get('torch', '?')}, "
                 f"{data.get('dtype', '?')}, {data.get('threads', '?')} thread(s), clock {data.get('clock', '?')}, "
                 f"medians of {data.get('repeats', '?')}, commit {code(commit_of(data))}: {code(command_of(data), 300)}",
                 ""]
@@ -540,7 +545,7 @@ def render_cpu_gemm(records: List[Record]) -> List[str]:
     for rec in (r for r in records if isinstance(r.data.get("gemms"), dict)):
         data = rec.data
         out += ["### The CPU GEMMs: MKL against oneDNN", "",
-                f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, ATen CPU capability "
+                f"{record_heading(rec)}, ATen CPU capability "
                 f"{data.get('cpu_capability', '?')}, commit {code(commit_of(data))}: {code(command_of(data), 300)}; "
                 f"`auto` took the faster library in {data.get('auto_took_the_faster', '?')} of the GEMMs oneDNN "
                 "runs.", "",
@@ -616,7 +621,7 @@ def render_train_speed(records: List[Record]) -> List[str]:
     for rec in benches:
         data = rec.data
         out += ["### `fairseq-train` words/s", "",
-                f"**[{rec.name}](runs/{rec.name}.json)**: {cell(hardware_of(data))}, "
+                f"{record_heading(rec)}, "
                 f"batch {data.get('batch_size', '?')} × {data.get('tokens_per_sample', '?')}, "
                 f"clock {data.get('clock', '?')}, commit "
                 f"{code(commit_of(data))}: {code(command_of(data), 300)}", "",
