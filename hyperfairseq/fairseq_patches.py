@@ -32,8 +32,6 @@ loses work, runs code or prints a traceback where it should not:
    test sentences out of its BLEU, and fairseq-validate / eval-lm out of the loss (fairseq issue #5036). The
    items of the dropped batch come back as one last, smaller batch.
 
-`HYPERFAIRSEQ_TEST_STALL_COPY=MARKER` (tests only): a copy that replaces an existing file writes its
-first 64 KiB, creates MARKER and waits, so that a test can kill the process mid-copy deterministically.
 """
 
 import functools
@@ -43,7 +41,6 @@ import re
 import shutil
 import signal
 import sys
-import time
 
 import numpy as np
 import torch
@@ -122,7 +119,7 @@ class _AtomicCopyPathManager(PathManager):
         tmp = dst_path + ".tmp"
         try:
             with STOP.writing(dst_path):
-                _copy_file(src_path, tmp, dst_path)
+                _copy_file(src_path, tmp)
                 os.replace(tmp, dst_path)
         except BaseException:
             if os.path.exists(tmp):
@@ -131,15 +128,8 @@ class _AtomicCopyPathManager(PathManager):
         return True
 
 
-def _copy_file(src: str, tmp: str, final: str) -> None:
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        fout.write(fin.read(1 << 16))
-        marker = os.environ.get("HYPERFAIRSEQ_TEST_STALL_COPY")
-        if marker and os.path.exists(final):
-            fout.flush()
-            open(marker, "w").close()
-            time.sleep(3600)
-        shutil.copyfileobj(fin, fout, 1 << 20)
+def _copy_file(src: str, tmp: str) -> None:
+    shutil.copyfile(src, tmp)  # a module-level function: tests/robustness/stalled_copy_train.py stalls it
 
 
 # -- 3 and 4. resuming ----------------------------------------------------------------------------

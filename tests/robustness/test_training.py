@@ -3,7 +3,7 @@ checkpoints, signals (issue 12 §2), and the one-line errors and refused pickles
 
 Cases that stop before training run fairseq-train in this process; the others are real processes,
 killed or signalled at a point made deterministic: a signal only after the first checkpoint exists, a
-SIGKILL only while a copy stalls (HYPERFAIRSEQ_TEST_STALL_COPY, see hyperfairseq/fairseq_patches.py).
+SIGKILL only while a copy stalls (stalled_copy_train.py, a fairseq-train whose copies stall).
 """
 
 import os
@@ -43,12 +43,17 @@ def updates(path):
         return f"unreadable ({type(err).__name__})"
 
 
-def start(env, *extra, max_update=4, env_vars=None) -> subprocess.Popen:
+STALLED_COPY_TRAIN = Path(__file__).with_name("stalled_copy_train.py")
+
+
+def start(env, *extra, max_update=4, stall_marker=None) -> subprocess.Popen:
+    """fairseq-train in its own process; with `stall_marker`, one whose copies stall (stalled_copy_train.py)."""
     log = open(env.work / "train.log", "a")
     args = resume_args(env, *extra, max_update=max_update)
-    return subprocess.Popen([sys.executable, "-m", "fairseq_cli.train", *map(str, args)],
+    program = ["-m", "fairseq_cli.train"] if stall_marker is None else [str(STALLED_COPY_TRAIN), str(stall_marker)]
+    return subprocess.Popen([sys.executable, *program, *map(str, args)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env_vars or {})})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
 
 
 def wait_for(path: Path, proc: subprocess.Popen) -> None:
@@ -103,8 +108,7 @@ def saved_where_it_says(env, result):
 def killed_mid_copy(env, argv):
     """SIGKILL while checkpoint_last.pt is being replaced; then run the same command again."""
     marker = env.work / "copy_stalled"
-    proc = start(env, "--save-interval-updates", 2, max_update=4,
-                 env_vars={"HYPERFAIRSEQ_TEST_STALL_COPY": str(marker)})
+    proc = start(env, "--save-interval-updates", 2, max_update=4, stall_marker=marker)
     wait_for(marker, proc)
     proc.kill()
     proc.wait(timeout=TIMEOUT)
