@@ -9,8 +9,16 @@ The package `__init__` imports this module first, so `python -m hyperfairseq.*` 
 before fairseq is imported. fairseq's own CLIs import fairseq, and warn about `torch.jit.script` once,
 before they load `--user-dir hyperfairseq`: for those, the filters apply from the plugin's loading on, and
 the scripts hide that first warning with the same filter in the environment (`PYTHONWARNINGS`).
+
+The same holds for one log level: fairseq 0.12's `models/wav2vec/wav2vec2_classification.py` calls
+`logging.basicConfig(level=logging.DEBUG)` when it is imported, so in a program that had not configured
+logging (every `python -m hyperfairseq.*` tool) every library's debug messages printed (matplotlib's on
+each figure). `undo_fairseq_debug_level` puts the root logger back at INFO, the level fairseq's other
+modules and its CLIs set (those configure logging before importing fairseq, so there the call is a no-op).
 """
 
+import logging
+import sys
 import warnings
 
 IGNORED = (
@@ -26,3 +34,13 @@ IGNORED = (
 
 for category, message in IGNORED:
     warnings.filterwarnings("ignore", message=message, category=category)
+
+# the root logger's level before fairseq was imported (None: fairseq came first, nothing of ours to undo)
+ROOT_LEVEL_BEFORE_FAIRSEQ = None if "fairseq" in sys.modules else logging.getLogger().level
+
+
+def undo_fairseq_debug_level() -> None:
+    """Called once fairseq is imported: the root logger back at INFO where fairseq's import set it to DEBUG."""
+    root = logging.getLogger()
+    if ROOT_LEVEL_BEFORE_FAIRSEQ not in (None, logging.DEBUG) and root.level == logging.DEBUG:
+        root.setLevel(logging.INFO)

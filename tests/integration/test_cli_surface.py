@@ -2,6 +2,7 @@
 on, and scripts/demo.sh's arguments."""
 
 import json
+import logging
 import os
 import re
 import struct
@@ -53,6 +54,25 @@ def test_hyperfairseq_tools_print_no_warning(tmp_path):
                           capture_output=True, text=True, env=USER_ENV, cwd=REPO, timeout=300)
     assert proc.returncode == 0 and proc.stdout == "60\n"
     assert proc.stderr == "", proc.stderr  # neither warnings nor "Please install tensorboardX"
+
+
+def test_a_figure_tool_prints_no_debug_log(trained_lm, tmp_path):
+    """fairseq's import sets the root logger to DEBUG (wav2vec2_classification.py): every figure then printed
+    matplotlib's debug lines. The package undoes that (warning_filters.undo_fairseq_debug_level)."""
+    out = tmp_path / "curve.png"
+    proc = subprocess.run([sys.executable, "-m", "hyperfairseq.analysis", "curves", "--log",
+                           str(trained_lm.parent / "train.log"), "--labels", "LN-HyperLSTM", "--out", str(out)],
+                          capture_output=True, text=True, env=SCRIPT_ENV, cwd=REPO, timeout=300)
+    assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr[-2000:]
+    assert "DEBUG" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_debug_level_the_user_set_stays():
+    code = ("import logging; logging.basicConfig(level=logging.DEBUG); import hyperfairseq; "
+            "print(logging.getLogger().level)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=SCRIPT_ENV, cwd=REPO,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout == f"{logging.DEBUG}\n", proc.stdout + proc.stderr[-2000:]
 
 
 def test_fairseq_cli_with_the_plugin_prints_no_warning(trained_lm, ptb_slice_bin):
