@@ -21,15 +21,18 @@ from hyperfairseq import cli
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = "docs/runs"
+FIGURES = "docs/figures"  # a figure's record is beside it (analysis/common.py)
 
 
 def git_commit(repo: Path) -> str:
-    """HEAD of `repo` (+dirty with uncommitted changes outside docs/runs/: a record written by the previous
-    command of a series changes nothing that runs); where there is no git checkout (the device machine gets
-    a copy of the files without .git), $HYPERFAIRSEQ_COMMIT as the caller stated it, else "unknown"."""
+    """HEAD of `repo` (+dirty with uncommitted changes outside docs/runs/ and docs/figures/: a record or figure
+    written by the previous command of a series changes nothing that runs); where there is no git checkout
+    (the device machine gets a copy of the files without .git), $HYPERFAIRSEQ_COMMIT as the caller stated it,
+    else "unknown"."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
-        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RECORDS}"]
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RECORDS}",
+                  f":(exclude){FIGURES}"]
         dirty = subprocess.run(status, cwd=repo, capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

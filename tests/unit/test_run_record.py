@@ -18,11 +18,14 @@ def test_a_checkout_names_its_head(tmp_path):
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     (tmp_path / "docs" / "runs").mkdir(parents=True)
     (tmp_path / "docs" / "runs" / "r.json").write_text("{}\n")
+    (tmp_path / "docs" / "figures").mkdir()
+    (tmp_path / "docs" / "figures" / "f.json").write_text("{}\n")
     subprocess.run([*git, "add", "a.txt", "docs"], check=True)
     subprocess.run([*git, "commit", "-qm", "one"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     assert git_commit(tmp_path) == head
     (tmp_path / "docs" / "runs" / "r.json").write_text('{"new": 1}\n')  # a record the last command wrote
+    (tmp_path / "docs" / "figures" / "f.json").write_text('{"new": 1}\n')  # a figure's record
     assert git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("two\n")
     assert git_commit(tmp_path) == head + "+dirty"
