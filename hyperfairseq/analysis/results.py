@@ -241,7 +241,7 @@ def wall_of(data: dict) -> str:
 
 def updates_of(data: dict) -> str:
     value = first(data, "num_updates", "max_update", "results.steps", "result.train.train_num_updates",
-                  "result.updates")
+                  "result.train.num_updates", "result.updates")  # train: fairseq's epoch or its inner log line
     return "?" if value is None else str(value)
 
 
@@ -740,10 +740,10 @@ def readme_demo(records: List[Record], runs_rel: str) -> List[str]:
         return ["No demo run recorded yet (`bash scripts/demo.sh 5 --record` writes one)."]
     data = demo.data
     bpc = fmt(first(data, "result.bpc"), "{:.2f}") or "?"
-    updates = first(data, "result.train.num_updates", "num_updates") or "?"
     return [f"Recorded (`{command_of(data)}`, [{demo.name}]({runs_rel}/{demo.name}.json)): "
             f"**{bpc} bits per character** "
-            f"on {data_label(demo)} after {updates} updates of {first(data, 'result.train_minutes') or '?'} min, "
+            f"on {data_label(demo)} after {updates_of(data)} updates of "
+            f"{first(data, 'result.train_minutes') or '?'} min, "
             f"{wall_of(data)} wall in all, {cell(hardware_of(data))}, commit "
             f"{code(commit_of(data))}. Sample: *{cell(str(first(data, 'result.sample') or '').strip())}*"]
 

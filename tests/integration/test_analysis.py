@@ -232,6 +232,16 @@ def test_readme_tables_follow_the_records_and_a_stale_readme_fails(tmp_path, cap
     assert outside == [line for line in after.splitlines() if not line.startswith(("|", "Recorded ("))]
 
 
+@pytest.mark.parametrize("train", [{"num_updates": "280", "loss": "2.67"},  # the log's last line: an inner one
+                                   {"train_num_updates": "1617", "train_loss": "2.214"}])  # an epoch's summary
+def test_readme_demo_line_names_the_updates_of_either_last_log_line(tmp_path, train):
+    (tmp_path / "demo_ptb_cpu.json").write_text(json.dumps(
+        {"name": "demo_ptb_cpu", "command": "bash scripts/demo.sh 5", "result": {"bpc": 1.84, "train": train}}))
+    line = results.readme_demo(results.load_records(str(tmp_path))[0], "runs")[0]
+    updates = train.get("num_updates") or train["train_num_updates"]
+    assert "**1.84 bits per character**" in line and f"after {updates} updates of" in line, line
+
+
 def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
