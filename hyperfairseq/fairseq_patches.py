@@ -129,7 +129,7 @@ class _AtomicCopyPathManager(PathManager):
 
 
 def _copy_file(src: str, tmp: str) -> None:
-    shutil.copyfile(src, tmp)  # a module-level function: tests/robustness/stalled_copy_train.py stalls it
+    shutil.copyfile(src, tmp)  # a function of its own: tests stall it or signal inside it (stalled_copy_train.py)
 
 
 # -- 3 and 4. resuming ----------------------------------------------------------------------------

@@ -61,13 +61,15 @@ def test_a_second_signal_during_a_checkpoint_copy_leaves_the_old_file_or_the_new
     dst.write_bytes(b"old")
     result = run(f"""
         import shutil
+        from hyperfairseq import fairseq_patches
         STOP.armed = True
         send(signal.SIGINT)
-        copy = shutil.copyfileobj
-        def signalled_copy(fin, fout, length):  # the second signal lands mid-copy
-            os.kill(os.getpid(), signal.SIGTERM)
-            copy(fin, fout, length)
-        shutil.copyfileobj = signalled_copy
+        def signalled_copy(src, tmp):  # the second signal lands mid-copy: part of the file is written
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                fout.write(fin.read(1000))
+                os.kill(os.getpid(), signal.SIGTERM)
+                shutil.copyfileobj(fin, fout)
+        fairseq_patches._copy_file = signalled_copy
         checkpoint_utils.PathManager.copy({str(src)!r}, {str(dst)!r}, overwrite=True)
         print("went on after the copy")
     """)
