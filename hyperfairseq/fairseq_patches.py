@@ -31,7 +31,6 @@ loses work, runs code or prints a traceback where it should not:
    multiple of `--required-batch-size-multiple` (default 8): fairseq-generate then silently leaves up to 7
    test sentences out of its BLEU, and fairseq-validate / eval-lm out of the loss (fairseq issue #5036). The
    items of the dropped batch come back as one last, smaller batch.
-
 """
 
 import functools
