@@ -41,12 +41,24 @@ def is_intact(path: str) -> bool:
         return False
 
 
-def _zip_magic(path: str) -> bool:
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO = b"\x80"  # torch.save's legacy (non-zip) format: a pickle of protocol 2 or later
+
+
+def _head(source: Union[str, BinaryIO], size: int = 8) -> Optional[bytes]:
+    """The first bytes of a path or of a seekable file (its position kept); None where they cannot be read."""
     try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                return f.read(size)
+        if not source.seekable():  # a stream: its bytes are for torch.load
+            return None
+        at = source.tell()
+        head = source.read(size)
+        source.seek(at)
+        return head
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def check_file(path: str) -> None:
@@ -61,7 +73,8 @@ def check_file(path: str) -> None:
 
 def safe_load(source: Union[str, BinaryIO], name: str, map_location: Any = "cpu") -> Any:
     """`torch.load(weights_only=True)` of `source`; failures become CheckpointError naming `name`."""
-    if isinstance(source, str) and _zip_magic(source) and not is_intact(source):
+    head = _head(source)
+    if isinstance(source, str) and head is not None and head.startswith(ZIP_MAGIC) and not is_intact(source):
         raise CheckpointError(f"{name}: truncated or damaged (an incomplete zip archive: killed while it was "
                               "written, or the disk was full?)")
     try:
@@ -69,11 +82,17 @@ def safe_load(source: Union[str, BinaryIO], name: str, map_location: Any = "cpu"
             return torch.load(source, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for damaged files: name the file, say which
         text = " ".join(str(err).split())
-        if isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in text:
-            culprit = re.search(r"GLOBAL ([\w.]+)", text)
-            what = culprit.group(1) if culprit else "a Python object"
-            raise CheckpointError(f"{name}: refused: it asks to call {what}, which a plain-weights checkpoint "
-                                  "never does; nothing in it was executed") from None
+        refused = isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in text
+        culprit = re.search(r"GLOBAL ([\w.]+)", text) if refused else None
+        if culprit:
+            raise CheckpointError(f"{name}: refused: it asks to call {culprit.group(1)}, which a plain-weights "
+                                  "checkpoint never does; nothing in it was executed") from None
+        if head is not None and not head.startswith((ZIP_MAGIC, PICKLE_PROTO)):  # a text, JSON or image file
+            raise CheckpointError(f"{name}: not a readable checkpoint: neither a zip archive nor a pickle, as "
+                                  f"torch.save writes (it begins {head!r}); nothing in it was executed") from None
+        if refused:
+            raise CheckpointError(f"{name}: refused: it asks to call a Python object, which a plain-weights "
+                                  "checkpoint never does; nothing in it was executed") from None
         raise CheckpointError(
             f"{name}: not a readable checkpoint (truncated or damaged? {type(err).__name__}: {text[:160]})") from None
 

@@ -18,7 +18,7 @@ BAD_FILES = {  # kind: (make it in the case folder -> path, what the message say
     "zero_bytes": (lambda env: I.empty(env.work / CKPT), "empty file (0 bytes)", "a 0-byte file"),
     "truncated": (lambda env: I.truncated(env.lm, env.work / CKPT), "truncated or damaged",
                   "the first half of a real checkpoint (a kill mid-write)"),
-    "junk": (lambda env: I.junk(env.work / CKPT), "not a readable checkpoint", "a text file named .pt"),
+    "junk": (lambda env: I.junk(env.work / CKPT), "neither a zip archive nor a pickle", "a text file named .pt"),
     "folder": (lambda env: I.folder(env.work / CKPT), "is a folder", "a folder"),
     "crafted_pickle": (lambda env: env.crafted, "refused", "a pickle whose loading runs `touch MARKER`"),
     "vision_checkpoint": (lambda env: env.vision, "vision checkpoint",
