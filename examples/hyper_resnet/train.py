@@ -32,6 +32,7 @@ import hyper_resnet_engine as E  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
+from hyperfairseq import checkpoint_files  # noqa: E402
 from hyperfairseq.stop_signals import StopRequest  # noqa: E402
 from hyperfairseq.vision import ARCHITECTURES, UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import DatasetError, ImageSet, load_split, split_train_val  # noqa: E402
@@ -236,13 +237,11 @@ def save_checkpoint(path: str, model, optimizer, step: int, args, stats, best: D
 
 
 def load_checkpoint(path: str) -> Dict:
-    if not os.path.isfile(path):
-        problem = "is a folder, not a checkpoint" if os.path.isdir(path) else "file not found"
-        raise UsageError(f"--resume {path}: {problem}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a damaged or foreign file
-        raise UsageError(f"--resume {path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    try:  # read as the plugin reads every checkpoint: weights only, a message naming the file and its fault
+        checkpoint_files.check_file(path)
+        ckpt = checkpoint_files.safe_load(path, path)
+    except checkpoint_files.CheckpointError as err:
+        raise UsageError(f"--resume {err}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"--resume {path}: not a {CHECKPOINT_FORMAT} checkpoint written by this script")
     return ckpt

@@ -196,9 +196,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     ckpt = str(tmp_path / "c" / "checkpoint.pt")
     msg = error_of(["--eval", "--resume", ckpt, "--arch", "hyper_convnet", "--data", data])
     assert "holds a 'convnet' model" in msg
-    assert "file not found" in error_of(["--eval", "--resume", str(tmp_path / "none.pt"), "--data", data])
+    assert "checkpoint not found" in error_of(["--eval", "--resume", str(tmp_path / "none.pt"), "--data", data])
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    assert "not a readable checkpoint" in error_of(["--resume", str(tmp_path / "junk.pt"), "--data", data])
+    assert "neither a zip archive nor a pickle" in error_of(["--resume", str(tmp_path / "junk.pt"), "--data", data])
     assert "--seed 9 differs" in error_of(["--resume", ckpt, "--seed", "9", "--data", data])
 
 

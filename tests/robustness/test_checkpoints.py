@@ -74,12 +74,12 @@ def other_model_case(entry: str, attribute: str, message: str, what: str) -> Cas
                 protect=lambda env: [getattr(env, attribute)])
 
 
-VISION = [  # the vision script reads its own format, and refuses the rest
-    ("missing", lambda env: env.work / "none.pt", "file not found"),
-    ("zero_bytes", lambda env: I.empty(env.work / CKPT), "not a readable checkpoint"),
-    ("truncated", lambda env: I.truncated(env.vision, env.work / CKPT), "not a readable checkpoint"),
+VISION = [  # the vision script reads its own format (through checkpoint_files), and refuses the rest
+    ("missing", lambda env: env.work / "none.pt", "checkpoint not found"),
+    ("zero_bytes", lambda env: I.empty(env.work / CKPT), "empty file (0 bytes)"),
+    ("truncated", lambda env: I.truncated(env.vision, env.work / CKPT), "truncated or damaged"),
     ("folder", lambda env: I.folder(env.work / CKPT), "is a folder"),
-    ("crafted_pickle", lambda env: env.crafted, "not a readable checkpoint"),
+    ("crafted_pickle", lambda env: env.crafted, "refused: it asks to call"),
     ("lm_checkpoint", lambda env: env.lm, "not a hyperfairseq-vision-v1 checkpoint"),
     ("bare_tensor", lambda env: env.bare_tensor, "not a hyperfairseq-vision-v1 checkpoint"),
 ]
