@@ -13,7 +13,6 @@ model) is left to `--log-file`.
 """
 
 import json
-import pickle
 import re
 import sys
 import time
@@ -63,12 +62,15 @@ def trained_seconds(checkpoint: Path) -> Optional[float]:
     """fairseq's cumulative training time saved in a checkpoint, or None when there is no checkpoint."""
     if not checkpoint.is_file():
         return None
-    import torch
+    from hyperfairseq.checkpoint_files import CheckpointError, safe_load
 
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as error:  # truncated, not ours
-        raise SystemExit(f"error: {checkpoint} cannot be read ({type(error).__name__}); remove it to start over")
+        state = safe_load(str(checkpoint), str(checkpoint))
+    except CheckpointError as error:  # truncated, damaged, not a checkpoint
+        reason = str(error).removeprefix(f"{checkpoint}: ")
+        raise SystemExit(f"error: {checkpoint} cannot be read ({reason}); remove it to start over") from None
+    if not isinstance(state, dict):
+        raise SystemExit(f"error: {checkpoint} is not a fairseq checkpoint; remove it to start over")
     return float(state.get("extra_state", {}).get("previous_training_time", 0.0))
 
 

@@ -58,8 +58,12 @@ def test_left_counts_the_checkpoints_training_time_against_the_budget(tmp_path, 
 def test_left_names_an_unreadable_checkpoint_and_a_bad_budget(tmp_path, capsys):
     broken = tmp_path / "checkpoint_last.pt"
     broken.write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(SystemExit, match=r"checkpoint_last.pt cannot be read .*remove it to start over"):
+    with pytest.raises(SystemExit, match=r"checkpoint_last.pt cannot be read \(truncated or damaged .*remove it "
+                                         "to start over"):
         train_progress.main(["left", "--minutes", "5", "--checkpoint", str(broken)])
+    torch.save(torch.zeros(2), tmp_path / "tensor.pt")
+    with pytest.raises(SystemExit, match=r"tensor.pt is not a fairseq checkpoint; remove it to start over"):
+        train_progress.main(["left", "--minutes", "5", "--checkpoint", str(tmp_path / "tensor.pt")])
     with pytest.raises(SystemExit):
         train_progress.main(["left", "--minutes", "0", "--checkpoint", str(broken)])
     assert "--minutes must be positive; got 0.0" in capsys.readouterr().err
