@@ -690,8 +690,10 @@ def _speed_rows(rec: Record, runs_rel: str) -> List[List[str]]:
     data, link = rec.data, f"[{rec.name}]({runs_rel}/{rec.name}.json), commit {code(commit_of(rec.data))}"
     rows = []
     throughput, one_step = (x if isinstance(x, dict) else {} for x in (data.get("throughput"), data.get("one_step")))
+    precision = _layer_precision(data)
+    measure = "fwd+bwd tokens/s vs `nn.LSTM`" + (f" ({precision})" if precision else "")
     for key, row in throughput.items():
-        rows.append(["fwd+bwd tokens/s vs `nn.LSTM`", key, fmt(_get(row, "HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
+        rows.append([measure, key, fmt(_get(row, "HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
                      fmt(_get(row, "LN-HyperLSTM", "speed_vs_nn_lstm"), "{:.2f}×"),
                      f"{fmt(_get(row, 'nn.LSTM', 'tokens_per_s'), '{:.0f}')} tok/s", link])
     for key, row in one_step.items():
@@ -718,18 +720,48 @@ def is_gpu_record(data: dict) -> bool:
             or bool(re.search(r"NVIDIA|\bGPU\b|cuda", str(data.get("hardware")))))
 
 
+def _layer_precision(data: dict) -> str:
+    """'bf16', 'TF32' or 'fp32' for a layer benchmark on CUDA or in another dtype than float32; '' on CPU fp32."""
+    dtype = str(data.get("dtype") or "float32")
+    if dtype != "float32":
+        return {"bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
+    if data.get("tf32") is True:
+        return "TF32"
+    return "fp32" if data.get("device") == "cuda" else ""
+
+
+def newest_per_setting(benches: List[Record]) -> List[Record]:
+    """Of the speed records that measured the same thing on the same hardware (the benchmark, the CPU or GPU
+    model, the layer's dtype and TF32 setting), the newest by date (a record without one counts oldest), in the
+    order of `benches`: older commits and experiments stay on the results page, not in the README."""
+    newest: Dict[tuple, Record] = {}
+    for rec in benches:
+        kind = "bench_train" if rec.name.startswith("bench_train") else "bench_hyperlstm"
+        key = (kind, hardware_of(rec.data), _layer_precision(rec.data))
+        if key not in newest or str(rec.data.get("date") or "") > str(newest[key].data.get("date") or ""):
+            newest[key] = rec
+    kept = set(id(r) for r in newest.values())
+    return [r for r in benches if id(r) in kept]
+
+
 def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
-    """The speed records (docs/runs/bench_hyperlstm_*.json, bench_train*.json): CPU rows, then GPU rows or
-    'not measured yet'."""
+    """The speed records (docs/runs/bench_hyperlstm_*.json, bench_train*.json), the newest of each setting
+    (`newest_per_setting`): CPU rows, then GPU rows or 'not measured yet'; then a line naming what was left out."""
     benches = [r for r in records if r.name.startswith(("bench_hyperlstm", "bench_train"))]
+    shown = newest_per_setting(benches)
     out = ["| device | measure | size / batch | HyperLSTM | LN-HyperLSTM | baseline | record |", "|" + " --- |" * 7]
     for gpu in (False, True):
-        chosen = [r for r in benches if is_gpu_record(r.data) == gpu]
+        chosen = [r for r in shown if is_gpu_record(r.data) == gpu]
         for rec in chosen:
             device = cell(hardware_of(rec.data)) if gpu else f"CPU: {cell(hardware_of(rec.data))}"
             out += ["| " + " | ".join([device, *row]) + " |" for row in _speed_rows(rec, runs_rel)]
         if gpu and not chosen:
             out.append("| GPU | not measured yet | | | | | |")
+    older = [r.name for r in benches if r not in shown]
+    page = (os.path.dirname(runs_rel) or ".") + "/results.md"  # scripts/make_results.sh: docs/results.md beside runs
+    if older:
+        out += ["", f"Each row is from the newest record of its benchmark, hardware and precision; the {len(older)} "
+                f"older or experimental one(s) ({', '.join(older)}) are on [the results page]({page})."]
     return out
 
 

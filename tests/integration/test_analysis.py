@@ -317,3 +317,34 @@ def test_profile_rows_give_each_variants_kernel_share_and_skip_odd_entries():
     assert "| ptb/B128 | HyperLSTM | 30 | 250 | 20 | 10.0 % |" in lines
     assert "| ptb/B128 | nn.LSTM | 0 | 0 | 0 | ? |" in lines and not any("odd" in line for line in lines)
     assert results.render_profile(None) == [] and results.render_profile({"ptb/B32": []}) == []
+
+
+def test_readme_speed_shows_the_newest_record_of_each_setting(tmp_path):
+    """Two records of the same CPU: the README shows the newer one's rows only (one without a date counts
+    oldest) and names the older one; GPU layer records in TF32 and bf16 are different settings: both stay,
+    each measure labelled with its precision."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def bench(name, hardware, speed, **fields):
+        row = {"nn.LSTM": {"tokens_per_s": 1000.0}, "HyperLSTM": {"speed_vs_nn_lstm": speed}}
+        (runs / f"{name}.json").write_text(json.dumps(dict({"command": "python benchmarks/bench_hyperlstm.py",
+                                                            "hardware": hardware, "throughput": {"ptb/B32": row},
+                                                            "one_step": {}}, **fields)))
+
+    cpu = "AMD EPYC (family 25 model 1, avx2), 1 thread(s)"
+    bench("bench_hyperlstm_cpu_old", cpu, 0.51, date="2026-12-02T10:00:00Z", device="cpu")
+    bench("bench_hyperlstm_cpu_new", cpu, 0.77, date="2026-12-03T10:00:00Z", device="cpu")
+    bench("bench_hyperlstm_cpu_undated", cpu, 0.33, device="cpu")
+    bench("bench_hyperlstm_gpu_tf32", "NVIDIA H200", 1.21, device="cuda", dtype="float32", tf32=True)
+    bench("bench_hyperlstm_gpu_bf16", "NVIDIA H200", 1.05, device="cuda", dtype="bfloat16", tf32=True)
+    lines = results.readme_speed(results.load_records(str(runs))[0], "docs/runs")
+    rows = [line for line in lines if line.startswith("| CPU") or line.startswith("| NVIDIA")]
+    assert len(rows) == 3 and "0.77×" in rows[0] and "bench_hyperlstm_cpu_new" in rows[0], rows
+    assert not any("0.51×" in r or "0.33×" in r for r in rows)
+    gpu = {r.split(" | ")[1]: r for r in rows[1:]}
+    measure = "fwd+bwd tokens/s vs `nn.LSTM`"
+    assert "1.21×" in gpu[f"{measure} (TF32)"] and "1.05×" in gpu[f"{measure} (bf16)"], gpu
+    assert lines[-1] == ("Each row is from the newest record of its benchmark, hardware and precision; the 2 older or "
+                         "experimental one(s) (bench_hyperlstm_cpu_old, bench_hyperlstm_cpu_undated) are on "
+                         "[the results page](docs/results.md).")
