@@ -34,9 +34,10 @@ fi
 junit=$(mktemp --suffix .xml)
 began=$(date +%s)
 set +e
-# its own extension folder: the C++ kernels built against torch 2.11 must not replace those of .venv's torch
-TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest -q -n auto \
-  --dist loadfile --no-loadscope-reorder -p no:cacheprovider --junitxml "$junit" \
+# its own extension folder: the C++ kernels built against torch 2.11 must not replace those of .venv's torch;
+# VIRTUAL_ENV set, so the scripts under test keep this environment (unset, they activate .venv: torch 2.14)
+VIRTUAL_ENV="$VENV" TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" PATH="$VENV/bin:$PATH" \
+  "$VENV/bin/python" -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:cacheprovider --junitxml "$junit" \
   --deselect "tests/integration/test_triton_tools.py::test_aot_gate_compiles_the_corner_configurations_for_sm_90_without_spills[3.8.0]"
 rc=$?
 set -e

@@ -16,7 +16,7 @@ args=$*
 # fairseq warns about torch.jit.script while it is imported, before it loads the plugin's filters
 # (hyperfairseq/warning_filters.py, where the other warnings nobody can act on are hidden): the same filter
 export PYTHONWARNINGS='ignore:`torch.jit.script` is deprecated:FutureWarning'
-[ -f .venv/bin/activate ] && source .venv/bin/activate   # the README's virtualenv, if not active already
+[ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ] && source .venv/bin/activate  # the README's virtualenv, unless one is active
 
 usage() { echo "usage: bash scripts/demo.sh [MINUTES] [--fresh] [--record] [--data DIR] [--save-dir DIR]" >&2; exit 2; }
 minutes=5 fresh=0 record= data=data-bin/ptb_char save=checkpoints/demo

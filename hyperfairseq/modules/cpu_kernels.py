@@ -6,13 +6,19 @@ then does not apply on CPU and `HyperLSTM` runs the reference path (the same mat
 takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
 """
 
+import contextlib
 import logging
 import os
 import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: torch's own lock file alone guards the build
+    fcntl = None
 
 import torch
 
@@ -36,6 +42,35 @@ def _flags():
     return "default", ["-O3"]
 
 
+@contextlib.contextmanager
+def _sole_builder(build_directory: Optional[str]) -> Iterator[None]:
+    """Hold an advisory lock on the build folder (`hyperfairseq.flock`) for the build, and clear a stale torch lock.
+
+    torch's builder up to 2.11 (the GPU machine's; `cpp_extension.FileBaton`) marks a build in progress with a
+    file, `lock`, which its holder removes when done; every other process sleeps until that file is gone. A
+    process killed during its build (SIGKILL, a timeout, the OOM killer; its ninja may even finish the library)
+    leaves the file behind, and every later process that uses the kernels then hangs at its first step, silently
+    and for ever. An flock is released by the kernel however its holder ends: under it no other process of this
+    package is building, so a `lock` file found there was left by a killed build; it is removed, with a warning,
+    before torch looks for it. (torch 2.14 holds such an OS lock on `lock` itself: `_build` passes None there.)
+    """
+    if fcntl is None or build_directory is None:
+        yield
+        return
+    os.makedirs(build_directory, exist_ok=True)
+    with open(os.path.join(build_directory, "hyperfairseq.flock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = os.path.join(build_directory, "lock")
+            if os.path.exists(stale):
+                warnings.warn(f"hyperfairseq: removed {stale}, left by a build of the fused CPU kernels that was "
+                              "killed; building again")
+                os.remove(stale)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _build() -> None:
     # the builder's import warns about CUDA_HOME (irrelevant to a CPU-only build), its lock logs at DEBUG
     loggers = [logging.getLogger(name) for name in ("torch.utils.cpp_extension", "filelock")]
@@ -54,9 +89,14 @@ def _build() -> None:
         from torch.utils import cpp_extension
 
         tag, flags = _flags()
-        # OpenMP for at::parallel_for: libgomp.so.1 resolves to the copy torch has already loaded
-        cpp_extension.load(name=f"hyperfairseq_cell_{tag}", sources=[str(SOURCE)], extra_cflags=flags + ["-fopenmp"],
-                           extra_ldflags=["-fopenmp"], with_cuda=False, is_python_module=False, verbose=False)
+        name = f"hyperfairseq_cell_{tag}"
+        # torch <= 2.11 waits on a lock file (FileBaton) in the folder it builds in (TORCH_EXTENSIONS_DIR, else its
+        # cache per Python and CUDA version): guard that folder; later torch locks it robustly itself
+        guarded = cpp_extension._get_build_directory(name, False) if hasattr(cpp_extension, "FileBaton") else None
+        with _sole_builder(guarded):
+            # OpenMP for at::parallel_for: libgomp.so.1 resolves to the copy torch has already loaded
+            cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags + ["-fopenmp"],
+                               extra_ldflags=["-fopenmp"], with_cuda=False, is_python_module=False, verbose=False)
     finally:
         os.environ["PATH"] = path
         for logger, level in zip(loggers, levels):

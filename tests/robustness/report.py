@@ -135,6 +135,9 @@ as the Hershey preparation).
   -validate score every item (fairseq's dropped last batch comes back); one text rule for `char_corpus` and `sample`
   (`hyperfairseq/data/char_corpus.py`); prepare commands refuse an existing output unless `--replace`;
   scripts/table3_ptb.sh and table4_enwik8.sh resume by default (`--restart` starts over).
+* **The fused CPU kernels' build**: a build killed midway (SIGKILL, a timeout) under torch <= 2.11 left
+  torch's lock file, and every later process hung at its first step; the next build now removes it under an
+  flock and says so (`hyperfairseq/modules/cpu_kernels.py`, `tests/unit/test_cpu_kernel_build.py`).
 """
 
 FUZZ = """
