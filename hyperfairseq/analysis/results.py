@@ -740,8 +740,8 @@ def newest_per_setting(benches: List[Record]) -> List[Record]:
         key = (kind, hardware_of(rec.data), _layer_precision(rec.data))
         if key not in newest or str(rec.data.get("date") or "") > str(newest[key].data.get("date") or ""):
             newest[key] = rec
-    kept = set(id(r) for r in newest.values())
-    return [r for r in benches if id(r) in kept]
+    kept = {r.name for r in newest.values()}
+    return [r for r in benches if r.name in kept]
 
 
 def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
@@ -757,7 +757,7 @@ def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
             out += ["| " + " | ".join([device, *row]) + " |" for row in _speed_rows(rec, runs_rel)]
         if gpu and not chosen:
             out.append("| GPU | not measured yet | | | | | |")
-    older = [r.name for r in benches if r not in shown]
+    older = [r.name for r in benches if r.name not in {s.name for s in shown}]
     page = (os.path.dirname(runs_rel) or ".") + "/results.md"  # scripts/make_results.sh: docs/results.md beside runs
     if older:
         out += ["", f"Each row is from the newest record of its benchmark, hardware and precision; the {len(older)} "
