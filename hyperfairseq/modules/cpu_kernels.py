@@ -59,7 +59,11 @@ def _sole_builder(build_directory: Optional[str]) -> Iterator[None]:
         return
     os.makedirs(build_directory, exist_ok=True)
     with open(os.path.join(build_directory, "hyperfairseq.flock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock (some NFS mounts): torch's lock file alone, as before
+            yield
+            return
         try:
             stale = os.path.join(build_directory, "lock")
             if os.path.exists(stale):

@@ -74,3 +74,18 @@ def test_a_lock_is_not_taken_for_stale_while_another_process_builds(tmp_path):
     thread.join(60)
     assert entered.is_set() and not (folder / "lock").exists()
     assert any("left by a build of the fused CPU kernels that was killed" in m for m in second_builder.caught)
+
+
+def test_a_file_system_without_flock_builds_as_before(tmp_path, monkeypatch):
+    """flock refused (ENOLCK on some NFS mounts): the build goes ahead under torch's lock file alone, and a lock
+    file there is left to torch (without the flock nothing proves it stale)."""
+    def refuse(handle, operation):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    (tmp_path / "lock").touch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with cpu_kernels._sole_builder(str(tmp_path)):
+            pass
+    assert (tmp_path / "lock").exists()
