@@ -3,13 +3,16 @@
 `ops()` returns `torch.ops.hyperfairseq` once the kernels are built and loaded, or None when they
 cannot be (no C++ compiler or ninja, a build error, or HYPERFAIRSEQ_CPU_KERNELS=0); the fast path
 then does not apply on CPU and `HyperLSTM` runs the reference path (the same mathematics, slower). The first build
-takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions).
+takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), in one folder
+per CPU code, Python and torch version (`_extension_name`).
 """
 
 import contextlib
 import logging
 import os
+import re
 import shutil
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -40,6 +43,16 @@ def _flags():
     if capability in ("AVX2", "AVX512"):
         return "avx2", ["-O3", "-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     return "default", ["-O3"]
+
+
+def _extension_name(tag: str, python=tuple(sys.version_info[:2]), torch_version: str = torch.__version__) -> str:
+    """The library's name, which names its build folder too: per CPU code (`tag`), Python and torch version.
+
+    torch's default folder tells Python and CUDA versions apart but not torch's (TORCH_EXTENSIONS_DIR tells none):
+    two environments with different torch that share it rebuilt the library against their own headers at every
+    switch, and a process of one could load the other's build.
+    """
+    return f"hyperfairseq_cell_{tag}_py{python[0]}{python[1]}_torch{re.sub(r'[^0-9A-Za-z]+', '_', torch_version)}"
 
 
 @contextlib.contextmanager
@@ -93,7 +106,7 @@ def _build() -> None:
         from torch.utils import cpp_extension
 
         tag, flags = _flags()
-        name = f"hyperfairseq_cell_{tag}"
+        name = _extension_name(tag)
         # torch <= 2.11 waits on a lock file (FileBaton) in the folder it builds in (TORCH_EXTENSIONS_DIR, else its
         # cache per Python and CUDA version): guard that folder; later torch locks it robustly itself
         guarded = cpp_extension._get_build_directory(name, False) if hasattr(cpp_extension, "FileBaton") else None
