@@ -59,7 +59,7 @@ def _extension_name(tag: str, python=tuple(sys.version_info[:2]), torch_version:
 def _sole_builder(build_directory: Optional[str]) -> Iterator[None]:
     """Hold an advisory lock on the build folder (`hyperfairseq.flock`) for the build, and clear a stale torch lock.
 
-    torch's builder up to 2.11 (the GPU machine's; `cpp_extension.FileBaton`) marks a build in progress with a
+    torch's builder where it uses `cpp_extension.FileBaton` (2.11, the GPU machine's, and earlier) marks a build with a
     file, `lock`, which its holder removes when done; every other process sleeps until that file is gone. A
     process killed during its build (SIGKILL, a timeout, the OOM killer; its ninja may even finish the library)
     leaves the file behind, and every later process that uses the kernels then hangs at its first step, silently
@@ -107,8 +107,8 @@ def _build() -> None:
 
         tag, flags = _flags()
         name = _extension_name(tag)
-        # torch <= 2.11 waits on a lock file (FileBaton) in the folder it builds in (TORCH_EXTENSIONS_DIR, else its
-        # cache per Python and CUDA version): guard that folder; later torch locks it robustly itself
+        # torch with FileBaton (2.11 and earlier) waits on a lock file in the folder it builds in (TORCH_EXTENSIONS_DIR,
+        # else its cache per Python and CUDA version): guard that folder; 2.14 locks it robustly itself
         guarded = cpp_extension._get_build_directory(name, False) if hasattr(cpp_extension, "FileBaton") else None
         with _sole_builder(guarded):
             # OpenMP for at::parallel_for: libgomp.so.1 resolves to the copy torch has already loaded
