@@ -757,7 +757,8 @@ def readme_speed(records: List[Record], runs_rel: str) -> List[str]:
             out += ["| " + " | ".join([device, *row]) + " |" for row in _speed_rows(rec, runs_rel)]
         if gpu and not chosen:
             out.append("| GPU | not measured yet | | | | | |")
-    older = [r.name for r in benches if r.name not in {s.name for s in shown}]
+    shown_names = {r.name for r in shown}
+    older = [r.name for r in benches if r.name not in shown_names]
     page = (os.path.dirname(runs_rel) or ".") + "/results.md"  # scripts/make_results.sh: docs/results.md beside runs
     if older:
         out += ["", f"Each row is from the newest record of its benchmark, hardware and precision; the {len(older)} "

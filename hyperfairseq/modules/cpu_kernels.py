@@ -70,8 +70,7 @@ def _sole_builder(build_directory: Optional[str]) -> Iterator[None]:
     if fcntl is None or build_directory is None:
         yield
         return
-    os.makedirs(build_directory, exist_ok=True)
-    with open(os.path.join(build_directory, "hyperfairseq.flock"), "a") as handle:
+    with open(os.path.join(build_directory, "hyperfairseq.flock"), "a") as handle:  # torch made the folder
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
         except OSError:  # a file system without flock (some NFS mounts): torch's lock file alone, as before

@@ -39,8 +39,8 @@ def test_each_torch_and_python_version_builds_in_its_own_folder():
 
 def test_a_lock_left_by_a_killed_build_is_cleared_and_the_kernels_load(tmp_path):
     """A copy of the built folder with the lock file a killed build leaves: a new process loads the kernels.
-    Under torch <= 2.11 (FileBaton: scripts/compat_gpu_versions.sh runs this under 2.11) it says it removed the
-    lock, and none is left; a later torch locks the folder with an OS lock and ignores the file, and the guard
+    Under torch with FileBaton (2.11 and earlier: scripts/compat_gpu_versions.sh runs this under 2.11) it says it
+    removed the lock, and none is left; torch 2.14 locks the folder with an OS lock and ignores the file, and the guard
     stands aside (no warning). Without the guard, torch 2.11 sleeps for ever: the timeout (240 s against the ~5 s
     of an import and a no-op ninja, or ~30 s of a rebuild) is what turns that hang into a failure."""
     built = _built_folder()
