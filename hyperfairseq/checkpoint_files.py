@@ -120,15 +120,3 @@ def read_checkpoint(path: str) -> dict:
     """A fairseq checkpoint file as a dict, read safely; CheckpointError naming `path` otherwise."""
     check_file(path)
     return require_fairseq_state(safe_load(path, path), path)
-
-
-def load_model_and_task(path: str, arg_overrides: Optional[dict] = None):
-    """(model, cfg, task) from a fairseq checkpoint, read through `safe_load` (see fairseq_patches)."""
-    from fairseq import checkpoint_utils
-
-    from hyperfairseq import fairseq_patches
-
-    fairseq_patches.install()  # idempotent: fairseq's checkpoint reader is safe_load from here on
-    check_file(path)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides)
-    return models[0], cfg, task

@@ -1,7 +1,9 @@
-"""What the plugin's own command lines (`python -m hyperfairseq.MODULE`) share: their parser and their errors.
+"""What the plugin's own command lines (`python -m hyperfairseq.MODULE`) share: their parser, their errors
+and their checkpoint loader.
 
 `parser` names the program as it is typed and takes the description from the module's docstring;
-`run_main` is the body of every `main`: bad input (errors.py) is one line `PROG: error: MESSAGE`, exit 2.
+`run_main` is the body of every `main`: bad input (errors.py) is one line `PROG: error: MESSAGE`, exit 2;
+`load_model_and_task` reads a checkpoint through fairseq with the plugin's safe reader installed.
 """
 
 import argparse
@@ -36,3 +38,15 @@ def run_main(
         return 0
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+def load_model_and_task(path: str, arg_overrides: Optional[dict] = None):
+    """(model, cfg, task) from a fairseq checkpoint, read through `checkpoint_files.safe_load`."""
+    from fairseq import checkpoint_utils
+
+    from hyperfairseq import checkpoint_files, fairseq_patches
+
+    fairseq_patches.install()  # idempotent: fairseq's checkpoint reader is safe_load from here on
+    checkpoint_files.check_file(path)
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides)
+    return models[0], cfg, task

@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from hyperfairseq import cli
-from hyperfairseq.checkpoint_files import load_model_and_task
-from hyperfairseq.cli import run_main
+from hyperfairseq.cli import load_model_and_task, run_main
 from hyperfairseq.data import byte_corpus
 from hyperfairseq.data.char_corpus import SPACE, convert_lines, split_lines
 from hyperfairseq.errors import InputError

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from hyperfairseq import cli, synthesize
-from hyperfairseq.checkpoint_files import load_model_and_task
 from hyperfairseq.data.stroke_dataset import START_ROW
 from hyperfairseq.data.strokes import read_split
 from hyperfairseq.errors import InputError
@@ -68,7 +67,7 @@ def generate(
 
 def load_model(path: str, cpu: bool = True):
     """(model, task) from a checkpoint written by fairseq-train with --task handwriting (read weights_only)."""
-    model, _cfg, task = load_model_and_task(path)
+    model, _cfg, task = cli.load_model_and_task(path)
     if not hasattr(getattr(model, "decoder", None), "norm_mean"):
         raise InputError(
             f"{path}: not a handwriting checkpoint (a {type(model).__name__}; train with --task handwriting)"

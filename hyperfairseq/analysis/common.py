@@ -43,7 +43,7 @@ class Trace(NamedTuple):
 
 def load(path: str, data: Optional[str] = None) -> Loaded:
     """Any hyperfairseq LM or handwriting checkpoint, on the CPU in float32, eval mode (read weights_only)."""
-    from hyperfairseq.checkpoint_files import load_model_and_task
+    from hyperfairseq.cli import load_model_and_task
     from hyperfairseq.sample import CharLM
 
     overrides = {"data": data} if data else None

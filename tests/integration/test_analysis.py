@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperfairseq.analysis import common, curves, results, saturation, weight_change
+from hyperfairseq.analysis import common, curves, saturation, weight_change
 from hyperfairseq.analysis.__main__ import main
+from hyperfairseq.analysis.results import page, paper_tables, speed, synthesis
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = "the company said it expects to report higher earnings\nin the third quarter"
@@ -136,11 +137,11 @@ def _odd_runs(tmp_path: Path) -> Path:
 def test_results_page_from_odd_records_is_idempotent(tmp_path, capsys):
     runs = _odd_runs(tmp_path)
     out = tmp_path / "results.md"
-    assert results.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
+    assert page.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
     first = out.read_text()
-    assert results.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
+    assert page.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
     assert out.read_text() == first
-    for table in results.TABLES:
+    for table in paper_tables.TABLES:
         assert f"## {table.title}" in first
     for paper_number in ("0.72%", "8.02%", "1.250", "1.340", "-1,162", "40.03"):
         assert paper_number in first
@@ -180,7 +181,7 @@ def test_results_speed_section_from_a_benchmark_record(tmp_path):
     step = {"LSTMCell": {"ms": 1.25}, "HyperLSTM": {"vs_lstmcell": 1.39}, "LN-HyperLSTM": {"vs_lstmcell": 1.44}}
     (runs / "bench_x.json").write_text(json.dumps({"throughput": {"ptb/B32": row, "enwik8/B128": row},
                                                   "one_step": {"ptb/B1": step}, "threads": 1}))
-    text = results.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md"))
+    text = page.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md"))
     lines = text.splitlines()
     assert "| ptb/B32 | 4000 | 0.81× | 0.75× | 0.93× | 0.95× | 0.50× | 1.04× / 1.31× | ≥ 0.70× |" in lines
     assert "| enwik8/B128 | 4000 | 0.81× | 0.75× | 0.93× | 0.95× | 0.50× | 1.04× / 1.31× | ≥ 0.60× |" in lines
@@ -196,24 +197,24 @@ def test_cpu_gemm_rows_give_both_libraries_and_name_mkl_below_the_thresholds(tmp
                                           "auto": "onednn", "onednn_ran": False}}
     (runs / "bench_cpu_gemm_x.json").write_text(json.dumps({"gemms": gemms, "cpu_capability": "AVX2",
                                                            "auto_took_the_faster": "1 of 1"}))
-    page = results.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md")).splitlines()
-    assert "| ptb/B32/weight gradient | 88.6 | 39.8 | 0.45× | mkl |" in page
-    assert "| tiny/B3/per-step forward | 2.0 | MKL (below the thresholds) | — | onednn |" in page
-    assert any("ATen CPU capability AVX2" in line and "1 of 1" in line for line in page)
+    lines = page.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md")).splitlines()
+    assert "| ptb/B32/weight gradient | 88.6 | 39.8 | 0.45× | mkl |" in lines
+    assert "| tiny/B3/per-step forward | 2.0 | MKL (below the thresholds) | — | onednn |" in lines
+    assert any("ATen CPU capability AVX2" in line and "1 of 1" in line for line in lines)
 
 
 def _readme_copy(tmp_path: Path):
     """A copy of the real records, results page and README, as make_results.sh sees them."""
-    runs, readme, page = tmp_path / "docs" / "runs", tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    runs, readme, out = tmp_path / "docs" / "runs", tmp_path / "README.md", tmp_path / "docs" / "results.md"
     shutil.copytree(REPO / "docs" / "runs", runs)
     shutil.copy(REPO / "README.md", readme)
-    assert results.main(str(runs), str(page), str(REPO / "docs" / "figures")) == 0
-    return runs, readme, page
+    assert page.main(str(runs), str(out), str(REPO / "docs" / "figures")) == 0
+    return runs, readme, out
 
 
 def test_readme_tables_follow_the_records_and_a_stale_readme_fails(tmp_path, capsys):
-    runs, readme, page = _readme_copy(tmp_path)
-    args = ["results", "--runs", str(runs), "--out", str(page), "--figures", str(REPO / "docs" / "figures"),
+    runs, readme, out = _readme_copy(tmp_path)
+    args = ["results", "--runs", str(runs), "--out", str(out), "--figures", str(REPO / "docs" / "figures"),
             "--readme", str(readme)]
     assert main(args + ["--smoke"]) == 0, capsys.readouterr().err  # the committed README is up to date
     demo = json.loads((runs / "demo_ptb_cpu.json").read_text())
@@ -237,7 +238,7 @@ def test_readme_tables_follow_the_records_and_a_stale_readme_fails(tmp_path, cap
 def test_readme_demo_line_names_the_updates_of_either_last_log_line(tmp_path, train):
     (tmp_path / "demo_ptb_cpu.json").write_text(json.dumps(
         {"name": "demo_ptb_cpu", "command": "bash scripts/demo.sh 5", "result": {"bpc": 1.84, "train": train}}))
-    line = results.readme_demo(results.load_records(str(tmp_path))[0], "runs")[0]
+    line = page.readme_demo(page.load_records(str(tmp_path))[0], "runs")[0]
     updates = train.get("num_updates") or train["train_num_updates"]
     assert "**1.84 bits per character**" in line and f"after {updates} updates of" in line, line
 
@@ -245,8 +246,8 @@ def test_readme_demo_line_names_the_updates_of_either_last_log_line(tmp_path, tr
 def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    records = results.load_records(str(runs))[0]
-    assert results.readme_speed(records, "runs")[-1] == "| GPU | not measured yet | | | | | |"
+    records = page.load_records(str(runs))[0]
+    assert speed.readme_speed(records, "runs")[-1] == "| GPU | not measured yet | | | | | |"
     rows = {"fairseq lstm_lm [fp32]": {"config": "fairseq lstm_lm", "precision": "fp32", "words_per_s": 3000.0},
             "hyperlstm_lm_ptb [fp32]": {"config": "hyperlstm_lm_ptb", "precision": "fp32", "words_per_s": 1368.0,
                                         "vs_fairseq_lstm_lm": 0.456},
@@ -260,21 +261,21 @@ def test_readme_speed_rows_from_train_and_gpu_records(tmp_path):
                                                           "hardware": "NVIDIA H200", "batch_size": 128,
                                                           "results": {"fairseq lstm_lm [bf16]": gpu_row}}))
     (runs / "bench_hyperlstm_odd.json").write_text(json.dumps({"throughput": [1], "one_step": "none"}))
-    lines = results.readme_speed(results.load_records(str(runs))[0], "runs")
+    lines = speed.readme_speed(page.load_records(str(runs))[0], "runs")
     measure = "`fairseq-train` words/s vs fairseq `lstm_lm`"
     assert (f"| CPU: AMD EPYC, 1 thread(s) | {measure} (fp32) | ptb/B32 | 0.46× | 3.00× "
             "| 3000 words/s | [bench_train_cpu](runs/bench_train_cpu.json), commit `abcdef` |") in lines
     assert lines[-1].startswith(f"| NVIDIA H200 | {measure} (bf16) | ptb/B128 | — | — |")
     assert not any("not measured" in line for line in lines)
-    page = results.render_train_speed(results.load_records(str(runs))[0])  # the results page: every config, gated
-    assert "| ln_hyperlstm_lm_ptb | fp32 | 9000 | 3.00× | ≥ 0.80× |" in page
-    assert "| fairseq lstm_lm | bf16 | 3000 | — |  |" in page
+    text = speed.render_train_speed(page.load_records(str(runs))[0])  # the results page: every config, gated
+    assert "| ln_hyperlstm_lm_ptb | fp32 | 9000 | 3.00× | ≥ 0.80× |" in text
+    assert "| fairseq lstm_lm | bf16 | 3000 | — |  |" in text
 
 
 def test_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
-    runs, readme, page = _readme_copy(tmp_path)
+    runs, readme, out = _readme_copy(tmp_path)
     readme.write_text(readme.read_text().replace("<!-- speed:end -->", ""))
-    assert main(["results", "--runs", str(runs), "--out", str(page), "--readme", str(readme)]) == 2
+    assert main(["results", "--runs", str(runs), "--out", str(out), "--readme", str(readme)]) == 2
     err = capsys.readouterr().err
     assert "speed:begin" in err and len(err.strip().splitlines()) == 1
 
@@ -295,28 +296,28 @@ def test_synthesis_rows_pair_each_checkpoint_with_its_control(tmp_path):
                                                     "updates": updates, "valid_log_loss": -250.0 + 2 * shift})
         write(f"synthesis_alignment_hyper{suffix}", {"lines": 40, "aligned_lines": 39, "kappa_never_decreases": True})
         write(f"synthesis_legibility_hyper{suffix}", {"texts": 100, "legible": 61 + updates // 500, "chance": 1 / 6})
-    records = results.load_records(str(runs))[0]
-    lines = results.readme_synthesis(records, "runs")
+    records = page.load_records(str(runs))[0]
+    lines = synthesis.readme_synthesis(records, "runs")
     assert len(lines) == 4  # header, rule, the two rows at the largest update count (1500)
     assert lines[2].startswith("| synthesis HyperLSTM (`hyperlstm_synthesis`) | 1,000 | 1500 | -350.00 | +0.00 "
                                "| 39 / 40 | yes | 64 / 100 (chance 16.7%) |")
     assert "[train](runs/synthesis_hershey_hyper_1500.json)" in lines[2]
     assert "| 1500 | -350.00 | control | — |" in lines[3]
-    page = results.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md"))
-    assert "| 500 | -300.00 | -50.00 | 39 / 40 | yes | 62 / 100" in page
-    other = page[page.index("## Other runs"):]
+    text = page.generate(str(runs), str(tmp_path / "figures"), str(tmp_path / "results.md"))
+    assert "| 500 | -300.00 | -50.00 | 39 / 40 | yes | 62 / 100" in text
+    other = text[text.index("## Other runs"):]
     assert "synthesis_" not in other
-    assert not [p for p in results.check(page, str(runs)) if "record" in p]
+    assert not [p for p in page.check(text, str(runs)) if "record" in p]
 
 
 def test_profile_rows_give_each_variants_kernel_share_and_skip_odd_entries():
     profile = {"ptb/B128": {"HyperLSTM": {"ms_per_train_step": {"cell kernels": 30.0, "gemm": 250.0, "other": 20.0}},
                             "nn.LSTM": {"ms_per_train_step": {"cell kernels": 0, "gemm": 0, "other": 0}},
                             "odd": "not a row"}}
-    lines = results.render_profile(profile)
+    lines = speed.render_profile(profile)
     assert "| ptb/B128 | HyperLSTM | 30 | 250 | 20 | 10.0 % |" in lines
     assert "| ptb/B128 | nn.LSTM | 0 | 0 | 0 | ? |" in lines and not any("odd" in line for line in lines)
-    assert results.render_profile(None) == [] and results.render_profile({"ptb/B32": []}) == []
+    assert speed.render_profile(None) == [] and speed.render_profile({"ptb/B32": []}) == []
 
 
 def test_readme_speed_shows_the_newest_record_of_each_setting(tmp_path):
@@ -338,7 +339,7 @@ def test_readme_speed_shows_the_newest_record_of_each_setting(tmp_path):
     bench("bench_hyperlstm_cpu_undated", cpu, 0.33, device="cpu")
     bench("bench_hyperlstm_gpu_tf32", "NVIDIA H200", 1.21, device="cuda", dtype="float32", tf32=True)
     bench("bench_hyperlstm_gpu_bf16", "NVIDIA H200", 1.05, device="cuda", dtype="bfloat16", tf32=True)
-    lines = results.readme_speed(results.load_records(str(runs))[0], "docs/runs")
+    lines = speed.readme_speed(page.load_records(str(runs))[0], "docs/runs")
     rows = [line for line in lines if line.startswith("| CPU") or line.startswith("| NVIDIA")]
     assert len(rows) == 3 and "0.77×" in rows[0] and "bench_hyperlstm_cpu_new" in rows[0], rows
     assert not any("0.51×" in r or "0.33×" in r for r in rows)

@@ -6,7 +6,7 @@ import pytest
 from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL_REGISTRY
 
 from hyperfairseq import params
-from hyperfairseq.analysis import results
+from hyperfairseq.analysis.results import paper_tables
 from hyperfairseq.models.architectures import ARCHITECTURES, Architecture, Row, Table, base_of, row_fields
 
 ROWS = sorted(ARCHITECTURES)
@@ -94,10 +94,10 @@ def test_params_cli_without_a_row_needs_vocab():
 
 
 def test_the_results_page_reads_the_paper_rows_from_the_table():
-    by_table = {table.key: table for table in results.TABLES}
-    rows3 = results.architecture_rows("3")
+    by_table = {table.key: table for table in paper_tables.TABLES}
+    rows3 = paper_tables.architecture_rows("3")
     assert rows3[4] == ("**HyperLSTM, 1000 units**", ("**1.265**", "**1.296**", "**4.91 M**"), ("hyperlstm_lm_ptb",))
-    assert [archs for _, _, archs in results.architecture_rows("6")] == [
+    assert [archs for _, _, archs in paper_tables.architecture_rows("6")] == [
         ("lstm_wmt", "lstm_mt_small"), ("hyperlstm_wmt", "hyperlstm_mt_small")]
     for key in ("3", "4", "5", "6"):
         ours = [archs for _, _, archs in by_table[key].rows if archs]
