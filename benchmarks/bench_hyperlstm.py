@@ -250,7 +250,7 @@ def hardware(device):
     return f"{run_record.cpu_model()}, {torch.get_num_threads()} thread(s)"
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -270,9 +270,11 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="also the self time per operator of a train step (cell kernels, GEMMs, the rest); CPU")
     parser.add_argument("--json", default=None, help="write the results here")
-    args = parser.parse_args(argv)
-    if args.profile and args.device != "cpu":
-        parser.error("--profile groups CPU operators; on CUDA the micro stage (--micro-only) times the parts")
+    return parser
+
+
+def _configure(args) -> None:
+    """The clock, threads and (CUDA) TF32 setting every timing of this run uses."""
     global CLOCK
     CLOCK = time.process_time if args.clock == "process" else time.perf_counter
     if args.threads:
@@ -280,6 +282,47 @@ def main(argv=None):
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
+
+
+def _run_micro(result: dict, args, sizes) -> None:
+    result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)
+                       for size in sizes for b in map(int, args.batches.split(","))}
+    for key, rows in result["micro"].items():
+        for name, row in rows.items():
+            print(f"micro {key:12s} {name:30s} {row['us']:9.2f} us", flush=True)
+
+
+def _run_throughput(result: dict, args, sizes, dtype) -> None:
+    """fwd+bwd tokens/s of every variant against nn.LSTM (and, with --profile, the self time per operator)."""
+    for size in sizes:
+        for batch in map(int, args.batches.split(",")):
+            key = f"{size}/B{batch}"
+            rows = bench_throughput(size, batch, args.steps, args.repeats, args.device, dtype, args.with_reference)
+            result["throughput"][key] = rows
+            for name, row in rows.items():
+                print(f"{key:12s} {name:26s} {row['tokens_per_s']:10.0f} tok/s  x{row['speed_vs_nn_lstm']:.2f}  "
+                      f"saved {row['saved_bytes'] / 2**20:8.1f} MiB  x{row['saved_bytes_vs_nn_lstm']:.2f}", flush=True)
+            if args.profile:
+                result["profile"][key] = profile_ops(size, batch, args.steps, dtype)
+                for name, row in result["profile"][key].items():
+                    print(f"{key:12s} {name:26s} " + "  ".join(f"{g} {ms:8.1f} ms" for g, ms in
+                                                              row["ms_per_train_step"].items()), flush=True)
+
+
+def _run_one_step(result: dict, args, dtype) -> None:
+    for batch in (1, 32):
+        key = f"ptb/B{batch}"
+        result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)
+        for name, row in result["one_step"][key].items():
+            print(f"one step {key:8s} {name:14s} {row['ms']:8.3f} ms  x{row['vs_lstmcell']:.2f}", flush=True)
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.profile and args.device != "cpu":
+        parser.error("--profile groups CPU operators; on CUDA the micro stage (--micro-only) times the parts")
+    _configure(args)
     dtype = getattr(torch, args.dtype)
     sizes = [k for k in args.sizes.split(",") if k]  # --sizes "": one-step latency only
     torch.manual_seed(0)
@@ -294,30 +337,11 @@ def main(argv=None):
         cpu_gemm=kernels.cpu_gemm_libraries() if args.device == "cpu" else None,
     )
     if args.micro_only:
-        result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)
-                           for size in sizes for b in map(int, args.batches.split(","))}
-        for key, rows in result["micro"].items():
-            for name, row in rows.items():
-                print(f"micro {key:12s} {name:30s} {row['us']:9.2f} us", flush=True)
-        sizes = []
-    for size in sizes:
-        for batch in map(int, args.batches.split(",")):
-            key = f"{size}/B{batch}"
-            rows = bench_throughput(size, batch, args.steps, args.repeats, args.device, dtype, args.with_reference)
-            result["throughput"][key] = rows
-            for name, row in rows.items():
-                print(f"{key:12s} {name:26s} {row['tokens_per_s']:10.0f} tok/s  x{row['speed_vs_nn_lstm']:.2f}  "
-                      f"saved {row['saved_bytes'] / 2**20:8.1f} MiB  x{row['saved_bytes_vs_nn_lstm']:.2f}", flush=True)
-            if args.profile:
-                result["profile"][key] = profile_ops(size, batch, args.steps, dtype)
-                for name, row in result["profile"][key].items():
-                    print(f"{key:12s} {name:26s} " + "  ".join(f"{g} {ms:8.1f} ms" for g, ms in
-                                                              row["ms_per_train_step"].items()), flush=True)
-    for batch in () if args.no_one_step or args.micro_only else (1, 32):
-        key = f"ptb/B{batch}"
-        result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)
-        for name, row in result["one_step"][key].items():
-            print(f"one step {key:8s} {name:14s} {row['ms']:8.3f} ms  x{row['vs_lstmcell']:.2f}", flush=True)
+        _run_micro(result, args, sizes)
+    else:
+        _run_throughput(result, args, sizes, dtype)
+        if not args.no_one_step:
+            _run_one_step(result, args, dtype)
     if args.json:
         run_record.write(args.json, result)
     return result

@@ -31,6 +31,7 @@ from hyperfairseq.analysis.results.synthesis import SYNTHESIS_NAME, readme_synth
 
 
 def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
+    """Every `runs_dir/*.json`, placed by `classify`, in name order; and (name, error) of the unreadable ones."""
     records, unreadable = [], []
     for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
         name = os.path.basename(path)[:-5]
@@ -45,6 +46,7 @@ def load_records(runs_dir: str) -> Tuple[List[Record], List[Tuple[str, str]]]:
 
 
 def render_other(records: List[Record], unreadable: List[Tuple[str, str]]) -> List[str]:
+    """The page's last section: the records no other section shows, and the files that could not be read."""
     out = ["## Other runs", "",
            "Records that belong to no table of the paper (benchmarks, checks) or could not be placed.", ""]
     if not records and not unreadable:
