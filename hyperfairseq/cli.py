@@ -41,12 +41,9 @@ def run_main(
 
 
 def load_model_and_task(path: str, arg_overrides: Optional[dict] = None):
-    """(model, cfg, task) from a fairseq checkpoint, read through `checkpoint_files.safe_load`."""
+    """(model, cfg, task) from a fairseq checkpoint. Importing the package (hyperfairseq/__init__.py) made
+    fairseq read it through `checkpoint_files.safe_load` and name a missing or damaged file (fairseq_patches 1)."""
     from fairseq import checkpoint_utils
 
-    from hyperfairseq import checkpoint_files, fairseq_patches
-
-    fairseq_patches.install()  # idempotent: fairseq's checkpoint reader is safe_load from here on
-    checkpoint_files.check_file(path)
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides)
     return models[0], cfg, task

@@ -1,5 +1,7 @@
-"""bench_hyperlstm.py --profile: the self time of a train step, split into our cell kernels, GEMMs and the rest."""
+"""bench_hyperlstm.py: --profile (the self time of a train step, split into our cell kernels, GEMMs and the rest)
+and the one-step latency stage."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -39,3 +41,13 @@ def test_the_profile_refuses_cuda_in_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         bench_hyperlstm.main(["--device", "cuda", "--profile", "--sizes", "tiny"])
     assert stop.value.code == 2 and "--profile groups CPU operators" in capsys.readouterr().err
+
+
+def test_the_one_step_stage_times_both_batches_against_lstmcell(tmp_path):
+    """`--sizes ""`: only the one-step stage, at the PTB size, B 1 and 32; LSTMCell is its own baseline (1.0)."""
+    steps = bench_hyperlstm.main(["--sizes", "", "--step-repeats", "2", "--threads", "1",
+                                  "--json", str(tmp_path / "b.json")])["one_step"]
+    assert set(steps) == {"ptb/B1", "ptb/B32"} and steps == json.loads((tmp_path / "b.json").read_text())["one_step"]
+    for rows in steps.values():
+        assert set(rows) == {"LSTMCell", "HyperLSTM", "LN-HyperLSTM"} and rows["LSTMCell"]["vs_lstmcell"] == 1.0
+        assert all(row["ms"] > 0 for row in rows.values())
