@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -285,7 +285,21 @@ def train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
+class Start(NamedTuple):
+    """Where a run starts: fresh, or from `--resume`'s checkpoint (its settings, channel statistics, weights,
+    optimizer state, step and best validation so far)."""
+    args: argparse.Namespace
+    data: Dict[str, ImageSet]
+    stats: Tuple[List[float], List[float]]  # per-channel mean and std of the training images
+    stream: E.BatchStream
+    schedule: E.Schedule
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int
+    best: Dict
+
+
+def start(args, rank: int, world: int, device: torch.device) -> Start:
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt is not None:
         check_arch(args, ckpt, args.resume)
@@ -304,16 +318,34 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = make_model(args.arch, args.dataset, args.hyper_init, args.double).to(device)
     optimizer = make_optimizer(args, model)
-    step, best = 0, {}
-    if ckpt is not None:
-        restore_model(model, ckpt, args.resume)
-        if ckpt["optimizer"] is None:
-            raise UsageError(
-                f"--resume {args.resume} is an exported network without optimizer state; use it with --eval"
-            )
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, best = ckpt["step"], ckpt["best"]
-    max_steps = args.max_steps if args.max_steps is not None else schedule.last_step
+    if ckpt is None:
+        return Start(args, data, stats, stream, schedule, model, optimizer, 0, {})
+    restore_model(model, ckpt, args.resume)
+    if ckpt["optimizer"] is None:
+        raise UsageError(f"--resume {args.resume} is an exported network without optimizer state; use it with --eval")
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return Start(args, data, stats, stream, schedule, model, optimizer, ckpt["step"], ckpt["best"])
+
+
+def train_step(run: Start, loss_fn, step: int, device: torch.device) -> Tuple[float, float]:
+    """Update `step` + 1 (its learning rate from the schedule, its batch, forward, backward); (loss, lr)."""
+    lr = run.schedule.lr(step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x, y = run.stream.batch(step)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.args.bf16):
+        out = loss_fn(x.to(device), y.to(device))
+    run.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    run.optimizer.step()
+    return E.finite_or_raise(out.loss.item(), step + 1), lr
+
+
+def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
+    run = start(args, rank, world, device)
+    args, data, stats, model, optimizer, step, best = (run.args, run.data, run.stats, run.model, run.optimizer,
+                                                        run.step, run.best)
+    max_steps = args.max_steps if args.max_steps is not None else run.schedule.last_step
     save_dir = args.save_dir or os.path.join("runs", f"{args.arch}-{args.dataset}")
     ckpt_path = os.path.join(save_dir, "checkpoint.pt")
     loss_fn = E.TrainingLoss(model, args.weight_decay)
@@ -322,7 +354,6 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
             loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
     t0 = time.time()
     progress = E.Progress(max_steps, step, rank == 0 and not args.no_progress, args.log_interval)
-
     stop = StopRequest(unit="step")
 
     def save(at_step):
@@ -333,17 +364,9 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
     with stop:
         model.train()
         while step < max_steps and not stop.signum:
-            lr = schedule.lr(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = stream.batch(step)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                out = loss_fn(x.to(device), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
+            loss, lr = train_step(run, loss_fn, step, device)
             step += 1
-            progress.update(step, E.finite_or_raise(out.loss.item(), step), lr)
+            progress.update(step, loss, lr)
             if args.eval_interval and step % args.eval_interval == 0:
                 best = validate(model, data, stats, args, device, step, best, rank)
             if args.save_interval and step % args.save_interval == 0:
