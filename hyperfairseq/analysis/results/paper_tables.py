@@ -134,6 +134,7 @@ TABLES = (
 )
 TABLE_BY_KEY = {t.key: t for t in TABLES}
 ALL_ARCHS = sorted({a for t in TABLES for _, _, archs in t.rows for a in archs}, key=len, reverse=True)
+
 # Records whose name or fields do not say their table and architecture.
 KNOWN = {
     "demo_ptb_cpu": ("3", "ln_hyperlstm_lm_ptb", "reduced: 256 units, 5 min of CPU training (scripts/demo.sh)"),
