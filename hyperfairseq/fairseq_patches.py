@@ -31,6 +31,11 @@ loses work, runs code or prints a traceback where it should not:
    multiple of `--required-batch-size-multiple` (default 8): fairseq-generate then silently leaves up to 7
    test sentences out of its BLEU, and fairseq-validate / eval-lm out of the loss (fairseq issue #5036). The
    items of the dropped batch come back as one last, smaller batch.
+10. **numpy 2.** Three fairseq data modules use numpy 1 names that numpy 2 removed: `np.compat.long`
+   (`token_block_dataset`: `--sample-break-mode eos`, which fairseq's language_modeling task also uses for
+   its Python API and fairseq-interactive; `language_pair_dataset` with `--num-batch-buckets`) and
+   `np.percentile(..., interpolation=)` (`data_utils.get_buckets`, the same flag). Their `np` is a view of
+   numpy with those names spelled as numpy 2 has them; under numpy 1 it changes nothing.
 """
 
 import functools
@@ -40,6 +45,7 @@ import re
 import shutil
 import signal
 import sys
+import types
 
 import numpy as np
 import torch
@@ -70,6 +76,7 @@ def install() -> None:
     utils.clip_grad_norm_ = _float64_aware(utils.clip_grad_norm_)
     _name_translation_data()
     data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
+    _give_numpy1_names()
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
@@ -340,3 +347,28 @@ def _keep_last_batch(batch_by_size):
         return batches
 
     return batched
+
+
+# -- 10. numpy 2 ----------------------------------------------------------------------------------
+
+
+class _Numpy1Names:
+    """`numpy` as fairseq's data modules see it: the numpy 1 names they use, in numpy 2's spelling."""
+
+    compat = types.SimpleNamespace(long=np.int64)  # numpy 1's np.compat.long: the C long, int64 here
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def percentile(a, q, *args, interpolation=None, **kwargs):
+        if interpolation is not None:  # renamed `method` in numpy 1.22; numpy 2.4 dropped the old name
+            kwargs["method"] = interpolation
+        return np.percentile(a, q, *args, **kwargs)
+
+
+def _give_numpy1_names() -> None:
+    from fairseq.data import language_pair_dataset, token_block_dataset
+
+    for module in (data_utils, language_pair_dataset, token_block_dataset):
+        module.np = _Numpy1Names()
