@@ -36,6 +36,10 @@ loses work, runs code or prints a traceback where it should not:
    its Python API and fairseq-interactive; `language_pair_dataset` with `--num-batch-buckets`) and
    `np.percentile(..., interpolation=)` (`data_utils.get_buckets`, the same flag). Their `np` is a view of
    numpy with those names spelled as numpy 2 has them; under numpy 1 it changes nothing.
+11. **`--bf16` trains on a GPU or CPU.** fairseq 0.12's argument parser also switches `--tpu` on for every
+   `--bf16` (`options.parse_args_and_arch`); the trainer then asks torch_xla for a TPU and fairseq-train
+   --bf16 failed on every other machine. Unless `--tpu` is on its command line, fairseq-train keeps `tpu`
+   off: `--bf16` trains with bfloat16 weights on the device it runs on (CUDA, or `--cpu`).
 """
 
 import functools
@@ -80,6 +84,7 @@ def install() -> None:
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
+        train_module.convert_namespace_to_omegaconf = _bf16_without_tpu(train_module.convert_namespace_to_omegaconf)
         STOP.install()
 
 
@@ -372,3 +377,16 @@ def _give_numpy1_names() -> None:
 
     for module in (data_utils, language_pair_dataset, token_block_dataset):
         module.np = _Numpy1Names()
+
+
+# -- 11. --bf16 without a TPU ---------------------------------------------------------------------
+
+
+def _bf16_without_tpu(convert_namespace_to_omegaconf):
+    @functools.wraps(convert_namespace_to_omegaconf)
+    def convert(args):
+        if getattr(args, "bf16", False) and getattr(args, "tpu", False) and "--tpu" not in sys.argv[1:]:
+            args.tpu = False  # set by the parser for --bf16 alone, not asked for
+        return convert_namespace_to_omegaconf(args)
+
+    return convert

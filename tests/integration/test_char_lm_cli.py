@@ -172,3 +172,28 @@ def test_train_log_is_json_with_falling_loss(ptb_slice_bin, tmp_path):
         if '"loss"' in line and "{" in line
     ]
     assert len(losses) >= 3 and float(losses[-1]) < float(losses[0]) - 0.5
+
+
+def test_stock_task_with_one_line_per_sample_trains_and_scores_every_line_whatever_the_batch(
+        trained_lm, ptb_slice_bin, tmp_path):
+    """fairseq's language_modeling task with --sample-break-mode eos (right-padded lines; it crashed in
+    fairseq's TokenBlockDataset under numpy 2 before fairseq_patches §10): fairseq-train runs, and
+    fairseq-eval-lm scores the same lines at batch 16 (padded) as at batch 1 (none). Loss printed to 4
+    decimals; float32 sums of ~17k per-symbol losses in another order differ by ~1e-7, so the two agree to
+    one unit of the last digit."""
+    eos = ["--task", "language_modeling", "--sample-break-mode", "eos", "--tokens-per-sample", 400]
+    run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, *eos, "--arch", "ln_hyperlstm_lm_ptb",
+            *SMALL_LM, "--optimizer", "adam", "--lr", 0.003, "--clip-norm", 1.0, "--batch-size", 16, "--cpu",
+            "--max-update", 3, "--num-workers", 0, "--disable-validation", "--no-save")
+    padded, single = (eval_lm_bits(ptb_slice_bin, trained_lm, *eos, "--batch-size", b) for b in (16, 1))
+    assert abs(padded - single) <= 1.5e-4 and padded < 4.0, (padded, single)
+
+
+def test_bf16_trains_on_cpu_without_asking_for_a_tpu(ptb_slice_bin, tmp_path):
+    """fairseq's parser turns --bf16 into --tpu too (then torch_xla is asked for a TPU and training fails);
+    fairseq_patches §11 keeps tpu off unless asked for: bfloat16 weights on the CPU (and on CUDA)."""
+    run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "char_lm", "--arch",
+            "ln_hyperlstm_lm_ptb", *SMALL_LM, *TRAIN_FLAGS, "--bf16", "--max-update", 4, "--save-dir", tmp_path,
+            "--disable-validation")
+    common = torch.load(tmp_path / "checkpoint_last.pt", map_location="cpu", weights_only=True)["cfg"]["common"]
+    assert common["bf16"] is True and common["tpu"] is False, common
