@@ -65,6 +65,15 @@ class HyperLSTMLanguageModel(ChecksCheckpointFit, FairseqLanguageModel):
         return cls(cls.build_decoder(cfg, task.target_dictionary, len(task.target_dictionary)))
 
     @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt", data_name_or_path=".", **kwargs):
+        """fairseq's hub interface (`.score`, `.sample`, `.generate`) over plain text: unless `bpe=` is given,
+        text maps to the symbols through the task's `build_bpe` (`--task char_lm`: as the data was prepared)."""
+        hub = super().from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+        if hub.bpe is None:
+            hub.bpe = hub.task.build_bpe(hub.cfg.bpe)
+        return hub
+
+    @classmethod
     def build_decoder(cls, cfg: HyperLSTMLanguageModelConfig, dictionary, num_symbols: int) -> HyperLSTMDecoder:
         """The decoder over `num_symbols` symbols (the dictionary's size, or the paper's V in `params`)."""
         check_config(cfg, RULES)

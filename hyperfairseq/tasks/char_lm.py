@@ -15,8 +15,20 @@ one carried state per stream, resets it at the first segment of a split (the sta
 every validation pass) and otherwise continues from where the previous segment stopped, detached.
 fairseq's "Loss (base 2)" is then bits per character (bits per byte for byte corpora). What is
 scored is documented in `hyperfairseq/data/stream_dataset.py`.
+
+fairseq's inference API works as with its own language_modeling task, on plain text (the `--bpe` that
+fits the dictionary, `hyperfairseq.data.text_symbols`, unless another is given)::
+
+    lm = HyperLSTMLanguageModel.from_pretrained("checkpoints", "checkpoint_best.pt", "data-bin/ptb_char")
+    lm.score("the company said")["positional_scores"]      # log-probabilities (nats) of each symbol
+    lm.sample("the company", sampling=True, sampling_topk=10, max_len_b=200)
+    echo "the company" | fairseq-interactive data-bin/ptb_char --user-dir hyperfairseq --task char_lm \
+        --path checkpoints/checkpoint_best.pt --sampling --beam 1 --max-len-b 200
+
+Each line is read from a zero state after an end-of-line symbol, as `hyperfairseq.sample` reads it.
 """
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -26,9 +38,10 @@ from fairseq import utils
 from fairseq.data import Dictionary, FairseqDataset, data_utils, iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks.language_modeling import LanguageModelingTask
 from omegaconf import II
 
-from hyperfairseq.data import binarised
+from hyperfairseq.data import binarised, text_symbols
 from hyperfairseq.data.stream_dataset import StreamDataset
 from hyperfairseq.errors import InputError
 
@@ -74,10 +87,8 @@ class CharLMTask(FairseqTask):
                 f"--task char_lm does not take --max-tokens (got {cfg.max_tokens}): --batch-size sets the "
                 "number of parallel streams and --tokens-per-sample the segment length"
             )
-        if cfg.batch_size is None or cfg.batch_size < 1:
-            raise InputError(
-                f"--task char_lm needs --batch-size (the number of parallel streams); got {cfg.batch_size}"
-            )
+        if cfg.batch_size is not None and cfg.batch_size < 1:  # None: checked where streams are laid out
+            raise _no_batch_size(cfg.batch_size)
         if cfg.tokens_per_sample < 1:
             raise InputError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
         if not cfg.data:
@@ -130,8 +141,19 @@ class CharLMTask(FairseqTask):
                            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
                            shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
                            skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
-        """One segment of every row per batch, in order; rows of rank `shard_id` only."""
+        """One segment of every row per batch, in order; rows of rank `shard_id` only. Lines to score or
+        continue (`build_dataset_for_inference`) are batched as fairseq batches them."""
+        if not isinstance(dataset, _Stream):
+            return super().get_batch_iterator(
+                dataset, max_tokens=max_tokens, max_sentences=max_sentences, max_positions=max_positions,
+                ignore_invalid_inputs=ignore_invalid_inputs, required_batch_size_multiple=required_batch_size_multiple,
+                seed=seed, num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
+                data_buffer_size=data_buffer_size, disable_iterator_cache=disable_iterator_cache,
+                skip_remainder_batch=skip_remainder_batch, grouped_shuffling=grouped_shuffling,
+                update_epoch_batch_itr=update_epoch_batch_itr)
         rows = max_sentences or self.cfg.batch_size
+        if not rows:
+            raise _no_batch_size(rows)
         self.num_shards = num_shards
         streams = StreamDataset(
             dataset.tokens, self.dictionary.eos(), rows, self.cfg.tokens_per_sample,
@@ -162,6 +184,21 @@ class CharLMTask(FairseqTask):
     def max_positions(self):
         return None
 
+    # -- fairseq's inference API (`from_pretrained(...)`, fairseq-interactive): language_modeling's own
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, **kwargs):
+        """Each line after an end-of-line symbol as input, the line as target (fairseq's language_modeling)."""
+        return LanguageModelingTask.build_dataset_for_inference(_AsLanguageModeling(self), src_tokens, src_lengths)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """Continue each line: it is the prefix of what is generated (fairseq's language_modeling)."""
+        return LanguageModelingTask.inference_step(_AsLanguageModeling(self), generator, models, sample,
+                                                   prefix_tokens, constraints)
+
+    def build_bpe(self, args):
+        """`--bpe` as given; without one, text maps to this dictionary's symbols as the data was prepared."""
+        return text_symbols.for_dictionary(self.dictionary) if args is None else super().build_bpe(args)
+
     @property
     def source_dictionary(self):
         return self.dictionary
@@ -169,6 +206,18 @@ class CharLMTask(FairseqTask):
     @property
     def target_dictionary(self):
         return self.dictionary
+
+
+def _no_batch_size(value) -> InputError:
+    return InputError(f"--task char_lm needs --batch-size (the number of parallel streams); got {value}")
+
+
+class _AsLanguageModeling:
+    """What fairseq's language_modeling inference reads of its task: the dictionary, no --add-bos-token."""
+
+    def __init__(self, task: CharLMTask):
+        self.source_dictionary = task.dictionary
+        self.args = argparse.Namespace(add_bos_token=False)
 
 
 class _InOrderBatchIterator(iterators.EpochBatchIterator):

@@ -3,6 +3,7 @@
 import json
 import math
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -197,3 +198,31 @@ def test_bf16_trains_on_cpu_without_asking_for_a_tpu(ptb_slice_bin, tmp_path):
             "--disable-validation")
     common = torch.load(tmp_path / "checkpoint_last.pt", map_location="cpu", weights_only=True)["cfg"]["common"]
     assert common["bf16"] is True and common["tpu"] is False, common
+
+
+def test_fairseqs_python_api_and_interactive_score_and_continue_plain_text(trained_lm, ptb_slice_bin):
+    """`--task char_lm` checkpoints through fairseq's own inference API (hub `from_pretrained`, and
+    fairseq-interactive): plain text in and out (`--bpe char_corpus` chosen from the dictionary), the same
+    per-symbol log-probabilities as `hyperfairseq.sample` (one float32 computation on one row, two
+    log-softmax calls: agree to 1e-5), and greedy continuations that keep the prompt and agree with each other."""
+    from hyperfairseq.models.hyperlstm_lm import HyperLSTMLanguageModel
+    from hyperfairseq.sample import CharLM
+
+    hub = HyperLSTMLanguageModel.from_pretrained(str(trained_lm.parent), trained_lm.name, str(ptb_slice_bin)).eval()
+    text = "the company said it expects"
+    scores = hub.score(text)["positional_scores"]
+    ours = CharLM.from_checkpoint(str(trained_lm), str(ptb_slice_bin))
+    ids = ours.encode(text, line_ends=False)
+    logits, _ = ours.run([ours.dictionary.eos()] + ids[:-1])
+    expected = torch.log_softmax(logits, -1)[torch.arange(len(ids)), torch.tensor(ids)]
+    assert scores.shape == expected.shape and torch.allclose(scores, expected, atol=1e-5), (scores, expected)
+
+    greedy = hub.sample("the company", beam=1, max_len_b=40)
+    assert greedy.startswith("the company") and len(greedy) > len("the company") and "_" not in greedy, greedy
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_cli.interactive", str(ptb_slice_bin), "--user-dir", USER_DIR, "--task",
+         "char_lm", "--path", str(trained_lm), "--cpu", "--beam", "1", "--max-len-b", "40"],
+        input="the company\n", capture_output=True, text=True, env=CLI_ENV, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    detokenized = [line.split("\t")[2] for line in proc.stdout.splitlines() if line.startswith("D-0\t")]
+    assert detokenized == [greedy], (detokenized, greedy)
