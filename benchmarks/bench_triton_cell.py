@@ -7,8 +7,9 @@ dtype (float32, bfloat16 with float32 statistics) and each tile (the table's and
 many backward launches in another, replays them and reports microseconds per launch (CUDA events), the
 eager (host-launched) microseconds per launch, and the forward's largest error against a float64 step;
 at the end, the registers and spills of every kernel variant the JIT compiled (a spill fails the run).
-Every part runs in its own try/except: a failure is recorded and the rest goes on; the JSON is written
-at the end (to a temporary name, then renamed).
+Every part runs in its own try/except: a failure is recorded and the rest goes on; the JSON is rewritten
+after every part (to a temporary name, then renamed), so a run stopped by a time limit keeps what it did.
+The table's tiles run first, the alternatives after; `--budget-s` starts no run after that many seconds.
 
     python benchmarks/bench_triton_cell.py --json docs/runs/bench_triton_cell_h200.json     # on the GPU
     python benchmarks/bench_triton_cell.py --dry-run --json /tmp/dry.json                  # CPU, interpreter
@@ -145,16 +146,24 @@ def time_eager(fn, launches: int) -> float:
     return (time.perf_counter() - t) * 1e6 / launches
 
 
+def compiled_step(case, dtype_name: str, tiles, batch: int, n: int, device) -> dict:
+    """One step of `case` with the (forward, backward) `tiles`, run once forward and once backward (which
+    compiles both kernel variants at their first launch); triton_warm.py calls it to fill Triton's cache."""
+    with triton_cell.tile_override(forward=tiles[0], backward=tiles[1]):
+        step = make_step(case, batch, n, DTYPES[dtype_name], device)
+        forward(step)
+        backward(step)
+    return step
+
+
 def run_tile(case, dtype_name: str, tiles, args, device) -> dict:
     """One (case, dtype, (forward, backward) tiles): the forward's check against float64, then the timings
     (GPU only)."""
     n = args.dry_n if args.dry_run else case.n
     rec = dict(case=case.name, n=n, n_z=case.n_z, scale=case.scale, dtype=dtype_name, batch=args.batch,
                forward_tile=list(tiles[0]), backward_tile=list(tiles[1]))
+    step = compiled_step(case, dtype_name, tiles, args.batch, n, device)
     with triton_cell.tile_override(forward=tiles[0], backward=tiles[1]):
-        step = make_step(case, args.batch, n, DTYPES[dtype_name], device)
-        forward(step)
-        backward(step)
         h, c = reference_h_c(step["x64"])
         b = step["buf"]
         rec["forward_max_err"] = max((b["h"].double() - h).abs().max().item(), (b["c"].double() - c).abs().max().item())
@@ -188,6 +197,14 @@ def tiles_for(n: int, table_only: bool = False):
     return list(dict.fromkeys(pairs))
 
 
+def tile_runs(table_only: bool = False) -> list:
+    """(case, dtype name, tiles) of every run: the table's tiles of every case and dtype first, then the
+    alternatives, so a run cut short by its time budget has timed what the layer uses."""
+    runs = [(case, dtype_name, tiles) for case in gate.BENCH_CASES for dtype_name in DTYPES
+            for tiles in tiles_for(case.n, table_only)]
+    return sorted(runs, key=lambda run: run[2] != tiles_for(run[0].n, True)[0])  # stable: table tiles first
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, required=True)
@@ -196,25 +213,29 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dry-run", action="store_true", help="CPU, TRITON_INTERPRET=1, tiny sizes, no timings")
     parser.add_argument("--dry-n", type=int, default=20, help="row width of the dry run")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="start no tile run after this many seconds (the rest are recorded as skipped)")
     parser.add_argument("--table-tiles", action="store_true",
                         help="the tile table's pair only, no alternatives (gpu_check.sh's dry run; every tile's "
                              "dry run is tests/integration/test_triton_tools.py)")
     args = parser.parse_args(argv)
     args.batch = args.batch or (3 if args.dry_run else 128)
     device = "cpu" if args.dry_run else "cuda"
-    start, results, errors = time.perf_counter(), [], []
-    for case in gate.BENCH_CASES:
-        for dtype_name in DTYPES:
-            for tiles in tiles_for(case.n, args.table_tiles):
-                try:
-                    rec = run_tile(case, dtype_name, tiles, args, device)
-                    results.append(rec)
-                except Exception as err:  # recorded; the other parts still run
-                    rec = dict(case=case.name, dtype=dtype_name, tiles=[list(t) for t in tiles],
-                               error=f"{type(err).__name__}: {err}"[:500],
-                               where=traceback.format_exc().strip().splitlines()[-3:])
-                    errors.append(rec)
-                print(json.dumps(rec), flush=True)
+    start, results, errors, skipped = time.perf_counter(), [], [], []
+    for case, dtype_name, tiles in tile_runs(args.table_tiles):
+        if args.budget_s is not None and time.perf_counter() - start > args.budget_s:
+            skipped.append(dict(case=case.name, dtype=dtype_name, tiles=[list(t) for t in tiles]))
+            continue
+        try:
+            rec = run_tile(case, dtype_name, tiles, args, device)
+            results.append(rec)
+        except Exception as err:  # recorded; the other parts still run
+            rec = dict(case=case.name, dtype=dtype_name, tiles=[list(t) for t in tiles],
+                       error=f"{type(err).__name__}: {err}"[:500],
+                       where=traceback.format_exc().strip().splitlines()[-3:])
+            errors.append(rec)
+        print(json.dumps(rec), flush=True)
+        write_record(args, argv, dict(parts=results, errors=errors, skipped=skipped), time.perf_counter() - start)
     try:
         compiled = jit_compiled()
         if any(k["n_spills"] for k in compiled):
@@ -222,21 +243,24 @@ def main(argv=None) -> int:
                                spilling=[k for k in compiled if k["n_spills"]]))
     except Exception as err:  # the JIT cache's layout is Triton's internal; recorded, not fatal
         compiled = [dict(error=f"{type(err).__name__}: {err}"[:300])]
-    write_record(args, argv, results, errors, time.perf_counter() - start, compiled)
+    write_record(args, argv, dict(parts=results, errors=errors, skipped=skipped, jit_compiled=compiled),
+                 time.perf_counter() - start)
+    print(f"wrote {args.json}: {len(results)} parts, {len(errors)} errors, {len(skipped)} skipped (time budget)")
     return 1 if errors else 0
 
 
-def write_record(args, argv, results, errors, seconds, compiled) -> None:
+def write_record(args, argv, result: dict, seconds) -> None:
+    """The run record so far (`result`: parts, errors, skipped, and at the end the JIT's kernels), whole or
+    not at all; rewritten after every part."""
     import triton
 
     command = "python benchmarks/bench_triton_cell.py " + " ".join(sys.argv[1:] if argv is None else argv)
     record = dict(name="bench_triton_cell", **run_record.stamp(
         command, versions=dict(run_record.versions(), triton=triton.__version__), dry_run=args.dry_run,
-        wall_seconds=round(seconds, 1),
-        settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats, table_tiles=args.table_tiles),
-        result=dict(parts=results, errors=errors, passed=not errors, jit_compiled=compiled)))
+        wall_seconds=round(seconds, 1), settings=dict(batch=args.batch, steps=args.steps, repeats=args.repeats,
+                                                      table_tiles=args.table_tiles, budget_s=args.budget_s),
+        result=dict(result, passed=not result["errors"], complete="jit_compiled" in result and not result["skipped"])))
     run_record.write(args.json, record)
-    print(f"wrote {args.json}: {len(results)} parts, {len(errors)} errors")
 
 
 if __name__ == "__main__":

@@ -10,18 +10,27 @@ the same masks. Then the CUDA-graph plan: a third call (replaying the plan made 
 the first, eager call bit for bit. Then incremental decoding (one step a call, eval, no grad: the
 `fairseq-generate` path) in each storage dtype, three steps with the state carried. Not a pytest test
 (CI has no GPU); `--device cpu` runs it on CPU (the dry run of gpu_check.sh). Exits non-zero on any
-failure; `--json` writes every case.
+failure or on a case a worker never ran; `--json` is rewritten after every case, so a run stopped by a
+time limit keeps what it did. `--jobs N` runs the cases in N processes (each compiles its kernel variants
+on an empty Triton cache in seconds; they share the on-disk cache), `--budget-s` starts no case after
+that many seconds (the rest are recorded as skipped).
 
     python benchmarks/check_kernels_on_device.py --device cuda --json out.json
+    python benchmarks/check_kernels_on_device.py --device cuda --each-once --full h1000-b13 --jobs 6 \
+        --budget-s 50 --json out.json                                              # the GPU check's set
 """
 
 import argparse
 import json
+import queue
+import subprocess
 import sys
+import threading
 import time
 
 import torch
 
+from hyperfairseq import run_record
 from hyperfairseq.modules import HyperLSTM
 from hyperfairseq.modules.fused_layer import fused_layer
 from hyperfairseq.modules.hyperlstm import run_layer
@@ -124,53 +133,167 @@ VARIANTS = ((torch.float64, 0.0, False), (torch.float32, 0.0, False), (torch.bfl
 ONE_STEP_DTYPES = (torch.float64, torch.float32, torch.bfloat16)
 
 
-def cases(names, each_once=False):
-    """Every (shape, layer, variant), then one-step decoding per (shape, layer, storage dtype); with
+ROW = "case-row "  # how a worker process hands a finished case to the parent (one JSON line)
+
+
+def shape_cases(name, each_once=False) -> list:
+    """One shape's cases: every (layer, variant), then one-step decoding per (layer, storage dtype); with
     `each_once`, layer i takes variant i only, so each layer, each dtype and the dropout-with-padding case
-    run once, and one-step decoding once per layer (8 cases a shape: every line of this script, not every
-    combination; the CPU dry run's choice, where the unit tests already hold the Triton kernels to the
-    reference for every layer under the interpreter). Yields (function, its arguments)."""
-    for name in names:
-        for i, layer in enumerate(LAYERS):
-            for dtype, dropout, padded in (VARIANTS[i % len(VARIANTS)],) if each_once else VARIANTS:
-                yield check_case, (name, SHAPES[name], layer, dtype, dropout, padded)
-        for i, layer in enumerate(LAYERS):
-            for dtype in (ONE_STEP_DTYPES[i % 3],) if each_once else ONE_STEP_DTYPES:
-                yield check_one_step, (name, SHAPES[name], layer, dtype)
+    run once, and one-step decoding once per layer (8 cases: every line of this script, not every
+    combination). Each case is (function, its arguments)."""
+    out = []
+    for i, layer in enumerate(LAYERS):
+        for dtype, dropout, padded in (VARIANTS[i % len(VARIANTS)],) if each_once else VARIANTS:
+            out.append((check_case, (name, SHAPES[name], layer, dtype, dropout, padded)))
+    for i, layer in enumerate(LAYERS):
+        for dtype in (ONE_STEP_DTYPES[i % 3],) if each_once else ONE_STEP_DTYPES:
+            out.append((check_one_step, (name, SHAPES[name], layer, dtype)))
+    return out
 
 
-def main(argv=None) -> int:
+def cases(names, each_once=False, full=()) -> list:
+    """The cases of the shapes `names`, then every combination of the shapes `full` not listed yet. The GPU
+    check runs each code path once at every shape and every combination at one realistic shape: each case
+    compiles its own kernel variants on an empty Triton cache (seconds each), so the full matrix at every
+    shape would not fit its minute; listed in this order, the widest spread of cases runs first."""
+    listed = [c for name in names for c in shape_cases(name, each_once)]
+    return listed + [c for name in full for c in shape_cases(name, False) if c not in listed]
+
+
+def run_case(index: int, check, args, device) -> dict:
+    """One case's row; an exception is recorded in the row (one broken case must not hide the others)."""
+    name, shape, layer, dtype, *variant = args
+    try:
+        row = check(name, shape, layer, dtype, *variant, device)
+    except Exception as err:
+        row = {"case": name, "layer": layer, "dtype": str(dtype).replace("torch.", ""),
+               "one_step": check is check_one_step, "ok": False, "error": f"{type(err).__name__}: {err}"[:2000]}
+    return {"index": index, **row}
+
+
+def label(index: int, check, args) -> str:
+    name, _, layer, dtype, *variant = args
+    kind = "one-step" if check is check_one_step else "layer"
+    return f"{index} {name} {layer} {kind} {str(dtype).replace('torch.', '')} {variant}"
+
+
+def run_slice(todo, device, jobs: int, worker: int, stop_at: float, emit) -> None:
+    """Run this worker's share of the cases (every `jobs`-th from `worker`), in order; a case due after
+    `stop_at` (epoch seconds) is not started but handed on as skipped."""
+    for i, (check, args) in enumerate(todo):
+        if i % jobs != worker:
+            continue
+        if time.time() > stop_at:
+            emit({"index": i, "skipped": label(i, check, args)})
+            continue
+        emit(run_case(i, check, args, device))
+
+
+def run_workers(args, stop_at: float, emit) -> int:
+    """`args.jobs` processes of this script, each running its share (`run_slice`) on the same device and
+    sharing Triton's on-disk cache, so the kernel variants compile on as many cores; every row is handed to
+    `emit` as it arrives. Returns the workers' highest exit status."""
+    base = [sys.executable, __file__, "--device", args.device, "--jobs", str(args.jobs), "--stop-at", str(stop_at),
+            "--shapes", ",".join(args.names)] + (["--each-once"] if args.each_once else [])
+    base += ["--full", args.full] if args.full else []
+    procs = [subprocess.Popen(base + ["--worker", str(k)], stdout=subprocess.PIPE, text=True)
+             for k in range(args.jobs)]
+    rows = queue.Queue()
+
+    def relay(proc) -> None:
+        for line in proc.stdout:
+            if line.startswith(ROW):
+                rows.put(json.loads(line[len(ROW):]))
+            else:
+                print(line, end="", flush=True)
+        rows.put(None)
+
+    for proc in procs:
+        threading.Thread(target=relay, args=(proc,), daemon=True).start()
+    finished = 0
+    while finished < len(procs):
+        row = rows.get()
+        if row is None:
+            finished += 1
+        else:
+            emit(row)
+    return max(proc.wait() for proc in procs)
+
+
+class Record:
+    """The rows so far and the JSON that holds them, rewritten after every row (a stage cut short by its time
+    limit keeps what it did)."""
+
+    def __init__(self, path, device, planned: int):
+        self.path, self.start, self.planned = path, time.time(), planned
+        self.device = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+        self.results, self.skipped = [], []
+
+    def add(self, row: dict) -> None:
+        if "skipped" in row:
+            self.skipped.append(row["skipped"])
+        else:
+            self.results.append(row)
+            print(json.dumps(row), flush=True)
+        self.write()
+
+    def summary(self) -> dict:
+        failed = [r for r in self.results if not r["ok"]]
+        not_run = self.planned - len(self.results) - len(self.skipped)
+        return {"device": self.device, "torch": torch.__version__, "planned": self.planned,
+                "cases": len(self.results), "failed": len(failed), "skipped": len(self.skipped), "not_run": not_run,
+                "complete": not_run == 0 and not self.skipped, "seconds": time.time() - self.start,
+                "skipped_cases": self.skipped, "results": sorted(self.results, key=lambda r: r["index"])}
+
+    def write(self) -> None:
+        if self.path:
+            run_record.write(self.path, self.summary())
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true",
                    help="the two smallest shapes, each code path once (for compute-sanitizer, which slows every "
                         "launch)")
-    p.add_argument("--shapes", default=None, help=f"comma-separated names of {list(SHAPES)} (default: all)")
+    p.add_argument("--shapes", default=None, help=f"comma-separated names of {list(SHAPES)}, run in this order "
+                                                  "(default: all)")
     p.add_argument("--each-once", action="store_true",
-                   help="each layer, dtype and the dropout case once, not every combination (the CPU dry run)")
-    p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
+                   help="each layer, dtype and the dropout case once, not every combination")
+    p.add_argument("--full", default="", help="comma-separated shapes that also run every combination, after the "
+                                              "others (the GPU check: --each-once --full h1000-b13)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (the cases' kernels compile in parallel)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="start no case after this many seconds; those left are recorded as skipped")
+    p.add_argument("--json", default=None, help="written after every case")
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--stop-at", type=float, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32 GEMMs: the tolerance above assumes them
-    results, start = [], time.time()
-    names = args.shapes.split(",") if args.shapes else (QUICK if args.quick else list(SHAPES))
-    for check, (name, shape, layer, dtype, *variant) in cases(names, args.each_once or args.quick):
-        try:
-            row = check(name, shape, layer, dtype, *variant, device)
-        except Exception as err:  # record and go on: one broken case must not hide the others
-            row = {"case": name, "layer": layer, "dtype": str(dtype), "one_step": check is check_one_step,
-                   "ok": False, "error": f"{type(err).__name__}: {err}"}
-        results.append(row)
-        print(json.dumps(row), flush=True)
-    failed = [r for r in results if not r["ok"]]
-    summary = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-               "cases": len(results), "failed": len(failed), "seconds": time.time() - start, "results": results}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=1)
-    print(f"{len(results) - len(failed)}/{len(results)} cases ok", flush=True)
-    return 1 if failed else 0
+    args.names = args.shapes.split(",") if args.shapes else list(QUICK if args.quick else SHAPES)
+    todo = cases(args.names, args.each_once or args.quick, [s for s in args.full.split(",") if s])
+    stop_at = args.stop_at or (time.time() + args.budget_s if args.budget_s is not None else float("inf"))
+    if args.worker is not None:  # one of run_workers' processes: rows go to the parent
+        run_slice(todo, device, args.jobs, args.worker, stop_at,
+                  lambda row: print(ROW + json.dumps(row), flush=True))
+        return 0
+    record = Record(args.json, device, len(todo))
+    if args.jobs > 1:
+        status = run_workers(args, stop_at, record.add)
+    else:
+        status = 0
+        run_slice(todo, device, 1, 0, stop_at, record.add)
+    record.write()
+    summary = record.summary()
+    print(f"{summary['cases'] - summary['failed']}/{summary['cases']} cases ok, {summary['skipped']} skipped "
+          f"(time budget), {summary['not_run']} not run (a worker stopped; exit {status})", flush=True)
+    return 1 if summary["failed"] or summary["not_run"] else 0
 
 
 if __name__ == "__main__":
