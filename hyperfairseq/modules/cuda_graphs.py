@@ -12,10 +12,14 @@ A plan is made the second time a key is seen (the first, eager, call compiles th
 plan: until its backward (or until its graph is freed) further calls run eagerly, with the same kernels.
 A retained graph (`retain_graph=True`) whose plan has replayed since cannot be backpropagated again and
 says so. `HYPERFAIRSEQ_CUDA_GRAPHS=0` turns plans off; `=replay` makes them on any device, with an eager
-re-run standing in for the graph (the tests use it to prove the plan logic on CPU).
+re-run standing in for the graph (the tests use it to prove the plan logic on CPU). A plan whose making
+fails (its warm-up or a capture raises: a driver, allocator or library that refuses an op inside a graph)
+is not fatal: one warning names the error, the key is remembered as unplannable and its calls run
+eagerly from then on, without another try.
 """
 
 import os
+import warnings
 import weakref
 from collections import OrderedDict
 from typing import List, Optional
@@ -211,6 +215,21 @@ class _Eager:
         return EagerRun(self.kernels, shape_of(inputs, self.eps, self.hyper_eps), inputs)
 
 
+def _make_plan(kernels: Kernels, shape: LayerShape, inputs: LayerTensors) -> Optional[GraphPlan]:
+    """A `GraphPlan` for `shape`, or None (after one warning) where making it raises; the stream current
+    before is made current again (a capture that fails on ending leaves its side stream current)."""
+    stream = torch.cuda.current_stream() if shape.device.type == "cuda" else None
+    try:
+        return GraphPlan(kernels, shape, inputs)
+    except Exception as err:  # the eager path serves every call the plan would have served
+        if stream is not None:
+            torch.cuda.set_stream(stream)
+        warnings.warn(f"hyperfairseq: CUDA graph capture failed for a layer of shape {shape} "
+                      f"({type(err).__name__}: {str(err)[:500]}); its calls run eagerly from now on "
+                      f"(set {GRAPHS_ENV}=0 to skip the capture)", RuntimeWarning, stacklevel=2)
+        return None
+
+
 class _Planned:
     """Serves a call from the cell's plan for its shape when that plan is free, eagerly otherwise."""
 
@@ -221,12 +240,17 @@ class _Planned:
         shape = shape_of(inputs, self.eps, self.hyper_eps)
         plans = self.cell.__dict__.setdefault("_graph_plans", OrderedDict())
         seen = self.cell.__dict__.setdefault("_graph_shapes_seen", set())
+        unplannable = self.cell.__dict__.setdefault("_graph_unplannable", set())
         key = (shape, self.kernels.name)
         plan = plans.get(key)
-        if plan is None and key in seen:
-            plan = plans[key] = GraphPlan(self.kernels, shape, inputs)
-            while len(plans) > MAX_PLANS:
-                plans.popitem(last=False)
+        if plan is None and key in seen and key not in unplannable:
+            plan = _make_plan(self.kernels, shape, inputs)
+            if plan is None:
+                unplannable.add(key)
+            else:
+                plans[key] = plan
+                while len(plans) > MAX_PLANS:
+                    plans.popitem(last=False)
         seen.add(key)
         if plan is None or plan.busy is not None:
             return EagerRun(self.kernels, shape, inputs)

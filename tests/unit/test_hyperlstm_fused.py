@@ -10,6 +10,8 @@ TRITON_INTERPRET=1, at 3 steps since the interpreter is slow), and through the C
 its CPU `replay` mode as well as eagerly (`path` fixture).
 """
 
+import warnings
+
 import pytest
 import torch
 from program_accesses import assert_row_local, bounds_checked, record_accesses  # noqa: F401 (a fixture)
@@ -735,6 +737,34 @@ def test_graph_plan_copies_every_input_in_at_every_call(monkeypatch):
             for p in cell.parameters():
                 p.add_(0.02 * torch.randn_like(p))
     assert _plan_of(cell).generation == 3  # calls 1-3 were served by the plan
+
+
+def test_a_graph_capture_that_fails_warns_once_and_its_calls_run_eagerly_without_another_try(monkeypatch):
+    """CUDA-graph capture had never run on real hardware: where making a plan raises, the call that tried and
+    every later call of that shape run eagerly with the eager path's results, after one warning that names
+    the error and the switch, and the capture is not tried again."""
+    _use(monkeypatch, "cpp", "eager")
+    cell = make_layer(layer_norm=True, dropout=0.3)
+    x, state = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True), random_cell_state()
+    eager = run(fused_layer, cell, x, state, None)
+    monkeypatch.setenv(cuda_graphs.GRAPHS_ENV, "replay")
+    tries = []
+
+    class FailingCapture:
+        def __init__(self, fn, device):
+            tries.append(device)
+            raise RuntimeError("operation not permitted when stream is capturing (simulated)")
+
+    monkeypatch.setattr(cuda_graphs, "_Capture", FailingCapture)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calls = [run(fused_layer, cell, x, state, None) for _ in range(4)]  # the 2nd would make the plan
+    assert len(tries) == 1 and not cell.__dict__.get("_graph_plans")
+    failed = [w for w in caught if "CUDA graph capture failed" in str(w.message)]
+    assert len(failed) == 1, [str(w.message) for w in caught]
+    assert "simulated" in str(failed[0].message) and f"{cuda_graphs.GRAPHS_ENV}=0" in str(failed[0].message)
+    for got in calls:  # bit for bit: the same kernels, the same masks (seeded), eagerly
+        assert_same(eager, got, ["x"] * len(eager[2]), rtol=0, atol=0)
 
 
 def test_graph_plan_is_used_by_one_outstanding_forward_and_refuses_a_stale_retained_graph(monkeypatch):
