@@ -39,7 +39,9 @@ loses work, runs code or prints a traceback where it should not:
 11. **`--bf16` trains on a GPU or CPU.** fairseq 0.12's argument parser also switches `--tpu` on for every
    `--bf16` (`options.parse_args_and_arch`); the trainer then asks torch_xla for a TPU and fairseq-train
    --bf16 failed on every other machine. Unless `--tpu` is on its command line, fairseq-train keeps `tpu`
-   off: `--bf16` trains with bfloat16 weights on the device it runs on (CUDA, or `--cpu`).
+   off: `--bf16` trains with bfloat16 weights on the device it runs on (CUDA, or `--cpu`). `--fp16`
+   without a GPU (fairseq's FP16 optimizer keeps its float32 copy on CUDA) is refused in one line that
+   names --bf16 and --amp, where torch's "Found no NVIDIA driver" came from deep inside the optimizer.
 """
 
 import functools
@@ -379,7 +381,7 @@ def _give_numpy1_names() -> None:
         module.np = _Numpy1Names()
 
 
-# -- 11. --bf16 without a TPU ---------------------------------------------------------------------
+# -- 11. --bf16 without a TPU, --fp16 only on CUDA ----------------------------------------------------
 
 
 def _bf16_without_tpu(convert_namespace_to_omegaconf):
@@ -387,6 +389,9 @@ def _bf16_without_tpu(convert_namespace_to_omegaconf):
     def convert(args):
         if getattr(args, "bf16", False) and getattr(args, "tpu", False) and "--tpu" not in sys.argv[1:]:
             args.tpu = False  # set by the parser for --bf16 alone, not asked for
+        if getattr(args, "fp16", False) and (getattr(args, "cpu", False) or not torch.cuda.is_available()):
+            raise InputError("--fp16 needs a CUDA GPU (fairseq's FP16 optimizer keeps its float32 weights there); "
+                             "on the CPU train with --bf16 or --amp")
         return convert_namespace_to_omegaconf(args)
 
     return convert
