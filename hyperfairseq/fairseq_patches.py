@@ -381,7 +381,7 @@ def _give_numpy1_names() -> None:
         module.np = _Numpy1Names()
 
 
-# -- 11. --bf16 without a TPU, --fp16 only on CUDA ----------------------------------------------------
+# -- 11. --bf16 without a TPU, --fp16 only on CUDA ------------------------------------------------
 
 
 def _bf16_without_tpu(convert_namespace_to_omegaconf):
