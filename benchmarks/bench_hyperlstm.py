@@ -2,7 +2,9 @@ r"""Forward+backward speed, saved-for-backward bytes and one-step latency of the
 
 Every variant runs side by side in one process, interleaved repeat by repeat; the figures are medians
 and the ratios are taken against nn.LSTM of the same hidden size and input (paper-spec §7 of
-fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
+fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100. The memory figures (bytes
+saved for backward, CUDA peak of one fwd+bwd) come from a separate call with our layers eager
+(`eager_layers`): a CUDA-graph plan's buffers are allocated before any measured call.
 
     python benchmarks/bench_hyperlstm.py --device cpu --threads 1 --clock process \
         --json docs/runs/bench_hyperlstm_cpu.json
@@ -10,6 +12,8 @@ fairseq-notes for the anchors). Training mode, recurrent dropout 0, T = 100.
 """
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -19,6 +23,7 @@ from torch import nn
 
 from hyperfairseq import run_record
 from hyperfairseq.modules import HyperLSTM, kernels
+from hyperfairseq.modules.cuda_graphs import GRAPHS_ENV
 
 SIZES = {  # name: (input N_x, hidden N_h, hyper N_ĥ, N_z)
     "ptb": (64, 1000, 128, 4),
@@ -85,6 +90,24 @@ def time_train_step(module, x, device):
     return CLOCK() - start
 
 
+@contextlib.contextmanager
+def eager_layers():
+    """Our layers launched eagerly inside (HYPERFAIRSEQ_CUDA_GRAPHS=0), for the memory figures. A CUDA-graph
+    plan allocates its buffers (the activations kept for backward among them) once, before any measured
+    call, replays out of the graph's private pool and hands autograd nothing to save, so under plans both
+    the peak of a call and the bytes saved for backward would leave those buffers out; eagerly every buffer
+    of a call is allocated within it and saved through autograd, as on CPU and as for nn.LSTM."""
+    before = os.environ.get(GRAPHS_ENV)
+    os.environ[GRAPHS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(GRAPHS_ENV)
+        else:
+            os.environ[GRAPHS_ENV] = before
+
+
 def saved_bytes(module, x):
     """Bytes of distinct storages saved for backward (parameters included), via saved_tensors_hooks."""
     seen = {}
@@ -101,6 +124,7 @@ def saved_bytes(module, x):
 
 
 def peak_memory(module, x, device):
+    """Peak CUDA bytes one fwd+bwd allocates above what was allocated before it (None on CPU)."""
     if device != "cuda":
         return None
     torch.cuda.synchronize()
@@ -125,12 +149,9 @@ def bench_throughput(size, batch, steps, repeats, device, dtype, with_reference)
     rows = {}
     for name, module in variants.items():
         median = statistics.median(times[name])
-        rows[name] = {
-            "tokens_per_s": tokens / median,
-            "seconds": times[name],
-            "saved_bytes": saved_bytes(module, x),
-            "peak_bytes": peak_memory(module, x, device),
-        }
+        with eager_layers():
+            memory = {"saved_bytes": saved_bytes(module, x), "peak_bytes": peak_memory(module, x, device)}
+        rows[name] = {"tokens_per_s": tokens / median, "seconds": times[name], **memory}
     lstm = rows["nn.LSTM"]
     for row in rows.values():
         row["speed_vs_nn_lstm"] = row["tokens_per_s"] / lstm["tokens_per_s"]
@@ -334,6 +355,8 @@ def main(argv=None):
         sizes={k: dict(zip(("input", "hidden", "hyper", "n_z"), SIZES[k])) for k in sizes},
         throughput={}, one_step={}, profile={} if args.profile else None,
         kernels=getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
+        memory=f"saved_bytes and peak_bytes of one call with our layers eager ({GRAPHS_ENV}=0): every buffer "
+               "allocated within the call and saved through autograd (timings use the CUDA-graph plans)",
         cpu_gemm=kernels.cpu_gemm_libraries() if args.device == "cpu" else None,
     )
     if args.micro_only:
