@@ -83,11 +83,18 @@ def versions() -> dict:
     return out
 
 
+def within_checkout(command: str) -> str:
+    """`command` with paths inside this checkout written relative to it, as they read from its root
+    (scripts pass absolute paths so that they run from any folder; a record names no machine's folders)."""
+    return command.replace(f"{REPO}{os.sep}", "")
+
+
 def stamp(command: str, **fields) -> dict:
     """The fields every record under docs/runs/ carries (command, commit, date, hardware, versions), then
     `fields`, which may replace any of them (a benchmark names its hardware with the thread count)."""
-    return {"command": command, "commit": git_commit(REPO), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "hardware": hardware(), "versions": versions(), **fields}
+    return {"command": within_checkout(command), "commit": git_commit(REPO),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hardware": hardware(), "versions": versions(),
+            **fields}
 
 
 def write(path, record: dict) -> Path:

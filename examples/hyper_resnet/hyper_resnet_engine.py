@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hyperfairseq.run_record import cpu_model
+from hyperfairseq.run_record import cpu_model, within_checkout
 from hyperfairseq.vision.datasets import ImageSet
 
 # Table 8 (normal WRN, Nesterov SGD) and Table 9 (hyper WRN, Adam): lr while step < threshold (C5)
@@ -199,8 +199,9 @@ def run_record(results: Dict, wall_time_s: float) -> Dict:
 
     commit = git("rev-parse", "--verify", "HEAD^{commit}")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    argv = [os.path.relpath(sys.argv[0], repo)] + sys.argv[1:]
     return {
-        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], repo)] + sys.argv[1:]),
+        "command": within_checkout(" ".join(shlex.quote(a) for a in argv)),
         "git_commit": commit or "unknown (no git repository here)",
         "git_dirty": None if status is None else bool(status),
         "hardware": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -46,6 +46,11 @@ def test_a_stamp_carries_the_shared_fields_and_a_caller_may_replace_one():
     assert record["versions"]["torch"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["date"])
 
 
+def test_a_stamp_names_paths_inside_the_checkout_relative_to_it():
+    command = f"python {run_record.REPO}/examples/x.py --out {run_record.REPO}/docs/runs/x.json --data /srv/data"
+    assert run_record.stamp(command)["command"] == "python examples/x.py --out docs/runs/x.json --data /srv/data"
+
+
 def test_a_record_is_written_whole_or_the_old_one_is_kept(tmp_path, monkeypatch):
     path = tmp_path / "runs" / "demo.json"
     run_record.write(path, {"result": 1})
