@@ -267,7 +267,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="start no case after this many seconds; those left are recorded as skipped")
     p.add_argument("--json", default=None, help="written after every case")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--stop-at", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--stop-at", type=float, default=None,
+                   help="start no case after this time (epoch seconds; a caller's deadline, start-up included)")
     return p
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from hyperfairseq import run_record
 
-STAGES = ("env", "kernels", "micro", "layer", "speed", "train", "eval")
+STAGES = ("env", "kernels", "memcheck", "micro", "layer", "speed", "train", "eval")
+CASE_COUNTS = ("planned", "cases", "failed", "skipped", "not_run", "complete")  # check_kernels_on_device.py's
+GRAPH_FALLBACK = "CUDA graph capture failed"  # cuda_graphs' warning: that layer then ran eagerly
 # (record, size/batch key, variant, baseline, at least): fwd+bwd tokens/s ratios of gpu-design / issue 13 §5
 LAYER_GATES = [
     ("bench_hyperlstm_gpu_tf32.json", "ptb/B128", "HyperLSTM", "nn.LSTM", 1.0),
@@ -41,15 +43,47 @@ def _tail(path: Path, lines: int = 6) -> str:
         return ""
 
 
+def _read(path: Path):
+    """A stage's one-line file: an int (exit status, seconds), another word ("skipped"), or None if absent."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def stages(work: Path) -> dict:
+    """Each stage's exit status ("skipped": no time was left before the run's deadline), wall seconds, the
+    time limit it ran under (the deadline shortens the last ones) and the end of its log."""
     out = {}
     for name in STAGES:
-        status = work / f"{name}.status"
-        rc = int(status.read_text().strip()) if status.exists() else None
-        seconds = work / f"{name}.seconds"
-        wall = int(seconds.read_text().strip()) if seconds.exists() else None
-        out[name] = {"exit_status": rc, "ok": rc == 0, "wall_s": wall, "log_tail": _tail(work / f"{name}.log")}
+        rc = _read(work / f"{name}.status")
+        out[name] = {"exit_status": rc, "ok": rc == 0, "wall_s": _read(work / f"{name}.seconds"),
+                     "limit_s": _read(work / f"{name}.limit"), "log_tail": _tail(work / f"{name}.log")}
     return out
+
+
+def kernel_cases(path: Path, log: Path = None) -> dict:
+    """The case counts of a check_kernels_on_device.py record; with `log` (a compute-sanitizer run), the
+    errors its ERROR SUMMARY counted (None if it printed none: no sanitizer, or cut short)."""
+    record = _json(path) or {}
+    out = {k: record.get(k) for k in ("device", *CASE_COUNTS) if log is None or k != "device"}
+    if log is not None:
+        errors = re.findall(r"ERROR SUMMARY: (\d+) error", _tail(log, 400))
+        out["sanitizer_errors"] = int(errors[-1]) if errors else None
+    return out
+
+
+def side_notes(work: Path) -> dict:
+    """What the stage statuses do not say: layers that fell back from CUDA graphs to eager launches (their
+    timings are eager ones), the background compile's failures, and the microbenchmark's tile runs."""
+    logs = "".join(p.read_text(errors="replace") for p in sorted(work.glob("*.log")))
+    warm = _tail(work / "warm.log", 1000)
+    tiles = ((_json(work / "micro_triton.json") or {}).get("result")) or {}
+    return {"graph_capture_failures": logs.count(GRAPH_FALLBACK),
+            "warm": {"warmed": len(re.findall(r"^warm .*: [0-9.]+ s$", warm, re.M)), "failed": warm.count(": FAILED"),
+                     "exit": _tail(work / "warm.status", 1) or None},
+            "micro_tiles": {k: len(tiles.get(k) or []) for k in ("parts", "errors", "skipped")}}
 
 
 def layer_gates(out_dir: Path) -> list:
@@ -71,8 +105,10 @@ def train_speed_gates(out_dir: Path) -> list:
     gates = []
     for key, row in rows.items():
         if row["config"] == "ln_hyperlstm_lm_ptb":
-            gates.append({"case": key, "words_per_s": row["words_per_s"], "ratio": row["vs_fairseq_lstm_lm"],
-                          "at_least": 3.0, "met": row["vs_fairseq_lstm_lm"] >= 3.0})
+            ratio = row.get("vs_fairseq_lstm_lm")
+            gates.append({"case": key, "words_per_s": row.get("words_per_s"), "ratio": ratio,
+                          "vs": row.get("baseline", f"fairseq lstm_lm [{row['precision']}]"), "at_least": 3.0,
+                          "met": None if ratio is None else ratio >= 3.0, "error": row.get("error")})
     return gates
 
 
@@ -111,12 +147,11 @@ def main(argv=None) -> dict:
     p.add_argument("--dry-run", action="store_true", help="the CPU rehearsal: its char-PTB record is a smoke run")
     args = p.parse_args(argv)
     work, out_dir = Path(args.work), Path(args.out)
-    kernels = _json(work / "kernels.json") or {}
     summary = stamp("gpu_check", "bash benchmarks/gpu_check.sh", args.seconds, **{
-        "environment": _tail(work / "env.log", 20), "stages": stages(work),
-        "kernels": {k: kernels.get(k) for k in ("device", "cases", "failed")},
-        "kernels_memcheck": {k: (_json(work / "kernels_memcheck.json") or {}).get(k) for k in ("cases", "failed")},
-        "micro": (_json(work / "micro_steps.json") or {}).get("micro"),
+        "environment": _tail(work / "env.log", 30), "stages": stages(work),
+        "kernels": kernel_cases(work / "kernels.json"),
+        "kernels_memcheck": kernel_cases(work / "kernels_memcheck.json", work / "memcheck.log"),
+        "micro": (_json(work / "micro_steps.json") or {}).get("micro"), **side_notes(work),
         "layer_gates": layer_gates(out_dir), "train_speed_gates": train_speed_gates(out_dir),
         "char_ptb_ln_hyperlstm": char_ptb(work),
     })
@@ -125,6 +160,8 @@ def main(argv=None) -> dict:
     run_record.write(out_dir / f"{record['name']}.json", record)
     for name, stage in summary["stages"].items():
         print(f"{name:8s} {'ok' if stage['ok'] else 'FAILED (' + str(stage['exit_status']) + ')'}")
+    if summary["graph_capture_failures"]:
+        print(f"{summary['graph_capture_failures']} CUDA graph capture failure(s): those layers ran eagerly")
     return summary
 
 

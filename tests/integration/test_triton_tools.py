@@ -98,3 +98,24 @@ def test_microbenchmark_dry_run_runs_every_part_on_cpu(tmp_path):
     for part in parts:
         assert part["finite"], part
         assert part["forward_max_err"] < (1e-5 if part["dtype"] == "fp32" else 3e-2), part
+
+
+def test_microbenchmark_times_the_table_tiles_first_and_starts_nothing_past_its_budget(tmp_path):
+    """The GPU check's micro stage runs while its budget lasts: the tile table's pair of every case and dtype
+    comes first (what the layer launches), the alternatives after; with no budget left every run is recorded
+    as skipped, and the record is still written and passed."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_triton_cell
+
+    gate = gate_module()
+    runs = bench_triton_cell.tile_runs()
+    table = [(case.name, dtype, tiles) for case, dtype, tiles in runs[:2 * len(gate.BENCH_CASES)]]
+    assert table == [(case.name, dtype, bench_triton_cell.tiles_for(case.n, True)[0])
+                     for case in gate.BENCH_CASES for dtype in bench_triton_cell.DTYPES]
+    out = tmp_path / "dry.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_triton_cell.py"), "--dry-run",
+                           "--budget-s", "0", "--json", str(out)],
+                          capture_output=True, text=True, env=CLI_ENV, cwd=REPO, timeout=300)
+    result = json.loads(out.read_text())["result"]
+    assert proc.returncode == 0 and result["passed"] and not result["complete"], proc.stderr[-2000:]
+    assert result["parts"] == [] and len(result["skipped"]) == len(runs)

@@ -134,8 +134,10 @@ def render_gpu_check(records: List[Record]) -> List[str]:
         out.append(_gate_row(f"fairseq-train ln_hyperlstm_lm_ptb vs lstm_lm ({gate['case']})", gate, "—"))
     kernels, memcheck = data.get("kernels") or {}, data.get("kernels_memcheck") or {}
     out += ["", f"Kernels against float64 on the device: {kernels.get('cases')} cases, {kernels.get('failed')} "
-            f"failed; under compute-sanitizer memcheck: {memcheck.get('cases')} cases, {memcheck.get('failed')} "
-            "failed.", ""]
+            f"failed, {kernels.get('skipped', 0)} left out for time; under compute-sanitizer memcheck: "
+            f"{memcheck.get('cases')} cases, {memcheck.get('failed')} failed, "
+            f"{memcheck.get('sanitizer_errors', '?')} sanitizer errors. CUDA-graph captures that failed (their "
+            f"layers ran eagerly): {data.get('graph_capture_failures', '?')}.", ""]
     return out
 
 
