@@ -51,7 +51,7 @@ commit=$(git rev-parse HEAD)
 git diff --quiet HEAD -- || { echo "warning: uncommitted changes: the records will name $commit+dirty;" \
   "commit first" >&2; commit=$commit+dirty; }
 cat <<EOF
-ready. The device call (one run; the script stops itself within about 9 minutes; the copy there has no .git,
+ready. The device call (one run; the script ends by about 545 s, its deadline being 540 s; the copy there has no .git,
 so the command names the commit):
   run(command="HYPERFAIRSEQ_COMMIT=$commit bash benchmarks/gpu_check.sh", carry=[".whl", "data-bin/ptb_char"],
       timeout_s=590)
