@@ -194,7 +194,7 @@ def run_workers(args, stop_at: float, emit) -> int:
     sharing Triton's on-disk cache, so the kernel variants compile on as many cores; every row is handed to
     `emit` as it arrives. Returns the workers' highest exit status."""
     base = [sys.executable, __file__, "--device", args.device, "--jobs", str(args.jobs), "--stop-at", str(stop_at),
-            "--shapes", ",".join(args.names)] + (["--each-once"] if args.each_once else [])
+            "--shapes", ",".join(args.names)] + (["--each-once"] if args.each_once or args.quick else [])
     base += ["--full", args.full] if args.full else []
     procs = [subprocess.Popen(base + ["--worker", str(k)], stdout=subprocess.PIPE, text=True)
              for k in range(args.jobs)]
