@@ -11,8 +11,9 @@ What changes the compiled code, and so what is compiled: the kernel (forward, ba
 width rounded up to a power of two: the main rows 1000 -> 1024, 1250/1800/2000/2048 -> 2048; the hyper rows
 128/256/512); how d arrives (main cell: computed from z, N_z 4 and 16, one compiled kernel as N_z is a
 runtime loop bound; given, N_z 64; none: the hyper cell and the LSTM baselines); LN on/off; dropout mask
-on/off; fp32 or bf16 storage (statistics and accumulators fp32); the tile (rows per program, warps): the
-table's choice for every combination, the microbenchmark's alternatives for its cases. `--configs ci`
+on/off; fp32 or bf16 storage (statistics and accumulators fp32; fp16 storage, which only `--fp16` uses, at
+the corners below); the tile (rows per program, warps): the table's choice for every combination, the
+microbenchmark's alternatives for its cases. `--configs ci`
 compiles, in bf16 storage, the most demanding flags (LN, mask, the heaviest d mode) of every kernel and
 BLOCK_H with the table's tile (10 per version, ~2 minutes on 2 cores); the full run's record holds every
 configuration with the kernels' source hash, and the CI test checks that it is current.
@@ -70,7 +71,7 @@ class Config(NamedTuple):
     """One compilation: kernel, storage, row width, d mode, flags, tile."""
 
     kernel: str  # "forward" / "backward"
-    dtype: str  # "fp32" / "bf16"
+    dtype: str  # "fp32" / "bf16" / "fp16"
     block_h: int
     scale: str  # "none" / "z" / "d"
     ln: bool
@@ -92,11 +93,13 @@ def all_configs(K, which: str = "all"):
         row = K.tile_row(block_h)
         for kernel in ("forward", "backward"):
             table = row.backward if kernel == "backward" else row.forward
+            # the corner: the heaviest flags (LN, mask, d = z W_d where it exists) with the table's tile
+            corner = Config(kernel, "bf16", block_h, "z" if "z" in scales else "none", True, True, *table)
+            if which == "ci":  # in bf16 storage
+                out.append(corner)
+                continue
+            out.append(corner._replace(dtype="fp16"))  # fp16 storage (fairseq-train --fp16): the corners only
             for dtype in ("fp32", "bf16"):
-                if which == "ci":  # bf16 storage and the heaviest flags: LN, mask, d = z W_d where it exists
-                    if dtype == "bf16":
-                        out.append(Config(kernel, dtype, block_h, "z" if "z" in scales else "none", True, True, *table))
-                    continue
                 for scale in scales:
                     for ln in (False, True):
                         for mask in (False, True):
