@@ -11,7 +11,7 @@ What changes the compiled code, and so what is compiled: the kernel (forward, ba
 width rounded up to a power of two: the main rows 1000 -> 1024, 1250/1800/2000/2048 -> 2048; the hyper rows
 128/256/512); how d arrives (main cell: computed from z, N_z 4 and 16, one compiled kernel as N_z is a
 runtime loop bound; given, N_z 64; none: the hyper cell and the LSTM baselines); LN on/off; dropout mask
-on/off; fp32 or bf16 storage (statistics and accumulators fp32; fp16 storage, which only `--fp16` uses, at
+on/off; fp32 or bf16 storage (statistics and accumulators fp32; fp16 storage, which `--amp` and `--fp16` use, at
 the corners below); the tile (rows per program, warps): the table's choice for every combination, the
 microbenchmark's alternatives for its cases. `--configs ci`
 compiles, in bf16 storage, the most demanding flags (LN, mask, the heaviest d mode) of every kernel and
@@ -98,7 +98,7 @@ def all_configs(K, which: str = "all"):
             if which == "ci":  # in bf16 storage
                 out.append(corner)
                 continue
-            out.append(corner._replace(dtype="fp16"))  # fp16 storage (fairseq-train --fp16): the corners only
+            out.append(corner._replace(dtype="fp16"))  # fp16 storage (--amp, --fp16): the corners only
             for dtype in ("fp32", "bf16"):
                 for scale in scales:
                     for ln in (False, True):
