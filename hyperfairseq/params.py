@@ -1,4 +1,6 @@
-"""`python -m hyperfairseq.params --arch ARCH [--vocab N]`: the parameter breakdown of an architecture.
+"""`python -m hyperfairseq.params --arch ARCH [--vocab N] [--set KEY=VALUE ...]`: the parameter breakdown of an
+architecture, optionally with some of its config fields changed (`--set decoder_hidden_size=256`, as the
+command-line option `--decoder-hidden-size 256` would).
 
 Counts as the paper does (paper-spec §2.6): `--vocab` is the number of symbols the paper counts (50 for
 PTB, 205 for enwik8, 3 pen inputs), one-hot inputs over them and a softmax over them, independent of
@@ -10,7 +12,7 @@ The model is built on PyTorch's meta device: shapes only, no memory and no initi
 
 import argparse
 import sys
-from typing import Dict
+from typing import Dict, List
 
 import torch
 from fairseq.data import Dictionary
@@ -48,6 +50,27 @@ def build_config(arch: str):
     for key, value in vars(ns).items():
         setattr(cfg, key, value)
     return model_cls, cfg
+
+
+def apply_settings(cfg, settings: List[str]) -> None:
+    """Set `KEY=VALUE` fields of an architecture's config, each converted to the type of the field's value."""
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or not hasattr(cfg, key):
+            raise SystemExit(f"error: --set {setting!r}: expected KEY=VALUE with KEY a field of the model's config")
+        setattr(cfg, key, _converted(setting, text, getattr(cfg, key)))
+
+
+def _converted(setting: str, text: str, current):
+    """`text` as the type of the field's `current` value (a field that is None takes an int, a float or text)."""
+    if isinstance(current, bool):
+        return text.lower() in ("1", "true", "yes")
+    for kind in ((type(current),) if current is not None else (int, float, str)):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            continue
+    raise SystemExit(f"error: --set {setting!r}: {text!r} is not a {type(current).__name__}")
 
 
 def build_counted(model_cls, cfg, vocab: int) -> nn.Module:
@@ -92,8 +115,11 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", required=True, help="architecture name, e.g. ln_hyperlstm_lm_ptb")
     parser.add_argument("--vocab", type=int, help="symbols as the paper counts them (PTB 50, enwik8 205, pen rows 3; "
                         "translation: dictionary entries, 32004); default: the architecture's row")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="change config fields of the architecture, e.g. decoder_hidden_size=256")
     args = parser.parse_args(argv)
     model_cls, cfg = build_config(args.arch)
+    apply_settings(cfg, args.set)
     vocab = args.vocab if args.vocab is not None else getattr(ARCHITECTURES.get(args.arch), "vocab", None)
     if vocab is None:
         parser.error(f"--arch {args.arch} has no row in models/architectures.py: give --vocab")
