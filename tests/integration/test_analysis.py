@@ -131,6 +131,9 @@ def _odd_runs(tmp_path: Path) -> Path:
         {"name": "table3_ours", "arch": "hyperlstm_lm_ptb", "data": "char-PTB test", "result": {"bpc": 1.5},
          "commit": "abc"}))
     (runs / "table3_smoke_hyperlstm_lm_ptb.json").write_text(json.dumps({"result": {"bpc": 4.9}, "smoke": True}))
+    (runs / "table3_reduced_ln_lstm_lm_ptb.json").write_text(json.dumps(
+        {"name": "table3_reduced_ln_lstm_lm_ptb", "data": "char-PTB test",
+         "result": {"bpc": 1.6, "reduced": "256 units, 5000 updates"}}))
     return runs
 
 
@@ -147,6 +150,8 @@ def test_results_page_from_odd_records_is_idempotent(tmp_path, capsys):
         assert paper_number in first
     row = next(line for line in first.splitlines() if line.startswith("| **HyperLSTM, 1000 units**"))
     assert "1.500" in row and "char-PTB test (table3_ours)" in row and "4.900" not in row
+    row = next(line for line in first.splitlines() if line.startswith("| Layer Norm LSTM, 1000 units"))
+    assert "1.600" in row and "reduced: 256 units, 5000 updates (table3_reduced_ln_lstm_lm_ptb)" in row
     assert "broken | unreadable" in first and "[a_list]" in first
     assert "figures/fig4_weight_change_ptb.png" in first or "Not generated yet" in first
 

@@ -88,6 +88,17 @@ def test_a_row_naming_a_field_its_config_lacks_or_renaming_the_base_is_rejected(
         row_fields(Architecture(Row("hyperlstm_lm", {"n_z": 5}, 1, "x | 1 M"), table), config)
 
 
+def test_params_cli_set_counts_a_changed_config_and_names_a_bad_setting(capsys):
+    """`--set decoder_hidden_size=256` counts the row at 256 units: an LSTM over V one-hot symbols has
+    4H(V + H + 1) main weights and a softmax of HV + V (the reduced Table 3 rows, scripts/table3_ptb.sh)."""
+    h, v = 256, 50
+    assert params.main(["--arch", "lstm_lm_ptb_1000", "--vocab", str(v), "--set", f"decoder_hidden_size={h}"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"total: {4 * h * (v + h + 1) + h * v + v}"
+    for bad, why in (("decoder_hiden_size=5", "a field of the model's config"), ("n_z=four", "not a int")):
+        with pytest.raises(SystemExit, match=why):
+            params.main(["--arch", "hyperlstm_lm_ptb", "--set", bad])
+
+
 def test_params_cli_without_a_row_needs_vocab():
     with pytest.raises(SystemExit):
         params.main(["--arch", "hyperlstm_lm"])

@@ -156,7 +156,8 @@ def classify(name: str, data) -> Record:
     arch = first(data, "arch", "results.arch", "result.arch", "row")
     arch = str(arch).split()[0] if arch else next((a for a in ALL_ARCHS if a in name), None)
     smoke = bool(data.get("smoke")) or "smoke" in name
-    return Record(name, data, table, arch, smoke, "")
+    reduced = first(data, "result.reduced", "results.reduced")
+    return Record(name, data, table, arch, smoke, f"reduced: {reduced}" if reduced else "")
 
 
 def ours_text(table: PaperTable, rec: Record) -> Dict[str, Optional[str]]:
