@@ -16,9 +16,10 @@ concatenated to the input of every decoder layer above it; the bottom layer read
 zero initial decoder state, input feeding into the bottom layer, dropout on every layer's input and before
 the softmax, the HyperLSTM module's own initialisation (paper-spec §2.4) instead of GNMT's uniform ±0.04.
 
-Cell types (same code path): `--no-hyper` / `--layer-norm` select HyperLSTM, LN-HyperLSTM, LSTM, LN-LSTM.
-The dataclass defaults are Table 6's GNMT HyperLSTM (`hyperlstm_wmt`); the LSTM row and the reduced rows
-(`*_mt_small`) are lines of `architectures.TABLES`, each with its exact parameter count.
+Cell types (same code path): `--no-hyper` / `--layer-norm` select HyperLSTM, LN-HyperLSTM, LSTM, LN-LSTM
+(`--arch hyperlstm_mt` alone: HyperLSTM cells without layer norm). The dataclass defaults are Table 6's GNMT
+HyperLSTM (`hyperlstm_wmt`) but for layer norm, which that row turns on; the rows (`hyperlstm_wmt`,
+`lstm_wmt` and the reduced `*_mt_small`) are lines of `architectures.TABLES`, each with its exact parameter count.
 
 fairseq's translation task left-pads the source; the encoder moves every row's tokens to the left
 (a stable gather, so any padding side works) and runs the HyperLSTM module with `lengths`. The backward
@@ -61,7 +62,10 @@ class HyperLSTMTranslationConfig(HyperLSTMCellConfig):
     decoder_layers: int = field(default=8, metadata={"help": "decoder layers"})
     attention_dim: int = field(default=1024, metadata={"help": "hidden size of the additive attention"})
     n_z: int = field(default=32, metadata={"help": "N_z, embedding size per gate; Table 6 uses 32"})
-    layer_norm: bool = field(default=True, metadata={"help": "layer norm per gate and on c (R8); Table 6: on"})
+    # off by default, as in every config of ours: fairseq makes a True boolean a store_false flag, so that
+    # `--layer-norm` would switch it off; the Table 6 HyperLSTM rows turn it on
+    layer_norm: bool = field(default=False, metadata={"help": "layer norm per gate and on c (R8); Table 6's "
+                                                       "HyperLSTM rows: on"})
     dropout: float = field(default=0.2, metadata={"help": "drop prob. on every layer's input and before the softmax"})
     max_source_positions: int = field(default=1024, metadata={"help": "longest source accepted, in tokens"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target accepted, in tokens"})

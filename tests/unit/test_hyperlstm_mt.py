@@ -268,3 +268,38 @@ def test_single_token_and_unknown_sources_decode():
     gen = SequenceGenerator([model], d, beam_size=4, max_len_a=0, max_len_b=5)
     out = gen.forward({"net_input": {"src_tokens": src, "src_lengths": torch.tensor([1, 3])}})
     assert all(len(hyps) == 4 and torch.isfinite(hyps[0]["score"]) for hyps in out)
+
+
+@pytest.mark.parametrize("arch, flags, cell", [
+    ("hyperlstm_mt", [], (False, False)),
+    ("hyperlstm_mt", ["--layer-norm"], (False, True)),
+    ("lstm_wmt", [], (True, False)),
+    ("lstm_wmt", ["--layer-norm"], (True, True)),
+    ("hyperlstm_wmt", [], (False, True)),
+    ("hyperlstm_mt_small", ["--no-hyper"], (True, True)),
+])
+def test_the_cell_flags_on_fairseqs_command_line_select_the_cell_they_name(arch, flags, cell):
+    """`--layer-norm` turns layer norm on (a config boolean that defaulted to True made it a store_false flag
+    that turned it off), `--no-hyper` drops the hypernetwork, and a row's own cell holds without flags."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, ["data", "--user-dir", "hyperfairseq", "--task", "translation",
+                                                "--arch", arch, *flags])
+    model = convert_namespace_to_omegaconf(args).model  # what fairseq-train builds the model from
+    assert (model.no_hyper, model.layer_norm) == cell
+
+
+def test_no_config_of_ours_has_a_boolean_that_defaults_to_true():
+    """fairseq turns a boolean field into `--name` with store_true, or with store_false where it defaults to
+    True: the flag would then do the opposite of what its name says."""
+    import dataclasses
+
+    from fairseq.models import MODEL_DATACLASS_REGISTRY
+
+    ours = {name: cls for name, cls in MODEL_DATACLASS_REGISTRY.items() if cls.__module__.startswith("hyperfairseq")}
+    assert "hyperlstm_mt" in ours and "hyperlstm_lm" in ours
+    for name, cls in ours.items():
+        for f in dataclasses.fields(cls):
+            assert not (f.type in (bool, "bool") and f.default is True), f"{name}.{f.name} defaults to True"
