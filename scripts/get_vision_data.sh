@@ -5,7 +5,7 @@
 #   DATA_DIR/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz   (Debian dataset-fashion-mnist)
 #   DATA_DIR/cifar10-foolbox/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}
 #       (the 20 real CIFAR-10 test images shipped in the PyPI foolbox==3.3.4 wheel, written in the
-#        CIFAR-10 python batch format; a loader fixture, not a training set; see docs/data.md 4.3)
+#        CIFAR-10 python batch format; a loader fixture, not a training set; see docs/vision.md)
 # Idempotent: files already present are kept. Exits non-zero with a message on failure.
 set -euo pipefail
 

@@ -10,6 +10,7 @@ hold every configuration, passed, for both versions.
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -39,7 +40,9 @@ def interpreter(version: str) -> str:
     if not TRITON36.exists():
         message = (f"{TRITON36} is missing: python3 -m venv .venv-triton36 && .venv-triton36/bin/pip install "
                    "triton==3.6.0 'numpy<2.4' (.ci/run creates it)")
-        pytest.fail(message)
+        if os.environ.get("CI"):  # as with missing data (conftest.require_data): fail in CI, skip elsewhere
+            pytest.fail(message)
+        pytest.skip(message)
     return str(TRITON36)
 
 
