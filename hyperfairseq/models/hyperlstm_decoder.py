@@ -11,6 +11,7 @@ from typing import Dict, Optional
 
 import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
+from fairseq.modules import FairseqDropout
 from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
@@ -66,8 +67,9 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         self.padding_idx = dictionary.pad() if dictionary is not None else None
         self.embed_tokens = embed_tokens
         self.rnn = rnn
-        self.dropout_in = dropout_in
-        self.dropout_out = dropout_out
+        # fairseq's dropout modules, so that --retain-dropout keeps them on at inference (module name: this class)
+        self.dropout_in = FairseqDropout(dropout_in, module_name=type(self).__name__)
+        self.dropout_out = FairseqDropout(dropout_out, module_name=type(self).__name__)
         self.output_projection = nn.Linear(rnn.hidden_size, num_symbols)
         self.carried: Dict[str, HyperLSTMState] = {}
         self.dictionary_md5 = dictionary_md5(dictionary)
@@ -79,7 +81,7 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
             x = F.one_hot(tokens, self.num_symbols).to(self.output_projection.weight.dtype)
         else:
             x = self.embed_tokens(tokens)
-        return F.dropout(x, self.dropout_in, self.training)
+        return self.dropout_in(x)
 
     def lengths_of(self, tokens: Tensor) -> Optional[Tensor]:
         """Lengths of right-padded rows, or None when no row is padded."""
@@ -107,7 +109,7 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         x, new_state = self.rnn(x, state, lengths=lengths)
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, STATE_KEY, state_to_dict(new_state))
-        x = F.dropout(x, self.dropout_out, self.training)
+        x = self.dropout_out(x)
         return x.transpose(0, 1), {"attn": None, "state": new_state}
 
     def output_layer(self, features: Tensor, **kwargs) -> Tensor:

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder, register_model
+from fairseq.modules import FairseqDropout
 from torch import Tensor, nn
 
 from hyperfairseq.modules import HyperLSTMState, reorder_state
@@ -128,7 +128,7 @@ class HyperLSTMEncoder(FairseqEncoder):
         super().__init__(dictionary)
         hidden = cfg.encoder_hidden_size
         self.padding_idx = dictionary.pad()
-        self.dropout = cfg.dropout
+        self.dropout_module = FairseqDropout(cfg.dropout, module_name=type(self).__name__)  # --retain-dropout
         self.max_source_positions = cfg.max_source_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, padding_idx=self.padding_idx)
         self.forward_rnn = build_hyperlstm(cfg, cfg.encoder_embed_dim, hidden)
@@ -142,13 +142,13 @@ class HyperLSTMEncoder(FairseqEncoder):
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **unused) -> EncoderOut:
         tokens, lengths, order = left_align(src_tokens, self.padding_idx)
         steps = tokens.shape[1]
-        x = F.dropout(self.embed_tokens(tokens).transpose(0, 1), self.dropout, self.training)
+        x = self.dropout_module(self.embed_tokens(tokens).transpose(0, 1))
         forward_out, _ = self.forward_rnn(x, lengths=lengths)
         rev = reverse_index(lengths, steps)
         backward_out, _ = self.backward_rnn(_time_gather(x, rev), lengths=lengths)
         x = torch.cat([forward_out, _time_gather(backward_out, rev)], dim=-1)
         for number, rnn in enumerate(self.layers, start=2):
-            out, _ = rnn(F.dropout(x, self.dropout, self.training), lengths=lengths)
+            out, _ = rnn(self.dropout_module(x), lengths=lengths)
             x = out + x if number >= RESIDUAL_FROM else out
         padding_mask = torch.arange(steps, device=x.device).unsqueeze(1) >= lengths.unsqueeze(0)
         return EncoderOut(x, padding_mask, order)
@@ -176,7 +176,7 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         hidden = cfg.decoder_hidden_size
         self.hidden_size = hidden
         self.encoder_dim = encoder_dim
-        self.dropout = cfg.dropout
+        self.dropout_module = FairseqDropout(cfg.dropout, module_name=type(self).__name__)  # --retain-dropout
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.decoder_embed_dim, padding_idx=dictionary.pad())
         self.bottom = build_hyperlstm(cfg, cfg.decoder_embed_dim + encoder_dim, hidden)  # run step by step
@@ -226,7 +226,7 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         cached = self._cached(incremental_state) if incremental_state is not None else None
         if cached is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
-        x = F.dropout(self.embed_tokens(prev_output_tokens).transpose(0, 1), self.dropout, self.training)
+        x = self.dropout_module(self.embed_tokens(prev_output_tokens).transpose(0, 1))
         if cached is not None:
             state, context, keys = cached
         else:
@@ -235,13 +235,13 @@ class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
         bottom = self._attend_step_by_step(x, one_layer(state, 0), context, keys, encoder_out)
         y, finals = bottom.outputs, [layer_state(bottom.state, 0)]
         for number, rnn in enumerate(self.layers, start=2):  # layers 2..L over the whole prefix at once
-            inp = torch.cat([F.dropout(y, self.dropout, self.training), bottom.contexts], dim=-1)
+            inp = torch.cat([self.dropout_module(y), bottom.contexts], dim=-1)
             out, new = rnn(inp, one_layer(state, number - 1))
             finals.append(layer_state(new, 0))
             y = out + y if number >= RESIDUAL_FROM else out
         if incremental_state is not None:
             self._cache(incremental_state, stack_states(finals), bottom.contexts[-1], keys)
-        features = F.dropout(y, self.dropout, self.training).transpose(0, 1)
+        features = self.dropout_module(y).transpose(0, 1)
         attn = bottom.weights  # (B, T, S) in left-aligned layout -> the caller's layout
         attn = torch.zeros_like(attn).scatter_(2, encoder_out.order.unsqueeze(1).expand_as(attn), attn)
         return features, {"attn": [attn]}

@@ -61,7 +61,7 @@ def fused_layer(cell, x: Tensor, state: CellState, keep: Optional[Tensor], retur
         raise RuntimeError(f"no fused kernels for {x.dtype} on {x.device}; use hyperlstm.run_layer")
     with torch.autocast(x.device.type, enabled=False):
         xc, sc = x.to(dtype), CellState(*(None if s is None else s.to(dtype) for s in state))
-        if x.shape[0] == 1 and keep is None and not torch.is_grad_enabled() and not cell.training:
+        if x.shape[0] == 1 and keep is None and not torch.is_grad_enabled() and not cell.drops:
             out, final = one_step(kernels, cell, xc[0], sc)  # incremental decoding
             out = out.unsqueeze(0)
         else:

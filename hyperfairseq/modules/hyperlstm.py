@@ -21,7 +21,7 @@ Gates are stored in nn.LSTM's order (i, f, g, o) so weights copy across in parit
 code's order (i, g, f, o) differs only in naming, since every gate block is initialised alike.
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -199,6 +199,7 @@ class HyperLSTMCell(nn.Module):
         self.use_hyper = use_hyper
         self.layer_norm = layer_norm
         self.recurrent_dropout = recurrent_dropout
+        self.dropout_at_inference = False  # set by HyperLSTM.retain_dropout_ (fairseq's --retain-dropout)
         self.forget_bias = forget_bias
         gates = NUM_GATES * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(gates, input_size))
@@ -216,6 +217,11 @@ class HyperLSTMCell(nn.Module):
             else None
         )
         self.reset_parameters()
+
+    @property
+    def drops(self) -> bool:
+        """Whether the recurrent-dropout masks are drawn: in training, and at inference when retained."""
+        return self.training or self.dropout_at_inference
 
     @property
     def hyper_hidden_size(self) -> Optional[int]:
@@ -248,11 +254,11 @@ class HyperLSTMCell(nn.Module):
 
     def dropout_masks(self, steps: int, batch: int, like: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Inverted-dropout masks for the candidates, one fresh mask per step (R6): (T, B, size) or None."""
-        main = _masks(steps, batch, self.hidden_size, self.recurrent_dropout, self.training, like)
+        main = _masks(steps, batch, self.hidden_size, self.recurrent_dropout, self.drops, like)
         hyper = None
         if self.hyper is not None:
             cell = self.hyper.cell
-            hyper = _masks(steps, batch, cell.hidden_size, cell.recurrent_dropout, self.training, like)
+            hyper = _masks(steps, batch, cell.hidden_size, cell.recurrent_dropout, self.drops, like)
         return main, hyper
 
     def step(
@@ -367,6 +373,7 @@ class HyperLSTM(nn.Module):
         self.num_layers = num_layers
         self.use_hyper = use_hyper
         self.dropout = dropout
+        self.dropout_at_inference = False
         self.fast = fast
         self.layers = nn.ModuleList(
             HyperLSTMCell(
@@ -378,6 +385,21 @@ class HyperLSTM(nn.Module):
 
     def zero_state(self, batch: int, like: Tensor) -> HyperLSTMState:
         return stack_states([cell.zero_state(batch, like) for cell in self.layers])
+
+    def retain_dropout_(self, retain: bool = True) -> "HyperLSTM":
+        """Keep the dropout between layers and the recurrent dropout (R6, R7) on in eval mode too, e.g. for
+        Monte-Carlo dropout; `retain=False` restores dropout in training only."""
+        self.dropout_at_inference = retain
+        for cell in self.layers:
+            cell.dropout_at_inference = retain
+        return self
+
+    def make_generation_fast_(self, name: str = "", retain_dropout: bool = False,
+                              retain_dropout_modules: Optional[List[str]] = None, **unused) -> None:
+        """fairseq's inference hook, found by name (this module imports nothing of fairseq): with
+        `--retain-dropout`, and `--retain-dropout-modules` unset or naming HyperLSTM, dropout stays on."""
+        if retain_dropout and (retain_dropout_modules is None or type(self).__name__ in retain_dropout_modules):
+            self.retain_dropout_()
 
     def forward(
         self,
@@ -397,7 +419,7 @@ class HyperLSTM(nn.Module):
         x, finals, internals = input, [], []
         for layer, cell in enumerate(self.layers):
             if layer > 0 and self.dropout > 0:
-                x = F.dropout(x, self.dropout, self.training)
+                x = F.dropout(x, self.dropout, self.training or self.dropout_at_inference)
             run = fused_layer if self.fast and fast_path_applies(cell, x, return_internals) else run_layer
             x, final, layer_internals = run(cell, x, layer_state(state, layer), keep, return_internals)
             finals.append(final)

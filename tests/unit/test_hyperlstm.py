@@ -141,6 +141,34 @@ def test_recurrent_dropout_is_off_in_eval_and_its_mask_is_fresh_every_step():
     torch.testing.assert_close(internals.g[0, 0][kept], 2 * clean_internals.g[0, 0][kept])
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_retained_dropout_in_eval_draws_the_masks_training_draws(fast):
+    """`retain_dropout_()` (fairseq's --retain-dropout): in eval mode, with the same seed, the stack drops
+    exactly what training drops (recurrent masks of both cells and dropout between layers), through the
+    fused path and the reference; one-step decoding too. `retain_dropout_(False)` is eval again."""
+    dtype = torch.float32 if fast else torch.float64  # float32 takes the fused path (float64: the reference)
+    torch.manual_seed(0)
+    rnn = HyperLSTM(N_X, 16, 2, N_HAT, N_Z, recurrent_dropout=0.3, hyper_recurrent_dropout=0.2, dropout=0.25,
+                    fast=fast).to(dtype)
+    x = torch.randn(T, B, N_X, dtype=dtype)
+
+    def run(seed, step=False):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return rnn.step(x[0])[0] if step else rnn(x)[0]
+
+    trained = [run(1), run(1, step=True)]
+    rnn.eval()
+    clean = [run(1), run(1, step=True)]
+    rnn.retain_dropout_()
+    for step, (with_dropout, without) in enumerate(zip(trained, clean)):
+        torch.testing.assert_close(run(1, step=bool(step)), with_dropout, rtol=0, atol=0)  # the same arithmetic
+        assert not torch.equal(run(1, step=bool(step)), without)  # P(no unit dropped) = 0.7^(16·B), nil
+    assert not torch.equal(run(1), run(2))
+    rnn.retain_dropout_(False)
+    torch.testing.assert_close(run(2), clean[0], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("use_hyper", [True, False])
 def test_padded_batch_with_lengths_equals_each_sequence_alone(use_hyper):
     torch.manual_seed(0)
