@@ -41,7 +41,17 @@ loses work, runs code or prints a traceback where it should not:
    --bf16 failed on every other machine. Unless `--tpu` is on its command line, fairseq-train keeps `tpu`
    off: `--bf16` trains with bfloat16 weights on the device it runs on (CUDA, or `--cpu`). `--fp16`
    without a GPU (fairseq's FP16 optimizer keeps its float32 copy on CUDA) is refused in one line that
-   names --bf16 and --amp, where torch's "Found no NVIDIA driver" came from deep inside the optimizer.
+   names --bf16, where torch's "Found no NVIDIA driver" came from deep inside the optimizer; `--amp`
+   without a GPU, which trains in float32 (fairseq's autocast is CUDA's), says so in one warning.
+12. **Diverse beam search keeps each sentence's counts** (`--diverse-beam-groups`). `DiverseBeamSearch`
+   stores its group-overlap counts by the batch's rows at the first step and from then on reads and
+   writes them by the sentences' dataset ids, which the generator passes: fairseq-generate raised
+   IndexError for any id beyond the batch size, and a batch whose ids stayed below it (one batch, the hub's
+   `translate`) penalised each sentence with another's counts. The search now gets each sentence's row.
+13. **`--no-repeat-ngram-size` without fairseq's CUDA extension** (every CPU, and a GPU where the
+   extension is not built, as in the pip wheels) banned nothing: the Python fallback takes the last n-1
+   columns of the generator's whole token buffer, which are padding, as the newest tokens (fairseq issues
+   #4709, #5206). It now gets the tokens up to the current step.
 """
 
 import functools
@@ -55,9 +65,10 @@ import types
 
 import numpy as np
 import torch
-from fairseq import checkpoint_utils, utils
+from fairseq import checkpoint_utils, search, utils
 from fairseq.data import data_utils
 from fairseq.file_io import PathManager
+from fairseq.ngram_repeat_block import NGramRepeatBlock
 
 from hyperfairseq import checkpoint_files
 from hyperfairseq.data import binarised
@@ -83,6 +94,8 @@ def install() -> None:
     _name_translation_data()
     data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
     _give_numpy1_names()
+    search.DiverseBeamSearch.step = _by_batch_rows(search.DiverseBeamSearch.step)
+    NGramRepeatBlock.forward = _tokens_so_far(NGramRepeatBlock.forward)
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
@@ -389,9 +402,53 @@ def _bf16_without_tpu(convert_namespace_to_omegaconf):
     def convert(args):
         if getattr(args, "bf16", False) and getattr(args, "tpu", False) and "--tpu" not in sys.argv[1:]:
             args.tpu = False  # set by the parser for --bf16 alone, not asked for
-        if getattr(args, "fp16", False) and (getattr(args, "cpu", False) or not torch.cuda.is_available()):
+        no_gpu = getattr(args, "cpu", False) or not torch.cuda.is_available()
+        if getattr(args, "fp16", False) and no_gpu:
             raise InputError("--fp16 needs a CUDA GPU (fairseq's FP16 optimizer keeps its float32 weights there); "
-                             "on the CPU train with --bf16 or --amp")
+                             "on the CPU train with --bf16")
+        if getattr(args, "amp", False) and no_gpu:
+            logger.warning("--amp does nothing without a CUDA GPU (fairseq's autocast is CUDA's): this run trains "
+                           "in float32; --bf16 trains in bfloat16 on the CPU")
         return convert_namespace_to_omegaconf(args)
 
     return convert
+
+
+# -- 12. diverse beam search by batch rows --------------------------------------------------------
+
+
+def _by_batch_rows(step):
+    """`DiverseBeamSearch.step` given each sentence's row in the batch of its first step, where the
+    generator passes dataset ids (`sample["id"]`, shrunk as sentences finish)."""
+
+    @functools.wraps(step)
+    def stepped(self, step_number, lprobs, scores, prev_output_tokens=None, original_batch_idxs=None):
+        if original_batch_idxs is not None:
+            if step_number == 0:
+                self._hyperfairseq_first_ids = original_batch_idxs.clone()
+            original_batch_idxs = row_of_id(self._hyperfairseq_first_ids, original_batch_idxs)
+        return step(self, step_number, lprobs, scores, prev_output_tokens, original_batch_idxs)
+
+    return stepped
+
+
+def row_of_id(first_ids, ids):
+    """The position of each of `ids` in `first_ids` (unique ids: one batch's sentences)."""
+    ordered, order = first_ids.sort()
+    return order[torch.searchsorted(ordered, ids)]
+
+
+# -- 13. n-gram blocking in Python ----------------------------------------------------------------
+
+
+def _tokens_so_far(forward):
+    """`NGramRepeatBlock.forward` with the tokens up to `step` when it runs its Python fallback, which
+    reads the last columns as the newest tokens; fairseq's CUDA extension indexes by `step` itself."""
+
+    @functools.wraps(forward)
+    def blocked(self, tokens, lprobs, bsz: int, beam_size: int, step: int):
+        if not self.use_extension:
+            tokens = tokens[:, : step + 1]
+        return forward(self, tokens, lprobs, bsz, beam_size, step)
+
+    return blocked

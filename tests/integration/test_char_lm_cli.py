@@ -193,7 +193,8 @@ def test_stock_task_with_one_line_per_sample_trains_and_scores_every_line_whatev
 def test_bf16_trains_on_cpu_without_asking_for_a_tpu_and_fp16_is_refused_by_name(ptb_slice_bin, tmp_path):
     """fairseq's parser turns --bf16 into --tpu too (then torch_xla is asked for a TPU and training fails);
     fairseq_patches §11 keeps tpu off unless asked for: bfloat16 weights on the CPU (and on CUDA). --fp16,
-    which fairseq's optimizer runs on CUDA only, is refused in one line naming what works on a CPU."""
+    which fairseq's optimizer runs on CUDA only, is refused in one line naming what works on a CPU; --amp,
+    which trains in float32 there, says so."""
     run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "char_lm", "--arch",
             "ln_hyperlstm_lm_ptb", *SMALL_LM, *TRAIN_FLAGS, "--bf16", "--max-update", 4, "--save-dir", tmp_path,
             "--disable-validation")
@@ -204,7 +205,11 @@ def test_bf16_trains_on_cpu_without_asking_for_a_tpu_and_fp16_is_refused_by_name
                    tmp_path / "fp16", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert last_line(proc).endswith("--fp16 needs a CUDA GPU (fairseq's FP16 optimizer keeps its float32 weights "
-                                    "there); on the CPU train with --bf16 or --amp"), last_line(proc)
+                                    "there); on the CPU train with --bf16"), last_line(proc)
+    proc = run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, "--task", "char_lm", "--arch",
+                   "ln_hyperlstm_lm_ptb", *SMALL_LM, *TRAIN_FLAGS, "--amp", "--max-update", 1, "--save-dir",
+                   tmp_path / "amp", "--disable-validation")  # trains, in float32: fairseq's autocast is CUDA's
+    assert "--amp does nothing without a CUDA GPU" in proc.stdout + proc.stderr, proc.stderr[-2000:]
 
 
 def test_fairseqs_python_api_and_interactive_score_and_continue_plain_text(trained_lm, ptb_slice_bin):

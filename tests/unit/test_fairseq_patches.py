@@ -60,3 +60,53 @@ def test_translation_pairs_with_length_buckets_pad_to_their_bucket():
     buckets = sorted(int(n) for _, n in pairs.buckets)
     assert buckets == [3, 8, 12]
     assert [pairs.num_tokens(i) for i in range(len(src))] == [3, 3, 8, 8, 12, 12]
+
+
+@pytest.mark.parametrize("ids", [[40, 7, 23], [1, 2, 0]], ids=["ids-beyond-the-batch", "ids-permuted"])
+def test_diverse_beam_search_gives_each_sentence_its_own_hypotheses_whatever_its_id(ids):
+    """§12: `--diverse-beam-groups` read its per-sentence overlap counts by dataset id: fairseq-generate
+    raised IndexError for an id beyond the batch, and ids within it took another sentence's counts. Now the
+    batched n-best of each sentence equals that sentence decoded alone (the per-sentence arithmetic of
+    `test_batched_beam4_equals_per_sentence`: the same tokens, scores to 1e-6). Four groups of one beam
+    and a mild penalty (0.2) keep the groups' tokens overlapping, so that counts read from another sentence
+    change the hypotheses (with ids [1, 2, 0] the unpatched search passes a strong penalty's zero counts)."""
+    from fairseq.search import DiverseBeamSearch
+    from fairseq.sequence_generator import SequenceGenerator
+    from test_hyperlstm_mt import left_padded_batch, tiny
+
+    model = tiny("ln_hyperlstm", seed=3).float()
+    tgt_dict = model.decoder.dictionary
+    rows, src, lengths, _ = left_padded_batch()
+
+    def generate(src_tokens, src_lengths, sentence_ids):
+        dbs = DiverseBeamSearch(tgt_dict, num_groups=4, diversity_strength=0.2)
+        gen = SequenceGenerator([model], tgt_dict, beam_size=4, max_len_a=0, max_len_b=7, search_strategy=dbs)
+        sample = {"net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths}, "id": torch.tensor(sentence_ids)}
+        return gen.forward(sample)
+
+    batched = generate(src, lengths, ids)
+    for b, row in enumerate(rows):
+        alone = generate(torch.tensor([row]), torch.tensor([len(row)]), [0])[0]  # id 0 of 1: right unpatched too
+        assert [h["tokens"].tolist() for h in alone] == [h["tokens"].tolist() for h in batched[b]]
+        torch.testing.assert_close(torch.stack([h["score"] for h in alone]),
+                                   torch.stack([h["score"] for h in batched[b]]), rtol=0, atol=1e-6)
+
+
+def test_row_of_id_finds_each_id_in_the_first_batch():
+    from hyperfairseq.fairseq_patches import row_of_id
+
+    first = torch.tensor([40, 7, 23, 3])
+    assert row_of_id(first, torch.tensor([23, 40, 3])).tolist() == [2, 0, 3]
+
+
+def test_no_repeat_ngram_blocking_bans_the_next_token_of_a_repeated_ngram():
+    """§13: fairseq-generate --no-repeat-ngram-size 2 at step 3 of [eos, 5, 6, 5, pad, pad] (the generator's
+    buffer: max length + 2 columns) must ban 6, which would repeat the bigram (5, 6); the Python fallback
+    read the padding at the buffer's end as the newest tokens and banned nothing."""
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    block = NGramRepeatBlock(2, use_extension=False)
+    tokens = torch.tensor([[2, 5, 6, 5, 1, 1], [2, 7, 7, 8, 1, 1]])
+    lprobs = block(tokens, torch.zeros(2, 10), bsz=1, beam_size=2, step=3)
+    assert torch.isinf(lprobs[0, 6]) and torch.isfinite(lprobs[0]).sum() == 9  # only 6 banned
+    assert torch.isfinite(lprobs[1]).all()  # (8, x) never occurred before: nothing banned
