@@ -7,14 +7,22 @@ writes, its C++ writer reports the SystemExit as a RuntimeError, which fairseq's
 catches and retries 2.5 s later; training went on (the CI run of 2026-12-02 failed so). An exit during a
 checkpoint write would also leave its `.tmp` file behind, so a second signal that arrives inside
 `writing(path)` exits when that file is complete.
+
+The same signal again within `DUPLICATE_SECONDS` of the first is the same request delivered twice, not a
+second one: GNU `timeout -s INT` (without `--foreground`) sends its signal to the command and then to the
+command's process group, and the second delivery exited at once, losing the updates since the last
+checkpoint. A person who means "exit at once" sends it again after reading the first message.
 """
 
 import contextlib
 import os
 import signal
 import sys
+import time
 
 from hyperfairseq.errors import program_name
+
+DUPLICATE_SECONDS = 1.0
 
 
 class StopRequest:
@@ -23,6 +31,7 @@ class StopRequest:
 
     def __init__(self, armed: bool = True, unit: str = "update", saving: str = "a checkpoint"):
         self.signum, self.armed, self.unit, self.saving = 0, armed, unit, saving
+        self._first_at = 0.0
         self._writing, self._pending, self._previous = [], 0, {}
 
     def install(self) -> None:
@@ -45,8 +54,10 @@ class StopRequest:
         name = signal.Signals(signum).name
         if not self.armed:
             _exit(signum, f"stopped by {name} before training started; nothing was lost")
+        elif signum == self.signum and time.monotonic() - self._first_at < DUPLICATE_SECONDS:
+            return  # the first request delivered again (GNU timeout's signal to the process group)
         elif not self.signum:
-            self.signum = signum
+            self.signum, self._first_at = signum, time.monotonic()
             _say(f"{name}: finishing this {self.unit}, then saving {self.saving} (send it again to exit at once)")
         elif self._writing:
             self._pending = signum

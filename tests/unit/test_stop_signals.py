@@ -112,3 +112,22 @@ def test_leaving_the_context_restores_the_previous_handlers():
     with StopRequest(unit="step") as stop:
         assert all(signal.getsignal(s) == stop._handle for s in before)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_the_same_signal_delivered_twice_at_once_is_one_request_and_a_later_one_exits():
+    """GNU `timeout -s INT` sends its signal to the command and again to its process group: both deliveries
+    arrive together and must stop gracefully, as one; the same signal sent again after DUPLICATE_SECONDS
+    (1 s; the test waits 1.3) is a person's second request and exits at once."""
+    result = run("""
+        STOP.armed = True
+        os.kill(os.getpid(), signal.SIGINT)
+        send(signal.SIGINT)
+        print("went on", STOP.signum, flush=True)
+        time.sleep(1.1)
+        send(signal.SIGINT)
+        print("went on again")
+    """)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr
+    assert result.stdout.splitlines() == [f"went on {int(signal.SIGINT)}"]
+    assert result.stderr.count("SIGINT: finishing this update") == 1
+    assert "SIGINT again: exiting at once" in result.stderr
