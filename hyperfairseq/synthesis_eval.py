@@ -155,6 +155,13 @@ def main(argv=None) -> int:
             p.add_argument("--seed", type=int, default=1)
             p.add_argument("--pkgs", default=None, help="folder holding the Hershey-Fonts wheel")
     args = parser.parse_args(argv)
+    if args.command == "legibility":
+        for flag, value, least in (("--texts", args.texts, 1), ("--distractors", args.distractors, 1)):
+            if value < least:
+                parser.error(f"{flag} must be at least {least}; got {value}")
+        for flag, value in (("--temperature", args.temperature), ("--bias", args.bias)):
+            if not (value > 0 if flag == "--temperature" else value >= 0):  # NaN fails both
+                parser.error(f"{flag} must be {'positive' if flag == '--temperature' else 'at least 0'}; got {value}")
     torch.manual_seed(0)
     start = time.time()
     try:

@@ -390,7 +390,9 @@ def train_on_rank(args, rank: int, world: int, device: torch.device) -> int:
 def validate(model, data, stats, args, device, step: int, best: Dict, rank: int) -> Dict:
     val = E.evaluate(model, data["val"], stats[0], stats[1], args.eval_batch_size, device, args.bf16)
     if rank == 0 and not args.no_progress:
-        print(f"step {step} | valid accuracy {val['accuracy']:.4f} | valid loss {val['loss']:.4f}", flush=True)
+        scores = f"valid accuracy {val['accuracy']:.4f} | valid loss {val['loss']:.4f} | {val['images']} images"
+        print(f"step {step} | {scores if val['images'] else 'no validation images (--val-fraction leaves none)'}",
+              flush=True)
     if val["images"] and val["accuracy"] > best.get("val_accuracy", -1.0):
         test = E.evaluate(model, data["test"], stats[0], stats[1], args.eval_batch_size, device, args.bf16)
         best = {"step": step, "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]}

@@ -1,6 +1,7 @@
 """examples/hyper_resnet/train.py on real Fashion-MNIST: exact resume, signals, DDP, accuracy, errors."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,6 +168,19 @@ def test_convnet_and_hyper_convnet_learn_fashion_mnist(tmp_path, capsys):
 def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert T.main(small_run(tmp_path, extra=["--max-steps", "3", "--bf16"])) == 0
     assert state(tmp_path)["settings"]["bf16"] is True
+
+
+def test_the_validation_line_counts_its_images_and_an_empty_split_says_so(tmp_path, capsys):
+    """--val-fraction 0 printed "valid accuracy 0.0000 | valid loss 0.0000", read as a measurement of 0 images."""
+    run = small_run(tmp_path, extra=["--max-steps", "2", "--eval-interval", "2"])
+    progress = [a for a in run if a != "--no-progress"]
+    assert T.main(progress) == 0
+    line = re.search(r"step 2 \| valid accuracy [\d.]+ \| valid loss [\d.]+ \| (\d+) images", capsys.readouterr().out)
+    assert line and int(line.group(1)) > 0
+    assert T.main(progress[:progress.index("--val-fraction")] + progress[progress.index("--val-fraction") + 2:]
+                  + ["--val-fraction", "0", "--save-dir", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert "step 2 | no validation images (--val-fraction leaves none)" in out and "valid accuracy" not in out
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys):

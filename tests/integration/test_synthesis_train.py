@@ -152,3 +152,18 @@ def test_alignment_and_legibility_measurements_write_run_records(data, trained, 
                       "--json", str(tmp_path / "l.json")]) == 0
     result = json.loads((tmp_path / "l.json").read_text())["result"]
     assert result["texts"] == 4 and result["chance"] == pytest.approx(1 / 3) and 0 <= result["legible"] <= 4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--texts", "0"], "--texts must be at least 1; got 0"),        # crashed: "max() arg is an empty sequence"
+    (["--texts", "-3"], "--texts must be at least 1; got -3"),      # ran over every text
+    (["--distractors", "0"], "--distractors must be at least 1; got 0"),  # "min() arg is an empty sequence"
+    (["--temperature", "0"], "--temperature must be positive; got 0.0"),
+    (["--bias", "nan"], "--bias must be at least 0; got nan"),
+])
+def test_legibility_refuses_bad_counts_by_name_before_loading_anything(flags, message, capsys, tmp_path):
+    args = ["legibility", "--path", str(tmp_path / "none.pt"), "--data", str(tmp_path), "--json",
+            str(tmp_path / "r.json")]
+    with pytest.raises(SystemExit) as exit_info:
+        eval_main(args + flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
