@@ -4,10 +4,11 @@
 cannot be (no C++ compiler or ninja, a build error, or HYPERFAIRSEQ_CPU_KERNELS=0); the fast path
 then does not apply on CPU and `HyperLSTM` runs the reference path (the same mathematics, slower). The first build
 takes ~10-20 s and is cached by torch (TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), in one folder
-per CPU code, Python and torch version (`_extension_name`).
+per CPU code, Python version and torch installation (`_extension_name`).
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -45,14 +46,20 @@ def _flags():
     return "default", ["-O3"]
 
 
-def _extension_name(tag: str, python=tuple(sys.version_info[:2]), torch_version: str = torch.__version__) -> str:
-    """The library's name, which names its build folder too: per CPU code (`tag`), Python and torch version.
+def _extension_name(tag: str, python=tuple(sys.version_info[:2]), torch_version: str = torch.__version__,
+                    torch_dir: str = os.path.dirname(torch.__file__)) -> str:
+    """The library's name, which names its build folder too: per CPU code (`tag`), Python and torch version,
+    and torch's installation (8 hex digits of its folder's hash).
 
     torch's default folder tells Python and CUDA versions apart but not torch's (TORCH_EXTENSIONS_DIR tells none):
     two environments with different torch that share it rebuilt the library against their own headers at every
-    switch, and a process of one could load the other's build.
+    switch, and a process of one could load the other's build. Two environments with the same torch in other
+    folders (two checkouts' .venv) did the same: the build file names the headers' folder, so each switch was a
+    rebuild of ~20-30 s.
     """
-    return f"hyperfairseq_cell_{tag}_py{python[0]}{python[1]}_torch{re.sub(r'[^0-9A-Za-z]+', '_', torch_version)}"
+    place = hashlib.sha1(os.path.realpath(torch_dir).encode()).hexdigest()[:8]
+    version = re.sub(r"[^0-9A-Za-z]+", "_", torch_version)
+    return f"hyperfairseq_cell_{tag}_py{python[0]}{python[1]}_torch{version}_{place}"
 
 
 @contextlib.contextmanager

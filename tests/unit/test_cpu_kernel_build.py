@@ -27,14 +27,16 @@ def _built_folder():
 
 def test_each_torch_and_python_version_builds_in_its_own_folder():
     """Two environments sharing an extension folder (TORCH_EXTENSIONS_DIR, or torch's default, which holds
-    Python and CUDA versions apart but not torch's) get two folders: neither rebuilds over, nor loads, the
-    other's library. The folder this process built in is the one named."""
+    Python and CUDA versions apart but not torch's), with other torch versions or the same one installed
+    elsewhere, get two folders: neither rebuilds over, nor loads, the other's library. The folder this process
+    built in is the one named."""
     built = _built_folder()
     assert os.path.basename(built) == cpu_kernels._extension_name(cpu_kernels._flags()[0])
     assert any(name.endswith(".so") for name in os.listdir(built))
-    names = {cpu_kernels._extension_name("avx2", python, version)
-             for python in ((3, 11), (3, 12)) for version in ("2.11.0+cu130", "2.14.1+cu130")}
-    assert len(names) == 4 and "hyperfairseq_cell_avx2_py312_torch2_11_0_cu130" in names, names
+    names = {cpu_kernels._extension_name("avx2", python, version, place)
+             for python in ((3, 11), (3, 12)) for version in ("2.11.0+cu130", "2.14.1+cu130")
+             for place in ("/a/.venv/lib/torch", "/b/.venv/lib/torch")}  # two checkouts' venvs: no rebuilds
+    assert len(names) == 8 and any(n.startswith("hyperfairseq_cell_avx2_py312_torch2_11_0_cu130_") for n in names)
 
 
 def test_a_lock_left_by_a_killed_build_is_cleared_and_the_kernels_load(tmp_path):
