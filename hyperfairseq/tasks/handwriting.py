@@ -63,9 +63,12 @@ class HandwritingTask(FairseqTask):
         return cls(cfg, meta)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        """A split's lines; scale-augmented (H3) only where fairseq's trainer loads the split it trains on
+        (`combine=True`): fairseq-validate and validation during training load with combine=False, so that
+        `--valid-subset train` scores the lines as they are, comparable with the validation split."""
         if self.meta is None:
             read_meta(self.cfg.data)  # raises, naming the missing file and the prepare commands
-        augment = self.cfg.scale_augment if split == TRAIN else 0.0
+        augment = self.cfg.scale_augment if split == TRAIN and combine else 0.0  # see below
         self.datasets[split] = StrokeDataset.load(self.cfg.data, split, scale_augment=augment, seed=self.cfg.seed)
         logger.info("%s %s: %d lines", self.cfg.data, split, len(self.datasets[split]))
 

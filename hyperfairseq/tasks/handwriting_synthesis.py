@@ -59,7 +59,7 @@ class HandwritingSynthesisTask(HandwritingTask):
         if not meta.get("alphabet"):
             raise ValueError(f"{self.cfg.data}/meta.json has no 'alphabet': not a synthesis dataset "
                              "(prepare one with python -m hyperfairseq.data.hershey prepare)")
-        augment = self.cfg.scale_augment if split == TRAIN else 0.0
+        augment = self.cfg.scale_augment if split == TRAIN and combine else 0.0  # as HandwritingTask's
         dataset = TextStrokeDataset.load(self.cfg.data, split, alphabet=meta["alphabet"], scale_augment=augment,
                                          seed=self.cfg.seed)
         if self.cfg.shuffle_transcripts:

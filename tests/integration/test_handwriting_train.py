@@ -126,3 +126,19 @@ def test_generation_exposes_hyperlstm_internals_for_figure_7(trained):
     gen = generate(model, 1, 5, torch.Generator().manual_seed(0), record_internals=True)
     assert gen.rows.shape == (1, 5, 3) and len(gen.internals) == 5
     assert gen.internals[0].d_h.shape == (1, 1, 1, 4, 32)  # (L, T, B, gates, N_h)
+
+
+def test_only_the_split_being_trained_on_is_scale_augmented(trained):
+    """fairseq's trainer loads its training split with combine=True; fairseq-validate (and validation during
+    training) with combine=False: `--valid-subset train` scored scale-augmented lines, neither the data nor
+    comparable with the validation split. H3's augmentation is kept where the model learns from it."""
+    from hyperfairseq.data.stroke_dataset import StrokeDataset
+
+    data, ckpt = trained
+    _, task = load_model(str(ckpt))
+    plain = StrokeDataset.load(str(data), "train", scale_augment=0.0, seed=1)
+    for combine, augmented in ((False, False), (True, True)):
+        task.load_dataset("train", combine=combine)
+        lines = [task.dataset("train")[i]["strokes"] for i in range(5)]
+        same = [torch.equal(line, plain[i]["strokes"]) for i, line in enumerate(lines)]
+        assert same == [not augmented] * 5, (combine, same)
