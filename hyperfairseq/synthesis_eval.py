@@ -137,6 +137,17 @@ def write_record(path: str, name: str, result: dict, argv: List[str], wall: floa
                                                              result=result)})
 
 
+def _check_legibility_args(parser, args) -> None:
+    """Counts of at least 1, a positive temperature, a bias of at least 0 (NaN fails each comparison)."""
+    for flag, value in (("--texts", args.texts), ("--distractors", args.distractors)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1; got {value}")
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be positive; got {args.temperature}")
+    if not args.bias >= 0:
+        parser.error(f"--bias must be at least 0; got {args.bias}")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = cli.parser("synthesis_eval", __doc__)
@@ -156,12 +167,7 @@ def main(argv=None) -> int:
             p.add_argument("--pkgs", default=None, help="folder holding the Hershey-Fonts wheel")
     args = parser.parse_args(argv)
     if args.command == "legibility":
-        for flag, value, least in (("--texts", args.texts, 1), ("--distractors", args.distractors, 1)):
-            if value < least:
-                parser.error(f"{flag} must be at least {least}; got {value}")
-        for flag, value in (("--temperature", args.temperature), ("--bias", args.bias)):
-            if not (value > 0 if flag == "--temperature" else value >= 0):  # NaN fails both
-                parser.error(f"{flag} must be {'positive' if flag == '--temperature' else 'at least 0'}; got {value}")
+        _check_legibility_args(parser, args)
     torch.manual_seed(0)
     start = time.time()
     try:

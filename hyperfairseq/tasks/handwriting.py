@@ -68,7 +68,7 @@ class HandwritingTask(FairseqTask):
         `--valid-subset train` scores the lines as they are, comparable with the validation split."""
         if self.meta is None:
             read_meta(self.cfg.data)  # raises, naming the missing file and the prepare commands
-        augment = self.cfg.scale_augment if split == TRAIN and combine else 0.0  # see below
+        augment = self.cfg.scale_augment if split == TRAIN and combine else 0.0  # see the docstring
         self.datasets[split] = StrokeDataset.load(self.cfg.data, split, scale_augment=augment, seed=self.cfg.seed)
         logger.info("%s %s: %d lines", self.cfg.data, split, len(self.datasets[split]))
 
