@@ -1,6 +1,6 @@
 """IAM-OnDB transcripts: the CSR lines of `ascii-all.tar.gz`, paired with the line files, for synthesis.
 
-The format as measured in docs/iam-ondb-format.md §1.4 (shared docs); stdlib + numpy only.
+The format as measured in docs/iam-ondb-format.md §1.4; stdlib + numpy only.
 
     python -m hyperfairseq.data.iam_transcripts prepare --raw RAW --out data-bin/iam_synthesis [--replace]
 
