@@ -17,7 +17,6 @@ Dropout fields are *drop* probabilities: the paper's keep 0.95 is 0.05.
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model
 from torch import Tensor, nn
@@ -28,6 +27,7 @@ from hyperfairseq.modules.mdn import PEN_ROW_SIZE, StrokeModelOutput, output_siz
 
 from . import architectures
 from .config import PEN_RULES, PenModelConfig, build_hyperlstm, check_config, drop_probability, positive
+from .pen_normalisation import ComparesPenNormalisation, register_normalisation, take_data_normalisation
 from .state_dict_check import ChecksCheckpointFit
 
 MODEL_NAME = "hyperlstm_handwriting"
@@ -56,8 +56,7 @@ class HandwritingDecoder(nn.Module):
         self.num_mixtures = num_mixtures
         self.dropout_out = dropout_out
         self.output_projection = nn.Linear(rnn.hidden_size, output_size(num_mixtures))
-        self.register_buffer("norm_mean", torch.zeros(2))
-        self.register_buffer("norm_std", torch.ones(2))
+        register_normalisation(self)
 
     def forward(
         self,
@@ -79,7 +78,7 @@ RULES = PEN_RULES + (positive("decoder_hidden_size", "decoder_layers"), drop_pro
 
 
 @register_model(MODEL_NAME, dataclass=HyperLSTMHandwritingConfig)
-class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
+class HyperLSTMHandwritingModel(ComparesPenNormalisation, ChecksCheckpointFit, BaseFairseqModel):
     """`--arch hyperlstm_handwriting` and its Table 5 rows; forward(strokes, lengths) -> `StrokeModelOutput`."""
 
     def __init__(self, decoder: HandwritingDecoder):
@@ -89,11 +88,9 @@ class HyperLSTMHandwritingModel(ChecksCheckpointFit, BaseFairseqModel):
     @classmethod
     def build_model(cls, cfg: HyperLSTMHandwritingConfig, task):
         decoder = cls.build_decoder(cfg, None, PEN_ROW_SIZE)
-        mean, std = getattr(task, "norm_mean", None), getattr(task, "norm_std", None)
-        if mean is not None and std is not None:
-            decoder.norm_mean.copy_(torch.tensor(mean, dtype=torch.float32))
-            decoder.norm_std.copy_(torch.tensor(std, dtype=torch.float32))
-        return cls(decoder)
+        model = cls(decoder)
+        model.data_normalisation = take_data_normalisation(decoder, task)
+        return model
 
     @classmethod
     def build_decoder(cls, cfg: HyperLSTMHandwritingConfig, dictionary, num_symbols: int) -> HandwritingDecoder:

@@ -38,6 +38,7 @@ from hyperfairseq.modules.soft_window import SoftWindow, WindowStep, one_hot_cha
 
 from .architectures import base_of, set_defaults
 from .config import PEN_RULES, PenModelConfig, build_hyperlstm, check_config, positive
+from .pen_normalisation import ComparesPenNormalisation, register_normalisation, take_data_normalisation
 from .state_dict_check import ChecksCheckpointFit
 
 MODEL_NAME = "hyperlstm_synthesis"
@@ -100,8 +101,7 @@ class SynthesisDecoder(nn.Module):
         self.layers = nn.ModuleList(build_hyperlstm(cfg, size, n_h) for size in sizes)
         self.window = SoftWindow(n_h, cfg.num_gaussians, cfg.kappa_bias_init)
         self.output_projection = nn.Linear(cfg.decoder_layers * n_h, output_size(cfg.num_mixtures))
-        self.register_buffer("norm_mean", torch.zeros(2))
-        self.register_buffer("norm_std", torch.ones(2))
+        register_normalisation(self)
 
     def zero_state(self, batch: int, like: Tensor) -> SynthesisState:
         k = self.window.num_gaussians
@@ -154,7 +154,7 @@ class SynthesisDecoder(nn.Module):
 
 
 @register_model(MODEL_NAME, dataclass=HyperLSTMSynthesisConfig)
-class HyperLSTMSynthesisModel(ChecksCheckpointFit, BaseFairseqModel):
+class HyperLSTMSynthesisModel(ComparesPenNormalisation, ChecksCheckpointFit, BaseFairseqModel):
     """`--arch hyperlstm_synthesis` / `lstm_synthesis` with `--task handwriting_synthesis`:
     forward(strokes, chars, lengths, char_lengths) -> `SynthesisOutput`."""
 
@@ -174,11 +174,9 @@ class HyperLSTMSynthesisModel(ChecksCheckpointFit, BaseFairseqModel):
         elif data_alphabet and data_alphabet != cfg.alphabet:
             raise InputError(f"the checkpoint's alphabet {cfg.alphabet!r} differs from the data's {data_alphabet!r}")
         decoder = cls.build_decoder(cfg, None, len(cfg.alphabet) + 1)
-        mean, std = getattr(task, "norm_mean", None), getattr(task, "norm_std", None)
-        if mean is not None and std is not None:
-            decoder.norm_mean.copy_(torch.tensor(mean, dtype=torch.float32))
-            decoder.norm_std.copy_(torch.tensor(std, dtype=torch.float32))
-        return cls(decoder, cfg.alphabet)
+        model = cls(decoder, cfg.alphabet)
+        model.data_normalisation = take_data_normalisation(decoder, task)
+        return model
 
     @classmethod
     def build_decoder(cls, cfg: HyperLSTMSynthesisConfig, dictionary, num_symbols: int) -> SynthesisDecoder:

@@ -142,3 +142,24 @@ def test_only_the_split_being_trained_on_is_scale_augmented(trained):
         lines = [task.dataset("train")[i]["strokes"] for i in range(5)]
         same = [torch.equal(line, plain[i]["strokes"]) for i, line in enumerate(lines)]
         assert same == [not augmented] * 5, (combine, same)
+
+
+def test_validating_on_data_normalised_otherwise_warns_naming_both_constants(trained, tmp_path):
+    """A checkpoint's buffers replace the data's normalisation constants on load (H1). On a data-bin prepared
+    otherwise (here: 80 characters instead of 160, so another training split and other mean/std), the model
+    reads rows in units it was not trained on and fairseq-validate's loss is silently not comparable: the load
+    says so. On its own data the constants are equal (the same meta.json values in float32): no warning."""
+    data, ckpt = trained
+    other = tmp_path / "kanjivg80"
+    assert kanjivg.main(["prepare", "--out", str(other), "--pkgs", os.path.dirname(kanjivg_wheel()),
+                         "--max-chars", "80", "--chars-per-line", "2", "--points-per-curve", "3",
+                         "--min-length", "40", "--valid-every", "8"]) == 0
+    meta = json.loads((other / "meta.json").read_text())
+    validate = ("fairseq_cli.validate", "--user-dir", REPO / "hyperfairseq", "--task", "handwriting", "--path", ckpt,
+                "--batch-size", "16", "--cpu", "--valid-subset", "valid")
+    own = run(*validate[:1], data, *validate[1:])
+    assert "differs from the checkpoint's" not in own.stdout + own.stderr
+    elsewhere = run(*validate[:1], other, *validate[1:])
+    log = elsewhere.stdout + elsewhere.stderr
+    assert "the data's normalisation of (dx, dy)" in log and "differs from the checkpoint's" in log, log[-2000:]
+    assert f"{meta['mean'][0]:.6g}" in log  # the data's constants are named, beside the checkpoint's
