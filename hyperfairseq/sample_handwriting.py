@@ -4,11 +4,11 @@
         [--steps 700] [--temperature 1.0] [--bias 0.0] [--seed 1] \
         [--prime-data data-bin/iam_ondb --prime-split valid --prime-line 0]
 
-Writes samples/sample_NN.svg and .png per sample and samples.npz (`rows`: (n, steps, 3) in pen units,
-`rows_normalised`, and the prime if any). Graves' bias b sharpens samples (π ∝ exp(π̂(1+b)),
-σ = exp(σ̂ − b)); temperature τ scales the mixture logits by 1/τ and the variances by τ
-(not the end-of-stroke probability). With a prime,
-the model first reads a real line, and the drawing shows the prime followed by the continuation.
+Writes samples/sample_NN.svg and .png per sample and samples.npz (`rows`: (n, P + steps, 3) in pen units,
+`rows_normalised` the same rows normalised, the prime's `prime_length` P rows first: synthesize.save_samples).
+Graves' bias b sharpens samples (π ∝ exp(π̂(1+b)), σ = exp(σ̂ − b)); temperature τ scales the mixture logits
+by 1/τ and the variances by τ (not the end-of-stroke probability). With a prime, the model first reads a
+real line, and the drawing shows the prime followed by the continuation.
 The checkpoint alone suffices: the normalisation constants are model buffers. Sampling under a seed is
 reproducible. `generate(..., record_internals=True)` also returns the per-step HyperLSTM internals
 (d_h, d_x, β: what Figure 7's heat-map shows). With a `hyperlstm_synthesis` checkpoint, `--text "..."`
@@ -125,8 +125,7 @@ def main(argv=None) -> int:
     for i, line in enumerate(pen):
         render(line, os.path.join(args.out, f"sample_{i:02d}"),
                title=f"sample {i} (T={args.temperature}, b={args.bias})")
-    np.savez(os.path.join(args.out, "samples.npz"), rows=pen, rows_normalised=gen.rows.cpu().numpy(),
-             prime_rows=np.zeros((0, 3)) if prime is None else prime.numpy())
+    synthesize.save_samples(args.out, rows, pen, 0 if prime is None else len(prime))
     with open(os.path.join(args.out, "samples.json"), "w") as f:
         json.dump(vars(args), f, indent=2)
     print(f"wrote {len(pen)} samples to {args.out}")

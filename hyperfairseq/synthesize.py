@@ -13,8 +13,9 @@ that line's transcript; the text to write is appended to the transcript after a 
 carries on from the prime into the new text, in the primed style.
 
 Writes, per sample i: sample_<i>.svg / .png (the written text; with a prime, the prime and then the
-continuation), alignment_<i>.png (the text above φ(t, u), Graves Fig. 13); samples.npz (rows in pen
-units, normalised rows, lengths, φ, prime rows) and samples.json (the arguments and each stop reason).
+continuation), alignment_<i>.png (the text above φ(t, u), Graves Fig. 13); samples.npz (`save_samples`:
+rows in pen units and the same rows normalised, prime first; lengths, φ) and samples.json (the arguments and
+each stop reason).
 """
 
 import json
@@ -150,6 +151,14 @@ def prime_line(args, model):
     return torch.from_numpy(np.array(rows[index[args.prime_line] : index[args.prime_line + 1]], dtype=np.float32)), text
 
 
+def save_samples(folder: str, rows: torch.Tensor, pen: np.ndarray, prime_length: int, **extra: np.ndarray) -> None:
+    """samples.npz, the same for both samplers: `rows` (n, P + steps, 3) in pen units and `rows_normalised`,
+    the same rows as the model reads them (H1); the prime's P rows first in both, `prime_length` P (0 without
+    a prime); `extra` arrays (synthesis: `lengths`, rows written after the prime, and `phi`)."""
+    np.savez(os.path.join(folder, "samples.npz"), rows=pen, rows_normalised=rows.cpu().numpy(),
+             prime_length=np.int64(prime_length), **extra)
+
+
 def run(args, model, denormalise) -> int:
     """The sampler's synthesis mode (args from sample_handwriting's parser). Raises ValueError / IndexError
     / FileNotFoundError on bad input, before anything is written."""
@@ -172,9 +181,7 @@ def run(args, model, denormalise) -> int:
         alignment_figure(line[start:], out.phi[i, : int(out.lengths[i])].cpu().numpy(), out.chars[i],
                          os.path.join(args.out, f"alignment_{i:02d}.png"), title=text)
         print(f"sample {i}: {int(out.lengths[i])} rows; stopped by {out.stopped_by[i]}")
-    np.savez(os.path.join(args.out, "samples.npz"), rows=pen, rows_normalised=out.rows.cpu().numpy(),
-             lengths=out.lengths.numpy(), phi=out.phi.cpu().numpy(),
-             prime_rows=np.zeros((0, 3)) if prime is None else prime.numpy())
+    save_samples(args.out, rows, pen, start, lengths=out.lengths.numpy(), phi=out.phi.cpu().numpy())
     with open(os.path.join(args.out, "samples.json"), "w") as f:
         json.dump(dict(vars(args), characters=out.chars[0], stopped_by=out.stopped_by, step_limit=limit), f, indent=2)
     print(f"wrote {len(pen)} samples of {text!r} to {args.out}")

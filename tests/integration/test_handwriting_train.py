@@ -17,6 +17,7 @@ import torch
 
 from hyperfairseq.criterions.mdn import line_nll
 from hyperfairseq.data import kanjivg
+from hyperfairseq.data.strokes import read_split
 from hyperfairseq.sample_handwriting import generate, load_model
 from hyperfairseq.sample_handwriting import main as sample_main
 
@@ -115,7 +116,14 @@ def test_sampling_cli_is_reproducible_under_a_seed_and_renders(trained, tmp_path
     primed = ["--prime-data", str(data), "--prime-line", "1", "--out", str(tmp_path / "p")]
     assert sample_main(args + primed) == 0
     p = np.load(tmp_path / "p" / "samples.npz")
-    assert p["rows"].shape[1] == 40 + len(p["prime_rows"]) > 40
+    assert p["rows"].shape[1] == 40 + int(p["prime_length"]) > 40
+    # both arrays hold the same rows, prime first: pen units = normalised * std + mean on (dx, dy) (H1)
+    model, _ = load_model(str(ckpt))
+    mean, std = model.decoder.norm_mean.numpy(), model.decoder.norm_std.numpy()
+    assert p["rows_normalised"].shape == p["rows"].shape
+    np.testing.assert_allclose(p["rows_normalised"][..., :2] * std + mean, p["rows"][..., :2], rtol=1e-5, atol=1e-4)
+    rows, index = read_split(str(data), "valid")
+    np.testing.assert_array_equal(p["rows_normalised"][0, : int(p["prime_length"])], rows[index[1] : index[2]])
     assert sample_main(["--path", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")]) == 2
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
 

@@ -121,7 +121,10 @@ def test_priming_reads_a_transcribed_line_then_writes_the_text(data, trained, tm
     record = json.loads((tmp_path / "p" / "samples.json").read_text())
     prime_text = texts[line]
     assert record["characters"] == prime_text + " and"
-    assert len(np.load(tmp_path / "p" / "samples.npz")["prime_rows"]) > 0
+    samples = np.load(tmp_path / "p" / "samples.npz")
+    prime_length = int(samples["prime_length"])
+    assert prime_length > 0 and samples["rows"].shape[1] == samples["rows_normalised"].shape[1] > prime_length
+    assert samples["rows"].shape[1] - prime_length == samples["lengths"].max()  # the prime, then what was written
 
 
 @pytest.mark.parametrize("extra, message", [
