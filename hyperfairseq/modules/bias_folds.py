@@ -37,8 +37,9 @@ def input_bias(cell, like: Tensor) -> Tensor:
 
 
 def ln_tensors(cell, like: Tensor) -> list:
-    """[gate gain (4, n), gate shift incl. the forget bias (4, n), LN(c) gain (n), LN(c) shift (n)] (R8, R2)."""
+    """[gate gain (4, n), gate shift incl. the forget bias (4, n), LN(c) gain (n), LN(c) shift (n)] (R8, R2),
+    contiguous as the kernels read them (a parameter installed with `load_state_dict(assign=True)` may be a view)."""
     dtype = like.dtype
     fold = forget_vector(cell.hidden_size, cell.forget_bias, like).view(NUM_GATES, -1)
-    return [cell.ln_gates.weight.to(dtype), cell.ln_gates.bias.to(dtype) + fold,
-            cell.ln_cell.weight.to(dtype), cell.ln_cell.bias.to(dtype)]
+    return [cell.ln_gates.weight.to(dtype).contiguous(), cell.ln_gates.bias.to(dtype) + fold,
+            cell.ln_cell.weight.to(dtype).contiguous(), cell.ln_cell.bias.to(dtype).contiguous()]

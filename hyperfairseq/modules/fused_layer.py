@@ -39,8 +39,8 @@ def _run_dtype(x: Tensor) -> Optional[torch.dtype]:
 
 def fast_path_applies(cell, x: Tensor, return_internals: bool) -> bool:
     """Default dispatch rule: float32/bf16/fp16 inputs (float64 is the reference's), no internals (the
-    reference's job), at least one step, and fused kernels for the device that take rows this wide."""
-    if return_internals or x.shape[0] == 0 or x.dtype not in FAST_DTYPES or _run_dtype(x) is None:
+    reference's job), at least one step and one row, and fused kernels for the device that take rows this wide."""
+    if return_internals or x.shape[0] == 0 or x.shape[1] == 0 or x.dtype not in FAST_DTYPES or _run_dtype(x) is None:
         return False
     k = kernels_for(x.device)
     widest = max(cell.hidden_size, cell.hyper_hidden_size or 0)
@@ -100,7 +100,8 @@ def layer_tensors(cell, x: Tensor, state: CellState, keep: Optional[Tensor]) -> 
     hyper_ln = ln_tensors(hcell, x) if hcell.layer_norm else [None] * 4
     return LayerTensors(x_proj, hyper_x_proj, state.h, state.c, state.h_hat, state.c_hat, w(cell.weight_hh),
                         w(hcell.weight_ih[:, n_x:]), w(hcell.weight_hh), w(hyper.weight_z), b_z,
-                        w(hyper.weight_d.flatten(0, 1)), d_bias, *main_ln, *hyper_ln, masks, hyper_masks, keep_f)
+                        w(hyper.weight_d.flatten(0, 1)).contiguous(), d_bias, *main_ln, *hyper_ln, masks, hyper_masks,
+                        keep_f)
 
 
 def pooled_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -139,7 +140,8 @@ class _PooledLinear(torch.autograd.Function):
 
 class _FusedLayer(torch.autograd.Function):
     """Forward and hand-written backward through time of one layer; `plan` runs the loops (eagerly, or by
-    replaying the CUDA graphs of a `cuda_graphs.GraphPlan`)."""
+    replaying the CUDA graphs of a `cuda_graphs.GraphPlan`). The backward is not itself differentiable:
+    second-order gradients (`create_graph=True`) need the reference, `HyperLSTM(..., fast=False)`."""
 
     @staticmethod
     def forward(ctx, plan, *flat):
@@ -151,5 +153,8 @@ class _FusedLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out, dh, dc, dhh, dhc):
+        if torch.is_grad_enabled():  # autograd enables grad mode in a backward only for create_graph=True
+            raise RuntimeError("the fused HyperLSTM backward is not differentiable (create_graph=True): use "
+                               "HyperLSTM(..., fast=False) for second-order gradients")
         grads = ctx.run.backward(ctx.saved_tensors, d_out, [dh, dc, dhh, dhc])
         return (None, *grads.for_inputs())

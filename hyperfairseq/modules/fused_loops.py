@@ -312,6 +312,8 @@ class GradBuffers(NamedTuple):
     DZ: Optional[Tensor]  # (T, B, 12 NZ)
     E: Optional[Tensor]  # (3, 4, B, N) one step's gradients of d_h, d_x and β (= dpre), gate-major
     dz: Optional[Tensor]  # (12, B, NZ) one step's dz (N_z > KERNEL_MAX_NZ)
+    D: Optional[Tensor]  # (12, B, N) one step's d recomputed (N_z > KERNEL_MAX_NZ); the backward's own buffer, so
+    #                      a retained graph's saved tensors stay untouched (a second backward reads them again)
     dh: Tensor  # (B, N) gradient of h_t, then of h_{t-1}
     dc: Tensor
     dhh: Optional[Tensor]  # (B, NH)
@@ -341,6 +343,7 @@ def new_grad_buffers(s: LayerShape, alloc: Alloc, slots: Callable[[int, int], in
         alloc(T, B, s.G4 + NUM_GATES * NH), alloc(T, B, s.G4) if hy else None,
         alloc(T, B, 3 * NUM_GATES * NZ) if hy else None, alloc(3, NUM_GATES, B, N) if hy else None,
         alloc(3 * NUM_GATES, B, NZ) if hy and NZ > KERNEL_MAX_NZ else None,
+        alloc(3 * NUM_GATES, B, N) if hy and NZ > KERNEL_MAX_NZ else None,
         alloc(B, N), alloc(B, N), alloc(B, NH) if hy else None, alloc(B, NH) if hy else None,
         alloc(B, N), alloc(B, NH) if hy else None, alloc(T, B, 1) if pad else None,
         [alloc(B, n) for n in state_sizes] if pad else None, [alloc(B, n) for n in state_sizes[1:]] if pad else None,
@@ -354,7 +357,7 @@ def for_backward(inp: LayerTensors, tr: Trace, sc: Scratch) -> tuple:
     """What the backward reads of a forward's inputs and buffers; the rest is not kept (saved bytes)."""
     ln, hln = inp.gate_w is not None, inp.hyper_gate_w is not None
     tr = tr._replace(new_h=None, out=None, new_c=tr.new_c if ln else None, new_c_hat=tr.new_c_hat if hln else None)
-    return inp._replace(hyper_x_proj=None), tr, sc._replace(w_cat=None, hpre=None)
+    return inp._replace(hyper_x_proj=None), tr, sc._replace(w_cat=None, hpre=None, D=None)
 
 
 def prepare_backward(inp: LayerTensors, gb: GradBuffers, finals: List[Optional[Tensor]]) -> None:
@@ -376,14 +379,14 @@ def backward_loop(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: Gra
                   d_out: Tensor) -> None:
     """The steps of `forward_loop` in reverse, t = T-1 .. 0: the gradients of every step into `gb`."""
     gemm = StepGemm(gb.w_cat.t(), s.B, s.T)  # dh_{t-1} = DG_t [W_h; Ŵ_x[:, N_x:]]
-    d_maps = None if sc.D is None else DMaps(BlockGemm(inp.w_d, s.B, s.T), BlockGemm(inp.w_d.transpose(1, 2), s.B, s.T))
+    d_maps = None if gb.D is None else DMaps(BlockGemm(inp.w_d, s.B, s.T), BlockGemm(inp.w_d.transpose(1, 2), s.B, s.T))
     inp, tr, sc, gb = step_views(inp, tr, sc, gb)
     d_out = d_out.unbind(0)
     for t in reversed(range(s.T)):
         torch.add(gb.dh, d_out[t], out=gb.dh_new)
         dc, dhh, dhc = _split_padded(inp, gb, t) if s.padded else (gb.dc, gb.dhh, gb.dhc)
         if s.hyper:
-            _main_backward_hyper(k, inp, tr, sc, gb, s, t, dc, d_maps)
+            _main_backward_hyper(k, inp, tr, gb, s, t, dc, d_maps)
             _hyper_backward(k, inp, tr, gb, s, t, dhh, dhc)
         else:
             k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),
@@ -431,22 +434,22 @@ class DMaps(NamedTuple):
     dz: BlockGemm  # dz = e W_dᵀ
 
 
-def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, sc: Scratch, gb: GradBuffers, s: LayerShape,
-                         t: int, dc: Tensor, d_maps: Optional[DMaps]) -> None:
+def _main_backward_hyper(k: Kernels, inp: LayerTensors, tr: Trace, gb: GradBuffers, s: LayerShape, t: int,
+                         dc: Tensor, d_maps: Optional[DMaps]) -> None:
     """Eq. 13 and Eq. 12 backward of the main cell: dG_hh, dx_proj, dz and dW_d, dβ."""
     B, NZ = s.B, s.NZ
     z = tr.Z[t].view(B, 3 * NUM_GATES, NZ)
-    if sc.D is None:
+    if gb.D is None:
         d, zk, w_d, dz = None, z, inp.w_d, gb.DZ[t].view(B, 3 * NUM_GATES, NZ)
     else:  # d recomputed by the BlockGemm; dz by the other below
-        d, zk, w_d, dz = d_maps.d(z.transpose(0, 1), out=sc.D).transpose(0, 1), None, None, None
+        d, zk, w_d, dz = d_maps.d(z.transpose(0, 1), out=gb.D).transpose(0, 1), None, None, None
     E = gb.E.transpose(1, 2)  # (3, B, 4, N) views of the gate-major buffer
     k.cell_backward(gb.dh_new, dc, *_saved_for_backward(inp, tr, tr.main, s, t, main=True),
                     gates(tr.G[t][:, : s.G4]), gates(inp.x_proj[t]), d, zk, w_d, gb.dc, E[2],
                     gates(gb.DG[t][:, : s.G4]), gates(gb.DXP[t]), E[0], E[1], dz, *_sum_args(gb.main_sums), gb.d_beta)
     e = gb.E.view(3 * NUM_GATES, B, s.N)
     gb.dw_d.baddbmm_(z.transpose(0, 1).transpose(1, 2), e)  # dW_d += zᵀ e (Eq. 12)
-    if sc.D is not None:
+    if gb.D is not None:
         d_maps.dz(e, out=gb.dz)
         gb.DZ[t].view(B, 3 * NUM_GATES, NZ).copy_(gb.dz.transpose(0, 1))
 

@@ -21,6 +21,7 @@ Gates are stored in nn.LSTM's order (i, f, g, o) so weights copy across in parit
 code's order (i, g, f, o) differs only in naming, since every gate block is initialised alike.
 """
 
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 
 from .fused_layer import fast_path_applies, fused_layer
 from .init import d_projection_, orthogonal_gates_, z_projection_
+from .one_step import drop_plan
 from .state import (
     CellState,
     HyperLSTMState,
@@ -194,6 +196,8 @@ class HyperLSTMCell(nn.Module):
         for name, p in (("recurrent_dropout", recurrent_dropout), ("hyper_recurrent_dropout", hyper_recurrent_dropout)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} is a drop probability in [0, 1); got {p}")
+        if not (math.isfinite(forget_bias) and 0.0 < ln_eps < math.inf):
+            raise ValueError(f"forget_bias must be finite and ln_eps > 0 (R2, R8); got {forget_bias} and {ln_eps}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.use_hyper = use_hyper
@@ -217,6 +221,10 @@ class HyperLSTMCell(nn.Module):
             else None
         )
         self.reset_parameters()
+
+    def train(self, mode: bool = True) -> "HyperLSTMCell":
+        drop_plan(self)  # one-step decoding re-derives its weights after a mode switch (one_step.py)
+        return super().train(mode)
 
     @property
     def drops(self) -> bool:
@@ -302,6 +310,8 @@ class HyperLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: Optional[CellState] = None) -> CellState:
         """One step from raw input x (B, N_x), nn.LSTMCell-style; returns the new state."""
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"HyperLSTMCell expects x of shape (B, {self.input_size}); got {tuple(x.shape)}")
         if state is None:
             state = self.zero_state(x.shape[0], x)
         x_proj, hyper_x_proj = self.input_projection(x.unsqueeze(0))
@@ -445,20 +455,33 @@ class HyperLSTM(nn.Module):
             raise ValueError(
                 f"HyperLSTM expects input of shape (T, B, {self.input_size}); got {tuple(input.shape)}"
             )
+        if input.shape[0] == 0:
+            raise ValueError(f"HyperLSTM expects at least one time step (T >= 1, as nn.LSTM); got {tuple(input.shape)}")
         batch = input.shape[1]
         if state is not None:
-            expected = (self.num_layers, batch, self.hidden_size)
-            if tuple(state.h.shape) != expected or tuple(state.c.shape) != expected:
-                raise ValueError(
-                    f"state.h and state.c must be {expected}; got {tuple(state.h.shape)} and {tuple(state.c.shape)}"
-                )
-            if self.use_hyper and (state.h_hat is None or state.c_hat is None):
-                raise ValueError("state.h_hat and state.c_hat are required when use_hyper=True")
+            self._check_state(state, batch)
         if lengths is not None:
             if lengths.shape != (batch,):
                 raise ValueError(f"lengths must have shape ({batch},); got {tuple(lengths.shape)}")
             if bool((lengths < 0).any()) or bool((lengths > input.shape[0]).any()):
                 raise ValueError(f"lengths must lie in [0, {input.shape[0]}]; got {lengths.tolist()}")
+
+
+    def _check_state(self, state: HyperLSTMState, batch: int) -> None:
+        """Each field (L, B, size), as nn.LSTM checks its (h_0, c_0); the hyper cell's too (N_ĥ)."""
+        expected = (self.num_layers, batch, self.hidden_size)
+        if tuple(state.h.shape) != expected or tuple(state.c.shape) != expected:
+            raise ValueError(
+                f"state.h and state.c must be {expected}; got {tuple(state.h.shape)} and {tuple(state.c.shape)}"
+            )
+        if not self.use_hyper:
+            return
+        if state.h_hat is None or state.c_hat is None:
+            raise ValueError("state.h_hat and state.c_hat are required when use_hyper=True")
+        hyper = (self.num_layers, batch, self.layers[0].hyper_hidden_size)
+        if tuple(state.h_hat.shape) != hyper or tuple(state.c_hat.shape) != hyper:
+            raise ValueError(f"state.h_hat and state.c_hat must be {hyper}; got {tuple(state.h_hat.shape)} and "
+                             f"{tuple(state.c_hat.shape)}")
 
 
 def run_layer(

@@ -2,9 +2,12 @@
 
 The weights a step needs (transposed, biases folded, LN shifts with the forget bias) are derived once
 per parameter state and kept on the cell as a `StepPlan`; the plan is renewed whenever a parameter is
-replaced (`load_state_dict(..., assign=True)`, `.to()`), updated in place (an optimizer step) or the
-compute dtype/device changes: it holds the parameter objects themselves and compares their identity,
-data pointer and version. The kernels' scratch buffers are kept per thread.
+replaced (`load_state_dict(..., assign=True)`, `.to()`), updated in place (an optimizer step), a setting it
+folds in changes (forget bias, LN eps) or the compute dtype/device changes: it holds the parameter objects
+themselves and compares their identity, data pointer and version. A write through `p.data` bumps no version
+(fairseq's FP16Optimizer copies its fp32 master weights so), so `train()` / `eval()` also drop the plan: a
+mode switch ends every decoding session (fairseq's trainer and generator switch before each). The kernels'
+scratch buffers are kept per thread.
 """
 
 import threading
@@ -32,7 +35,7 @@ class _HyperStep(NamedTuple):
 
 class StepPlan(NamedTuple):
     params: tuple  # the cell's parameter objects when the plan was made
-    versions: tuple  # their (data_ptr, version, dtype) then
+    versions: tuple  # their (data_ptr, version, dtype) then, and the settings folded in (`_settings`)
     dtype: torch.dtype
     w_hh_t: Tensor  # W_hᵀ
     w_ih_t: Tensor  # W_xᵀ
@@ -42,8 +45,14 @@ class StepPlan(NamedTuple):
     hyper: Optional[_HyperStep]
 
 
-def _stamp(params) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+def _settings(cell) -> tuple:
+    """What a plan folds in besides parameters: the forget bias (R2) and LN eps (R8) of both cells."""
+    cells = (cell,) if cell.hyper is None else (cell, cell.hyper.cell)
+    return tuple((c.forget_bias, getattr(c.ln_cell, "eps", None)) for c in cells)
+
+
+def _stamp(cell, params) -> tuple:
+    return tuple((p.data_ptr(), p._version, p.dtype) for p in params) + _settings(cell)
 
 
 def _kernel_ln(cell, like: Tensor) -> Tuple[list, float]:
@@ -63,9 +72,9 @@ def _make_plan(cell, params: tuple, dtype: torch.dtype) -> StepPlan:
         hln, heps = _kernel_ln(hcell, like)
         b_z = torch.cat([w(hy.bias_z), like.new_zeros(NUM_GATES * hy.n_z)])  # z_b has no bias (Eq. 11)
         hyper = _HyperStep(t(hcell.weight_ih), input_bias(hcell, like).detach(), t(hcell.weight_hh), t(hy.weight_z),
-                           b_z, w(hy.weight_d).flatten(0, 1), hln, heps)
+                           b_z, w(hy.weight_d).flatten(0, 1).contiguous(), hln, heps)
     bias = input_bias(cell, like).detach().view(NUM_GATES, -1)
-    return StepPlan(params, _stamp(params), dtype, t(cell.weight_hh), t(cell.weight_ih), bias,
+    return StepPlan(params, _stamp(cell, params), dtype, t(cell.weight_hh), t(cell.weight_ih), bias,
                     ln, eps, hyper)
 
 
@@ -74,10 +83,15 @@ def step_plan(cell, dtype: torch.dtype) -> StepPlan:
     params = tuple(cell.parameters())
     plan = cell.__dict__.get("_step_plan")
     fresh = (plan is not None and plan.dtype == dtype and len(plan.params) == len(params)
-             and all(a is b for a, b in zip(plan.params, params)) and plan.versions == _stamp(params))
+             and all(a is b for a, b in zip(plan.params, params)) and plan.versions == _stamp(cell, params))
     if not fresh:
         plan = cell.__dict__["_step_plan"] = _make_plan(cell, params, dtype)
     return plan
+
+
+def drop_plan(cell) -> None:
+    """Forget the cell's plan (`HyperLSTMCell.train` calls it on every mode switch, see the docstring)."""
+    cell.__dict__.pop("_step_plan", None)
 
 
 _scratch = threading.local()  # per thread: one step's kernel scratch, by shape, dtype and device
@@ -101,6 +115,7 @@ def _update(k: Kernels, p1: Tensor, p2: Optional[Tensor], c_prev: Tensor, scale:
             eps: float) -> Tuple[Tensor, Tensor]:
     """One `cell_forward` call (Eq. 12-13); returns the new (h_t, c_t), the rest goes to scratch."""
     B, n = c_prev.shape
+    c_prev = c_prev.contiguous()  # the kernels read rows with unit stride; a caller's state may be a view
     act, xhat, rstd, c_mean, c_rstd, tc = _step_scratch(c_prev, ln[0] is not None)
     h, c = c_prev.new_empty(B, n), c_prev.new_empty(B, n)
     k.cell_forward(p1, p2, *scale, c_prev, None, *ln, eps, act, xhat, rstd, c, c_mean, c_rstd, tc, h)

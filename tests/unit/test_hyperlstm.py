@@ -211,6 +211,27 @@ def test_bad_shapes_and_options_name_what_was_expected():
         HyperLSTM(N_X, N_H, n_z=0)
     with pytest.raises(ValueError, match="recurrent_dropout is a drop probability"):
         HyperLSTM(N_X, N_H, recurrent_dropout=0.9 * 10)
+    with pytest.raises(ValueError, match="at least one time step"):  # nn.LSTM refuses T = 0 too
+        rnn(torch.randn(0, B, N_X))
+    zeros = lambda n, layers=1: torch.zeros(layers, B, n)  # noqa: E731
+    with pytest.raises(ValueError, match=rf"h_hat and state.c_hat must be \(1, {B}, {N_HAT}\)"):
+        rnn(torch.randn(T, B, N_X), HyperLSTMState(zeros(N_H), zeros(N_H), zeros(N_HAT, 3), zeros(N_HAT)))
+    with pytest.raises(ValueError, match=rf"HyperLSTMCell expects x of shape \(B, {N_X}\); got \({N_X},\)"):
+        rnn.layers[0](torch.randn(N_X))  # was broadcast into N_X identical rows
+    for bad in ({"forget_bias": float("nan")}, {"ln_eps": -1e-3}, {"ln_eps": 0.0}):
+        with pytest.raises(ValueError, match="forget_bias must be finite and ln_eps > 0"):
+            HyperLSTM(N_X, N_H, layer_norm=True, **bad)
+
+
+@pytest.mark.parametrize("use_hyper", [True, False])
+def test_an_empty_batch_gives_empty_outputs_as_nn_lstm(use_hyper):
+    """Bug: B = 0 reached the fused kernels ("cannot reshape tensor of 0 elements")."""
+    rnn = HyperLSTM(N_X, N_H, 2, N_HAT, N_Z, use_hyper=use_hyper)
+    out, state = rnn(torch.randn(T, 0, N_X))
+    assert out.shape == (T, 0, N_H) and state.c.shape == (2, 0, N_H)
+    with torch.no_grad():
+        h, _ = rnn.eval().step(torch.randn(0, N_X))
+    assert h.shape == (0, N_H)
 
 
 def test_cell_single_step_equals_one_step_sequence():

@@ -601,6 +601,74 @@ def test_one_step_plan_follows_load_state_dict_assign():
     assert one_step.step_plan(cell, torch.float64).params[0] is next(cell.parameters())
 
 
+def test_one_step_plan_follows_data_writes_across_a_mode_switch_and_setting_changes():
+    """Bug: a write through `p.data` bumps no version (fairseq's FP16Optimizer copies its fp32 master weights
+    so), and the plan ignored the forget bias it folds in: one-step decoding kept the old values. A mode switch
+    (fairseq's trainer and generator make one before decoding) now drops the plan; settings are in its stamp."""
+    cell = make_layer(layer_norm=True).eval()
+    state, x = random_cell_state(), torch.randn(1, B, N_X, dtype=torch.float64)
+    _one_step_both(cell, x, state)  # makes the plan
+    for p in cell.parameters():
+        p.data.copy_(p.data + 0.05 * torch.randn_like(p))
+    cell.train().eval()
+    fast, ref = _one_step_both(cell, x, state)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    for target in (cell, cell.hyper.cell):
+        target.forget_bias += 0.5
+        fast, ref = _one_step_both(cell, x, state)
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_z", [N_Z, KERNEL_MAX_NZ + 1])
+def test_a_retained_graph_backpropagates_twice_to_twice_the_gradients(n_z):
+    """Bug: with N_z > KERNEL_MAX_NZ the backward recomputed d into a buffer the retained graph had saved,
+    so a second backward failed autograd's version check. Two backwards accumulate exactly twice (float64)."""
+    cell = make_layer(layer_norm=True, n_z=n_z)
+    x = torch.randn(T, B, N_X, dtype=torch.float64, requires_grad=True)
+    out, final, _ = fused_layer(cell, x, random_cell_state(), None)
+    loss = out.square().sum() + final.c_hat.sum()
+    first = torch.autograd.grad(loss, [x, *cell.parameters()], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, *cell.parameters()])
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+def test_second_order_gradients_are_refused_by_name_and_the_reference_gives_them():
+    """Bug: `create_graph=True` failed inside the hand-written backward with an unrelated out= message."""
+    for fast in (True, False):
+        rnn = HyperLSTM(N_X, N_H, 1, N_HAT, N_Z, fast=fast)
+        x = torch.randn(T, B, N_X, requires_grad=True)
+        out, _ = rnn(x)
+        if fast:
+            with pytest.raises(RuntimeError, match=r"not differentiable \(create_graph=True\).*fast=False"):
+                torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        else:
+            (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+            (gw,) = torch.autograd.grad(gx.square().sum(), rnn.layers[0].weight_hh)
+            assert gw.abs().sum() > 0
+
+
+def test_parameters_and_states_that_are_views_give_the_references_results():
+    """Bug: an LN gain or W_d installed by `load_state_dict(assign=True)` as a strided view, or a state
+    whose c is one, reached the kernels ("rows must be contiguous along units")."""
+    cell = make_layer(layer_norm=True)
+    strided = {k: torch.stack([v, torch.full_like(v, float("nan"))], -1)[..., 0] for k, v in
+               cell.state_dict().items()}
+    assert not strided["ln_cell.weight"].is_contiguous()
+    cell.load_state_dict(strided, assign=True)
+    state = random_cell_state()
+    state = state._replace(c=torch.stack([state.c, state.c], -1)[..., 1], c_hat=state.c_hat.t().contiguous().t())
+    x = torch.randn(T, B, N_X, dtype=torch.float64)
+    for steps in (T, 1):
+        for mode in (cell.train, cell.eval):
+            mode()
+            with torch.no_grad():
+                out, final, _ = run_layer(cell, x[:steps], state, None, False)
+                f_out, f_final, _ = fused_layer(cell, x[:steps], state, None)
+            torch.testing.assert_close(f_out, out, rtol=1e-10, atol=1e-10)
+            torch.testing.assert_close(f_final.c, final.c, rtol=1e-10, atol=1e-10)
+
+
 def test_kernels_split_the_batch_across_threads_exactly():
     """Wide enough rows that the kernels' parallel_for splits the batch (thread-local LN and β sums)."""
     threads = torch.get_num_threads()
