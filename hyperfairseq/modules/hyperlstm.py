@@ -335,7 +335,8 @@ class HyperLSTM(nn.Module):
         fast: run layers (hyper and baseline alike) through `fused_layer.fused_layer` (same maths, fused
             kernels, hand-written backward) where a fused implementation applies (CPU: the C++ kernels;
             CUDA: the Triton kernels; float32/bf16/fp16; no internals); `run_layer`, the reference,
-            otherwise. Set `fast=False` (or the attribute) to force the reference.
+            otherwise. Set `fast=False` (or the attribute) to force the reference, e.g. for second-order
+            gradients (`create_graph=True`), which the fused backward refuses by name.
 
     Inputs: input, state=None, lengths=None, return_internals=False
         input: (T, B, N_x).
