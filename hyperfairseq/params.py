@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", required=True, help="architecture name, e.g. ln_hyperlstm_lm_ptb")
     parser.add_argument("--vocab", type=int, help="symbols as the paper counts them (PTB 50, enwik8 205, pen rows 3; "
                         "translation: dictionary entries, 32004); default: the architecture's row")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="change config fields of the architecture, e.g. decoder_hidden_size=256")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="change config fields of the architecture, e.g. decoder_hidden_size=256 (repeatable)")
     args = parser.parse_args(argv)
     model_cls, cfg = build_config(args.arch)
     apply_settings(cfg, args.set)
