@@ -52,6 +52,10 @@ loses work, runs code or prints a traceback where it should not:
    extension is not built, as in the pip wheels) banned nothing: the Python fallback takes the last n-1
    columns of the generator's whole token buffer, which are padding, as the newest tokens (fairseq issues
    #4709, #5206). It now gets the tokens up to the current step.
+14. **Validation builds its own streams.** While fairseq's trainer builds a validation iterator, the task
+   has `building_valid_iterator` set: `--task char_lm` then names its streams apart from the training
+   stream of the same split, whose carried state `--valid-subset train` overwrote (training changed, or
+   failed with another `--batch-size-valid`).
 """
 
 import functools
@@ -69,6 +73,7 @@ from fairseq import checkpoint_utils, search, utils
 from fairseq.data import data_utils
 from fairseq.file_io import PathManager
 from fairseq.ngram_repeat_block import NGramRepeatBlock
+from fairseq.trainer import Trainer
 
 from hyperfairseq import checkpoint_files
 from hyperfairseq.data import binarised
@@ -96,6 +101,7 @@ def install() -> None:
     _give_numpy1_names()
     search.DiverseBeamSearch.step = _by_batch_rows(search.DiverseBeamSearch.step)
     NGramRepeatBlock.forward = _tokens_so_far(NGramRepeatBlock.forward)
+    Trainer.get_valid_iterator = _marks_validation(Trainer.get_valid_iterator)
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
@@ -452,3 +458,18 @@ def _tokens_so_far(forward):
         return forward(self, tokens, lprobs, bsz, beam_size, step)
 
     return blocked
+
+
+# -- 14. validation streams ----------------------------------------------------------------------------
+
+
+def _marks_validation(get_valid_iterator):
+    @functools.wraps(get_valid_iterator)
+    def wrapper(self, *args, **kwargs):
+        self.task.building_valid_iterator = True
+        try:
+            return get_valid_iterator(self, *args, **kwargs)
+        finally:
+            self.task.building_valid_iterator = False
+
+    return wrapper

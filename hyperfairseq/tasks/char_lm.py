@@ -155,9 +155,12 @@ class CharLMTask(FairseqTask):
         if not rows:
             raise _no_batch_size(rows)
         self.num_shards = num_shards
+        # the model carries one state per stream name: validation (fairseq_patches §14) gets its own, so that
+        # `--valid-subset train` neither overwrites nor reads the carried state of the split being trained on
+        evaluated = getattr(self, "building_valid_iterator", False)
         streams = StreamDataset(
             dataset.tokens, self.dictionary.eos(), rows, self.cfg.tokens_per_sample,
-            num_shards=num_shards, shard_id=shard_id, stream=dataset.name,
+            num_shards=num_shards, shard_id=shard_id, stream=dataset.name + (" (validation)" if evaluated else ""),
             reset_every_segment=self.cfg.reset_every_segment,
         )
         return _InOrderBatchIterator(

@@ -79,6 +79,22 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(ptb_slice_bin, tmp_
         assert torch.equal(split[name], whole[name]), name  # same process, same sums: bit-identical
 
 
+def test_validating_on_the_training_split_leaves_training_unchanged(ptb_slice_bin, tmp_path):
+    """Bug: the carried state was keyed by split name only, so `--valid-subset train` ran validation on the
+    training stream's state: training changed (and another --batch-size-valid failed). Now it is a separate
+    stream; the weights after validating on train or on valid are bit-identical (same process, same sums)."""
+    flags = ["--batch-size", 8, "--max-update", 6, "--validate-interval-updates", 3, "--batch-size-valid", 4]
+    runs = {}
+    for subset in ("valid", "train"):
+        args = [a for a in STREAM_FLAGS if a != "--disable-validation"]
+        proc = run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, *args, *TINY_LM, *flags,
+                       "--valid-subset", subset, "--save-dir", tmp_path / subset)
+        assert f"valid on '{subset}' subset" in proc.stdout + proc.stderr
+        runs[subset] = model_params(tmp_path / subset / "checkpoint_last.pt")
+    for name, value in runs["valid"].items():
+        assert torch.equal(runs["train"][name], value), name
+
+
 def test_sigterm_saves_a_checkpoint_that_resumes_exactly(ptb_slice_bin, tmp_path):
     """With the plugin, SIGTERM finishes the update, saves checkpoint_last.pt and exits 143 (issue 12 §2);
     the same command then continues to bit-identical weights of a run that was never interrupted."""
