@@ -54,17 +54,24 @@ class CharLM:
     # -- text <-> symbols --------------------------------------------------------------------------
 
     def encode(self, text: str, line_ends: bool = True, source: str = "text") -> List[int]:
-        """Symbols of `text`; for character models every line is followed by the end-of-line symbol."""
+        """Symbols of `text`; for character models every line is followed by the end-of-line symbol.
+
+        `line_ends=False` reads `text` as a prefix to continue: its last line ends only where `text` ends
+        with a line break, and keeps its trailing spaces (mid-line, a space is a symbol the model reads;
+        lines of the corpus, and so every earlier line, are stripped)."""
         if self.byte_level:
             return byte_corpus.bytes_to_ids(text.encode("utf-8"), self.dictionary)
         lines = split_lines(text)
+        ended = line_ends or text.endswith("\n")
+        last = "" if ended or not lines else lines[-1].lstrip(" ")
+        trailing = len(last) - len(last.rstrip(" "))  # spaces after the last line's last character
         symbols = set(self.dictionary.symbols)
         ids = []
         for i, line in enumerate(convert_lines(lines, source, symbols)):
             ids += [self.dictionary.index(s) for s in line.split(" ") if s]
-            if line_ends or i < len(lines) - 1:
+            if ended or i < len(lines) - 1:
                 ids.append(self.dictionary.eos())
-        return ids
+        return ids + [self.dictionary.index(SPACE)] * trailing
 
     def decode(self, ids: List[int]) -> str:
         if self.byte_level:

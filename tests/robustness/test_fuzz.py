@@ -60,6 +60,26 @@ def test_text_is_refused_or_decoded_back(lm, data):
 
 
 @BUDGET
+@given(data=st.data())
+def test_a_prefix_is_read_as_written_up_to_its_last_character(lm, data):
+    """Bug: `hyperfairseq.sample --prefix "the compan "` fed "the compan" and printed the space anyway, and a
+    prefix ending in a line break got no end-of-line symbol. A prefix's last line keeps its trailing spaces and
+    ends (end-of-line symbol) only where the prefix ends with a line break; earlier lines are read as corpus
+    lines (stripped)."""
+    text = data.draw(alphabet_text(lm))
+    try:
+        ids = lm.encode(text, line_ends=False)
+    except CorpusError:
+        return
+    lines = split_lines(text)
+    ended = text.endswith("\n")
+    expected = "".join(line.strip(" ") + "\n" for line in (lines if ended else lines[:-1]))
+    if lines and not ended:
+        expected += lines[-1].lstrip(" ")
+    assert lm.decode(ids) == expected
+
+
+@BUDGET
 @given(text=st.text(max_size=80))
 def test_char_corpus_lines_have_one_printable_symbol_each(text):
     try:
