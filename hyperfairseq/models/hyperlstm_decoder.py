@@ -144,15 +144,21 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         }
         return {"carried": carried, "dictionary_md5": self.dictionary_md5}
 
-    def set_extra_state(self, extra) -> None:
-        extra = extra or {}
-        theirs = extra.get("dictionary_md5")
+    def check_extra_state(self, extra) -> None:
+        """Refuse a checkpoint trained with another dictionary, naming it (before any tensor shape, which
+        would blame the architecture: one-hot inputs make the dictionary's size part of every input layer)."""
+        theirs = (extra or {}).get("dictionary_md5")
         if theirs and self.dictionary_md5 and theirs != self.dictionary_md5:
             raise InputError(
                 f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's dict.txt "
                 f"(md5 {self.dictionary_md5}, {len(self.dictionary)} symbols): point --data / the data folder "
                 "at the folder the model was trained on"
             )
+
+    def set_extra_state(self, extra) -> None:
+        """None (a checkpoint without the extra state, e.g. averaged): nothing carried, no dictionary check."""
+        self.check_extra_state(extra)
+        extra = extra or {}
         self.carried = {
             name: HyperLSTMState(**{k: fields.get(k) for k in HyperLSTMState._fields})
             for name, fields in extra.get("carried", {}).items()

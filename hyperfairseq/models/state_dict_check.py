@@ -51,6 +51,18 @@ def dictionary_sizes(model: nn.Module) -> set:
     return {len(d) for d in (getattr(part, "dictionary", None) for part in parts) if d is not None}
 
 
+def check_extra_states(model: nn.Module, state_dict: dict) -> None:
+    """Each part's extra state first (`check_extra_state`: the LM decoder names another dictionary); a part whose
+    extra state the checkpoint lacks (a checkpoint averaged or written without it) gets None: nothing saved."""
+    for name, part in model.named_modules():
+        if type(part).get_extra_state is nn.Module.get_extra_state:
+            continue
+        key = f"{name}._extra_state" if name else "_extra_state"
+        state_dict.setdefault(key, None)
+        if hasattr(part, "check_extra_state"):
+            part.check_extra_state(state_dict[key])
+
+
 class ChecksCheckpointFit:
     """Mixin ahead of a fairseq model class: a strict load first says what differs (`check_state_dict_fits`),
     after the model's own upgrade of older checkpoints (fairseq's `upgrade_state_dict`, idempotent)."""
@@ -58,5 +70,6 @@ class ChecksCheckpointFit:
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         if strict:
             self.upgrade_state_dict(state_dict)
+            check_extra_states(self, state_dict)
             check_state_dict_fits(self, state_dict, vocab_sizes=dictionary_sizes(self))
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)

@@ -126,7 +126,7 @@ CASES = [
               "dict.txt in another encoding"),
     eval_case("dict-swapped", swapped_dictionary, "trained with another dictionary",
               "dict.txt with two lines swapped (same size, other order)"),
-    eval_case("dict-other-size", smaller_dictionary, "shape differs", "dict.txt cut to 10 symbols"),
+    eval_case("dict-other-size", smaller_dictionary, "trained with another dictionary", "dict.txt cut to 10 symbols"),
     eval_case("data-folder-missing", lambda env: shutil.rmtree(data(env)), "dict.txt: missing",
               "a data folder that does not exist"),
     eval_case("batch-larger-than-stream", nothing, "fewer than the 100000 rows", "--batch-size 100000",
