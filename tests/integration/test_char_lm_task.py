@@ -246,6 +246,30 @@ def test_a_checkpoint_without_the_decoders_extra_state_loads_and_scores_the_same
     assert eval_lm_bits(ptb_slice_bin, stripped, *flags) == eval_lm_bits(ptb_slice_bin, trained_lm, *flags)
 
 
+def test_checkpoints_of_one_run_average_into_one_that_evaluates(ptb_slice_bin, tmp_path):
+    """fairseq's average_checkpoints.py fails on the LM's extra state (not a tensor); ours averages the
+    weights (float64 sums: the mean of two float32 values is exact to float32 rounding), keeps the dictionary
+    check, drops the carried states, and refuses an input of another run by name."""
+    train_streams(ptb_slice_bin, tmp_path / "run", "--batch-size", 8, "--max-update", 4, "--save-interval-updates", 2)
+    a, b = tmp_path / "run/checkpoint_1_2.pt", tmp_path / "run/checkpoint_1_4.pt"
+    out = tmp_path / "avg.pt"
+    run_cli("hyperfairseq.average_checkpoints", "--inputs", a, b, "--output", out)
+    pa, pb, mean = model_params(a), model_params(b), model_params(out)
+    for name in pa:
+        torch.testing.assert_close(mean[name], (pa[name].double() + pb[name].double()).div(2).to(pa[name].dtype),
+                                   rtol=0, atol=0, msg=name)
+    assert max((pa[k] - pb[k]).abs().max().item() for k in pa) > 1e-4  # the two inputs differ
+    extra = checkpoint_files.safe_load(str(out), str(out))["model"]["decoder._extra_state"]
+    assert extra["carried"] == {} and extra["dictionary_md5"]
+    assert eval_lm_bits(ptb_slice_bin, out, "--task", "char_lm", "--tokens-per-sample", 10) < 8.0
+    other = tmp_path / "other"
+    run_cli("fairseq_cli.train", ptb_slice_bin, "--user-dir", USER_DIR, *STREAM_FLAGS, "--arch", "lstm_lm_ptb_1000",
+            "--decoder-hidden-size", 48, "--save-dir", other, "--batch-size", 8, "--max-update", 1)
+    proc = run_cli("hyperfairseq.average_checkpoints", "--inputs", a, other / "checkpoint_last.pt", "--output",
+                   tmp_path / "bad.pt", check=False)
+    assert proc.returncode == 2 and "hold different tensors" in proc.stderr and not (tmp_path / "bad.pt").exists()
+
+
 def test_hydra_config_trains_through_fairseq_hydra_train(ptb_slice_bin, tmp_path):
     config_dir = REPO / "examples/hydra/char_lm"
     proc = subprocess.run(
