@@ -11,8 +11,9 @@ loses work, runs code or prints a traceback where it should not:
    `checkpoint_last.pt` / `checkpoint_best.pt` in place, so a kill mid-copy leaves them truncated.
    Copies now go to `NAME.tmp` and are renamed over NAME: each is always the old or the new file.
 3. **Resume never fails while an intact checkpoint exists.** With the default `--restore-file`, training
-   resumes from the newest intact (`checkpoint_files.is_intact`) of `checkpoint_last.pt` and fairseq's
-   epoch / update checkpoints (then `checkpoint_best.pt`); normally that is `checkpoint_last.pt`. A
+   resumes from an intact (`checkpoint_files.is_intact`) `checkpoint_last.pt`, or from a newer epoch / update
+   checkpoint holding more updates (a kill between writing it and replacing checkpoint_last.pt); with
+   checkpoint_last.pt damaged, from the newest intact checkpoint (then `checkpoint_best.pt`). A
    `--restore-file` given explicitly must exist (fairseq would silently start from scratch).
 4. **A finished run is a no-op.** Re-running the command of a run that reached `--max-update` (or
    `--stop-time-hours`) trained one more update and overwrote its checkpoints; now it says so and exits 0.
@@ -179,14 +180,36 @@ def resume_candidates(save_dir: str):
 
 
 def newest_intact(save_dir: str):
-    """(path to resume from or None, damaged paths skipped on the way)."""
-    damaged = []
-    best = os.path.join(save_dir, "checkpoint_best.pt")
+    """(path to resume from or None, damaged paths skipped on the way).
+
+    Normally checkpoint_last.pt is the newest file and is taken. An intact checkpoint newer than it is taken
+    only if it holds more updates: a run killed between writing checkpoint_E_U.pt and replacing
+    checkpoint_last.pt left the newer one ahead, but a save-dir copied without its timestamps (`cp -r`)
+    makes any file look newer, and rolling back to it lost updates and overwrote the newer checkpoints."""
+    damaged, newer = [], []  # newer: intact checkpoints newer than checkpoint_last.pt, newest first
+    last, best = os.path.join(save_dir, "checkpoint_last.pt"), os.path.join(save_dir, "checkpoint_best.pt")
+    last_usable = checkpoint_files.is_intact(last)
+    if not last_usable and os.path.isfile(last):
+        damaged.append(last)
     for path in resume_candidates(save_dir) + ([best] if os.path.isfile(best) else []):
-        if checkpoint_files.is_intact(path):
-            return path, damaged
-        damaged.append(path)
+        if path == last:
+            if not last_usable:
+                continue
+            ahead = [p for p in newer if _updates_in(p) > _updates_in(last)]
+            return (ahead[0] if ahead else last), damaged
+        if not checkpoint_files.is_intact(path):
+            damaged.append(path)
+        elif not last_usable:
+            return path, damaged  # the newest intact one
+        else:
+            newer.append(path)
     return None, damaged
+
+
+def _updates_in(path: str) -> int:
+    """The update count a checkpoint was saved at (fairseq's optimizer history), -1 if it holds none."""
+    history = checkpoint_files.safe_load(path, path).get("optimizer_history") or [{}]
+    return int(history[-1].get("num_updates", -1))
 
 
 def _resume_safely(load_checkpoint):

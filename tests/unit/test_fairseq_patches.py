@@ -2,12 +2,15 @@
 multiple of --required-batch-size-multiple: fairseq-generate scored 16 of 20 test sentences); §10: the
 fairseq data classes that use numpy 1 names work under numpy 2."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from fairseq.data import Dictionary, LanguagePairDataset, TokenBlockDataset, data_utils
 
 import hyperfairseq  # noqa: F401  (installs the patches)
+from hyperfairseq import fairseq_patches
 
 SIZES = np.array([3, 9, 4, 10, 2, 7, 5, 8, 6, 1] * 2)
 
@@ -110,3 +113,24 @@ def test_no_repeat_ngram_blocking_bans_the_next_token_of_a_repeated_ngram():
     lprobs = block(tokens, torch.zeros(2, 10), bsz=1, beam_size=2, step=3)
     assert torch.isinf(lprobs[0, 6]) and torch.isfinite(lprobs[0]).sum() == 9  # only 6 banned
     assert torch.isfinite(lprobs[1]).all()  # (8, x) never occurred before: nothing banned
+
+
+def _checkpoint(path, updates: int, mtime: float) -> None:
+    torch.save({"model": {}, "cfg": {}, "optimizer_history": [{"num_updates": updates}]}, path)
+    os.utime(path, (mtime, mtime))
+
+
+def test_resume_takes_a_checkpoint_newer_than_checkpoint_last_only_if_it_holds_more_updates(tmp_path):
+    """Bug: the newest intact file by modification time won, so a save-dir copied without its timestamps
+    rolled a run back (here from update 30 to 10). A newer file still wins when it is ahead: a run killed
+    between writing checkpoint_1_40.pt and replacing checkpoint_last.pt."""
+    last, interval = tmp_path / "checkpoint_last.pt", tmp_path / "checkpoint_1_10.pt"
+    _checkpoint(last, 30, 1000.0)
+    _checkpoint(interval, 10, 2000.0)  # copied last: newer by time, behind by updates
+    assert fairseq_patches.newest_intact(str(tmp_path)) == (str(last), [])
+    ahead = tmp_path / "checkpoint_1_40.pt"
+    _checkpoint(ahead, 40, 3000.0)
+    assert fairseq_patches.newest_intact(str(tmp_path)) == (str(ahead), [])
+    last.write_bytes(last.read_bytes()[:100])  # checkpoint_last.pt damaged: the newest intact one
+    os.utime(last, (500.0, 500.0))
+    assert fairseq_patches.newest_intact(str(tmp_path)) == (str(ahead), [str(last)])
