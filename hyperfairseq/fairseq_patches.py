@@ -57,6 +57,13 @@ loses work, runs code or prints a traceback where it should not:
    has `building_valid_iterator` set: `--task char_lm` then names its streams apart from the training
    stream of the same split, whose carried state `--valid-subset train` overwrote (training changed, or
    failed with another `--batch-size-valid`).
+15. **Data-parallel checkpoints hold every rank's carried state.** fairseq writes checkpoints on rank 0;
+   `checkpoint_utils.save_checkpoint`, which every rank enters, first gathers the carried states of the
+   language model's streams from all ranks (`models/carried_ranks.py`), so a resumed run gives each rank its
+   own rows back. Before, every rank resumed from rank 0's rows: a data-parallel resume was not exact.
+16. **Data-parallel resume.** With fairseq's default, rank 0 reads the checkpoint and broadcasts it; the other
+   ranks read the broadcast with a bare `torch.load`, which torch >= 2.6 refuses for a fairseq checkpoint
+   (its config). They now read it as rank 0 read the file (`checkpoint_files.safe_load`).
 """
 
 import functools
@@ -72,13 +79,16 @@ import numpy as np
 import torch
 from fairseq import checkpoint_utils, search, utils
 from fairseq.data import data_utils
+from fairseq.distributed import utils as distributed_utils
 from fairseq.file_io import PathManager
 from fairseq.ngram_repeat_block import NGramRepeatBlock
 from fairseq.trainer import Trainer
+from omegaconf import OmegaConf
 
 from hyperfairseq import checkpoint_files
 from hyperfairseq.data import binarised
 from hyperfairseq.errors import InputError, install_excepthook, program_name
+from hyperfairseq.models.carried_ranks import data_parallel, gather_rows
 from hyperfairseq.stop_signals import StopRequest
 
 logger = logging.getLogger("hyperfairseq.fairseq_patches")
@@ -103,6 +113,8 @@ def install() -> None:
     search.DiverseBeamSearch.step = _by_batch_rows(search.DiverseBeamSearch.step)
     NGramRepeatBlock.forward = _tokens_so_far(NGramRepeatBlock.forward)
     Trainer.get_valid_iterator = _marks_validation(Trainer.get_valid_iterator)
+    checkpoint_utils.save_checkpoint = _gathers_carried_states(checkpoint_utils.save_checkpoint)
+    distributed_utils.torch = _SafeBroadcastTorch()
     train_module = _running_fairseq_train()
     if train_module is not None:
         train_module.validate_and_save = _stop_on_signal(train_module.validate_and_save)
@@ -496,3 +508,51 @@ def _marks_validation(get_valid_iterator):
             self.task.building_valid_iterator = False
 
     return wrapper
+
+
+# -- 15. every rank's carried state ----------------------------------------------------------------------
+
+
+def _gathers_carried_states(save_checkpoint):
+    @functools.wraps(save_checkpoint)
+    def save(cfg, trainer, *args, **kwargs):
+        decoder = getattr(trainer.get_model(), "decoder", None)
+        if data_parallel()[1] == 1 or not getattr(decoder, "supports_carry", False):
+            return save_checkpoint(cfg, trainer, *args, **kwargs)
+        local = decoder.carried
+        decoder.carried, decoder.carried_ranks = gather_rows(local), data_parallel()[1]
+        try:
+            return save_checkpoint(cfg, trainer, *args, **kwargs)
+        finally:
+            decoder.carried, decoder.carried_ranks = local, 1
+
+    return save
+
+
+# -- 16. reading rank 0's broadcast ------------------------------------------------------------------------
+
+
+CONFIG_AS_CONTAINER = "hyperfairseq_cfg_as_container"
+
+
+class _SafeBroadcastTorch:
+    """`torch` as fairseq.distributed.utils sees it: the object rank 0 broadcasts is written as fairseq writes a
+    checkpoint (its config as plain containers) and read safely, its config rebuilt as fairseq's loader does."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def save(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and OmegaConf.is_config(obj.get("cfg")):
+            plain = OmegaConf.to_container(obj["cfg"], resolve=True, enum_to_str=True)
+            obj = {**obj, "cfg": plain, CONFIG_AS_CONTAINER: True}
+        torch.save(obj, f, *args, **kwargs)
+
+    @staticmethod
+    def load(f, map_location=None, **_ignored):
+        with torch.serialization.safe_globals([distributed_utils._TensorPlaceholder]):  # its tensors' slots
+            obj = checkpoint_files.safe_load(f, "the checkpoint rank 0 broadcast", map_location)
+        if isinstance(obj, dict) and obj.pop(CONFIG_AS_CONTAINER, False):
+            obj["cfg"] = OmegaConf.create(obj["cfg"], flags={"allow_objects": True})
+        return obj

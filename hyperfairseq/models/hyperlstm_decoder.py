@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, detach_state, reorder_state
 
+from .carried_ranks import rows_of_this_rank
+
 STATE_KEY = "hyperlstm_state"
 
 
@@ -73,6 +75,7 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         self.output_projection = nn.Linear(rnn.hidden_size, num_symbols)
         self.carried: Dict[str, HyperLSTMState] = {}
         self.dictionary_md5 = dictionary_md5(dictionary)
+        self.carried_ranks = 1  # the data-parallel ranks whose rows `carried` holds (fairseq_patches §15 sets it)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """(B, T) token ids -> (T, B, N_x) inputs, input dropout applied."""
@@ -138,11 +141,12 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         return state
 
     def get_extra_state(self):
-        """Saved in checkpoints: the carried states {stream: {field: tensor}} and the dictionary's md5."""
+        """Saved in checkpoints: the carried states {stream: {field: tensor}} (with the rows of `ranks` data
+        parallel ranks: `carried_ranks`) and the dictionary's md5."""
         carried = {
             name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()
         }
-        return {"carried": carried, "dictionary_md5": self.dictionary_md5}
+        return {"carried": carried, "ranks": self.carried_ranks, "dictionary_md5": self.dictionary_md5}
 
     def check_extra_state(self, extra) -> None:
         """Refuse a checkpoint trained with another dictionary, naming it (before any tensor shape, which
@@ -159,10 +163,11 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         """None (a checkpoint without the extra state, e.g. averaged): nothing carried, no dictionary check."""
         self.check_extra_state(extra)
         extra = extra or {}
-        self.carried = {
+        carried = {
             name: HyperLSTMState(**{k: fields.get(k) for k in HyperLSTMState._fields})
             for name, fields in extra.get("carried", {}).items()
         }
+        self.carried = rows_of_this_rank(carried, extra.get("ranks", 1))
 
     def reorder_incremental_state(self, incremental_state, new_order: Tensor) -> None:
         cached = self.get_incremental_state(incremental_state, STATE_KEY)
