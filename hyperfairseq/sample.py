@@ -149,6 +149,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--score", metavar="FILE", help="print the bits per symbol of FILE instead of sampling")
     args = parser.parse_args(argv)
+    if args.seed is not None and not -(2**63) <= args.seed < 2**64:  # what torch.Generator.manual_seed takes
+        parser.error(f"--seed must lie in [-2**63, 2**64); got {args.seed}")
 
     def work():
         lm = CharLM.from_checkpoint(args.path, args.data)

@@ -90,7 +90,9 @@ class CharLMTask(FairseqTask):
         if cfg.batch_size is not None and cfg.batch_size < 1:  # None: checked where streams are laid out
             raise _no_batch_size(cfg.batch_size)
         if cfg.tokens_per_sample < 1:
-            raise InputError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample}")
+            raise InputError(f"--tokens-per-sample must be positive; got {cfg.tokens_per_sample} (fairseq-eval-lm "
+                             "subtracts --context-window from it, which --task char_lm does not take: it carries "
+                             "the state from segment to segment instead)")
         if not cfg.data:
             raise InputError("--task char_lm needs the data folder as its first argument")
         path = os.path.join(utils.split_paths(cfg.data)[0], "dict.txt")

@@ -135,6 +135,8 @@ CASES = [
               "--tokens-per-sample", 0),
     eval_case("context-window", nothing, "--context-window does not apply", "--context-window 5",
               "--context-window", 5),
+    eval_case("context-window-whole-segment", nothing, "subtracts --context-window from it",
+              "--context-window equal to --tokens-per-sample", "--context-window", 100, "--tokens-per-sample", 100),
     train_case("ids-outside-dictionary", smaller_dictionary, "outside the 14-symbol dictionary",
                "a training split binarised with a larger dictionary than dict.txt"),
     train_case("tokens-per-sample-negative", nothing, "--tokens-per-sample must be positive",

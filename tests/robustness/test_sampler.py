@@ -41,6 +41,8 @@ CASES = [
     sample_case("temperature-1e-45", "", "--temperature 1e-45 (underflows logits / T)", "--temperature", "1e-45",
                 expect="ok", check=greedy),
     sample_case("length-negative", "--length must be >= 0", "--length -1", "--length", "-1"),
+    sample_case("seed-beyond-64-bits", "--seed must lie in [-2**63, 2**64)", "--seed 2**64",
+                "--seed", str(2**64)),
     sample_case("length-0", "", "--length 0", "--length", "0", expect="ok", check=prefix_only),
     sample_case("length-not-a-number", "invalid int value", "--length ten", "--length", "ten"),
     Case(id="sample-data-folder-missing", entry="sample", input="--data a folder that does not exist",
