@@ -125,7 +125,7 @@ as the Hershey preparation).
   fairseq's own loader (`hyperfairseq/checkpoint_files.py`, `hyperfairseq/fairseq_patches.py`); setup.py
   requires torch >= 2.6. A missing, empty, truncated, foreign or crafted file is named and refused.
 * **fairseq-train with the plugin** (`hyperfairseq/fairseq_patches.py`): `checkpoint_last.pt` and
-  `checkpoint_best.pt` are replaced atomically; a resume takes the newest intact checkpoint; re-running
+  `checkpoint_best.pt` are replaced atomically; a resume takes checkpoint_last.pt, or a newer intact checkpoint holding more updates; re-running
   a finished run does nothing; SIGINT / SIGTERM save `checkpoint_last.pt` and exit 130 / 143, a second
   signal exits at once but completes a checkpoint file being written (`hyperfairseq/stop_signals.py`); a
   `--task char_lm` checkpoint stores its stream layout and a resume with another `--batch-size`,
