@@ -125,11 +125,12 @@ as the Hershey preparation).
   fairseq's own loader (`hyperfairseq/checkpoint_files.py`, `hyperfairseq/fairseq_patches.py`); setup.py
   requires torch >= 2.6. A missing, empty, truncated, foreign or crafted file is named and refused.
 * **fairseq-train with the plugin** (`hyperfairseq/fairseq_patches.py`): `checkpoint_last.pt` and
-  `checkpoint_best.pt` are replaced atomically; a resume takes checkpoint_last.pt, or a newer intact checkpoint holding more updates; re-running
-  a finished run does nothing; SIGINT / SIGTERM save `checkpoint_last.pt` and exit 130 / 143, a second
-  signal exits at once but completes a checkpoint file being written (`hyperfairseq/stop_signals.py`); a
-  `--task char_lm` checkpoint stores its stream layout and a resume with another `--batch-size`,
-  `--tokens-per-sample`, rank count or `--reset-every-segment` is refused, naming the flag.
+  `checkpoint_best.pt` are replaced atomically; a resume takes `checkpoint_last.pt`, or a newer intact
+  checkpoint holding more updates; re-running a finished run does nothing; SIGINT / SIGTERM save
+  `checkpoint_last.pt` and exit 130 / 143, a second signal exits at once but completes a checkpoint file
+  being written (`hyperfairseq/stop_signals.py`); a `--task char_lm` checkpoint stores its stream layout and
+  a resume with another `--batch-size`, `--tokens-per-sample`, rank count or `--reset-every-segment` is
+  refused, naming the flag.
 * **Data**: dict.txt, .idx and .bin are checked before fairseq reads them
   (`hyperfairseq/data/binarised.py`), for fairseq's translation task too; fairseq-generate /
   -validate score every item (fairseq's dropped last batch comes back); one text rule for `char_corpus` and `sample`
