@@ -128,9 +128,10 @@ as the Hershey preparation).
   `checkpoint_best.pt` are replaced atomically; a resume takes `checkpoint_last.pt`, or a newer intact
   checkpoint holding more updates; re-running a finished run does nothing; SIGINT / SIGTERM save
   `checkpoint_last.pt` and exit 130 / 143, a second signal exits at once but completes a checkpoint file
-  being written (`hyperfairseq/stop_signals.py`); a `--task char_lm` checkpoint stores its stream layout and
-  a resume with another `--batch-size`, `--tokens-per-sample`, rank count or `--reset-every-segment` is
-  refused, naming the flag.
+  being written, and the same signal again within 1 s is the first one delivered twice (GNU `timeout -s INT`
+  sends it to the process and to its group) (`hyperfairseq/stop_signals.py`); a `--task char_lm` checkpoint
+  stores its stream layout and a resume with another `--batch-size`, `--tokens-per-sample`, rank count or
+  `--reset-every-segment` is refused, naming the flag.
 * **Data**: dict.txt, .idx and .bin are checked before fairseq reads them
   (`hyperfairseq/data/binarised.py`), for fairseq's translation task too; fairseq-generate /
   -validate score every item (fairseq's dropped last batch comes back); one text rule for `char_corpus` and `sample`
