@@ -94,13 +94,11 @@ def test_params_cli_set_counts_a_changed_config_and_names_a_bad_setting(capsys):
     h, v = 256, 50
     assert params.main(["--arch", "lstm_lm_ptb_1000", "--vocab", str(v), "--set", f"decoder_hidden_size={h}"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"total: {4 * h * (v + h + 1) + h * v + v}"
-    # repeated --set flags all apply (argparse kept only the last one)
-    args = ["--arch", "lstm_lm_ptb_1000", "--vocab", str(v), "--set", "decoder_hidden_size=1", "--set"]
-    assert params.main(args + [f"decoder_hidden_size={h}", "n_z=2"]) == 0  # n_z: unused by an LSTM, still valid
-    assert capsys.readouterr().out.splitlines()[-1] == f"total: {4 * h * (v + h + 1) + h * v + v}"
-    assert params.main(["--arch", "lstm_lm_ptb_1000", "--vocab", str(v), "--set", f"decoder_hidden_size={h}",
-                        "--set", "decoder_hidden_size=1"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == f"total: {4 * 1 * (v + 1 + 1) + 1 * v + v}"
+    # repeated --set flags all apply (argparse kept only the last one): a second layer reads the first's h
+    args = ["--arch", "lstm_lm_ptb_1000", "--vocab", str(v), "--set", f"decoder_hidden_size={h}", "--set"]
+    assert params.main(args + ["decoder_layers=2"]) == 0
+    two_layers = 4 * h * (v + h + 1) + 4 * h * (h + h + 1) + h * v + v
+    assert capsys.readouterr().out.splitlines()[-1] == f"total: {two_layers}"
     for bad, why in (("decoder_hiden_size=5", "a field of the model's config"), ("n_z=four", "not a int")):
         with pytest.raises(SystemExit, match=why):
             params.main(["--arch", "hyperlstm_lm_ptb", "--set", bad])
