@@ -125,11 +125,15 @@ def install() -> None:
 # -- 1. safe reading ------------------------------------------------------------------------------
 
 
-class _WeightsOnlyTorch:
-    """`torch` as fairseq.checkpoint_utils sees it: `load` reads safely and checks the format."""
+class _TorchView:
+    """`torch` as one fairseq module sees it: everything is torch's except what a subclass defines."""
 
     def __getattr__(self, name):
         return getattr(torch, name)
+
+
+class _WeightsOnlyTorch(_TorchView):
+    """`torch` as fairseq.checkpoint_utils sees it: `load` reads safely and checks the format."""
 
     @staticmethod
     def load(f, map_location=None, **_ignored):
@@ -207,8 +211,8 @@ def newest_intact(save_dir: str):
         if path == last:
             if not last_usable:
                 continue
-            ahead = [p for p in newer if _updates_in(p) > _updates_in(last)]
-            return (ahead[0] if ahead else last), damaged
+            updates = _updates_in(last) if newer else None  # read once; normally no file is newer
+            return next((p for p in newer if _updates_in(p) > updates), last), damaged
         if not checkpoint_files.is_intact(path):
             damaged.append(path)
         elif not last_usable:
@@ -517,10 +521,11 @@ def _gathers_carried_states(save_checkpoint):
     @functools.wraps(save_checkpoint)
     def save(cfg, trainer, *args, **kwargs):
         decoder = getattr(trainer.get_model(), "decoder", None)
-        if data_parallel()[1] == 1 or not getattr(decoder, "supports_carry", False):
+        ranks = data_parallel()[1]
+        if ranks == 1 or not getattr(decoder, "supports_carry", False):
             return save_checkpoint(cfg, trainer, *args, **kwargs)
         local = decoder.carried
-        decoder.carried, decoder.carried_ranks = gather_rows(local), data_parallel()[1]
+        decoder.carried, decoder.carried_ranks = gather_rows(local), ranks
         try:
             return save_checkpoint(cfg, trainer, *args, **kwargs)
         finally:
@@ -535,12 +540,9 @@ def _gathers_carried_states(save_checkpoint):
 CONFIG_AS_CONTAINER = "hyperfairseq_cfg_as_container"
 
 
-class _SafeBroadcastTorch:
+class _SafeBroadcastTorch(_TorchView):
     """`torch` as fairseq.distributed.utils sees it: the object rank 0 broadcasts is written as fairseq writes a
     checkpoint (its config as plain containers) and read safely, its config rebuilt as fairseq's loader does."""
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
 
     @staticmethod
     def save(obj, f, *args, **kwargs):
