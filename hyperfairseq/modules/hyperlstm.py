@@ -459,6 +459,7 @@ class HyperLSTM(nn.Module):
         if input.shape[0] == 0:
             raise ValueError(f"HyperLSTM expects at least one time step (T >= 1, as nn.LSTM); got {tuple(input.shape)}")
         batch = input.shape[1]
+        self._check_dtypes(input, state)
         if state is not None:
             self._check_state(state, batch)
         if lengths is not None:
@@ -467,6 +468,20 @@ class HyperLSTM(nn.Module):
             if bool((lengths < 0).any()) or bool((lengths > input.shape[0]).any()):
                 raise ValueError(f"lengths must lie in [0, {input.shape[0]}]; got {lengths.tolist()}")
 
+
+    def _check_dtypes(self, input: Tensor, state: Optional[HyperLSTMState]) -> None:
+        """Input, state and weights of one dtype, as nn.LSTM demands (the reference's matmuls refuse a mix, and
+        the fused path would otherwise compute silently in the input's dtype); autocast chooses its own."""
+        if torch.is_autocast_enabled(input.device.type):
+            return
+        weight = self.layers[0].weight_ih.dtype
+        if input.dtype != weight:
+            raise ValueError(f"HyperLSTM input dtype ({input.dtype}) does not match weight dtype ({weight}): convert "
+                             f"the input (input.to({weight})) or the model (model.to({input.dtype}))")
+        mixed = [f"state.{name} is {t.dtype}" for name, t in zip(state._fields, state)
+                 if t is not None and t.dtype != input.dtype] if state is not None else []
+        if mixed:
+            raise ValueError(f"HyperLSTM state dtype does not match the input's ({input.dtype}): {', '.join(mixed)}")
 
     def _check_state(self, state: HyperLSTMState, batch: int) -> None:
         """Each field (L, B, size), as nn.LSTM checks its (h_0, c_0); the hyper cell's too (N_ĥ)."""

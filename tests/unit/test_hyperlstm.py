@@ -1,5 +1,6 @@
 """HyperLSTM module: the paper's equations (oracle), nn.LSTM parity, init, dropout, padding, carry."""
 
+import copy
 import math
 
 import pytest
@@ -221,6 +222,23 @@ def test_bad_shapes_and_options_name_what_was_expected():
     for bad in ({"forget_bias": float("nan")}, {"ln_eps": -1e-3}, {"ln_eps": 0.0}):
         with pytest.raises(ValueError, match="forget_bias must be finite and ln_eps > 0"):
             HyperLSTM(N_X, N_H, layer_norm=True, **bad)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_dtype_mix_is_refused_on_both_paths_as_nn_lstm(fast):
+    """Bug: after `model.double()` a float32 input ran the fused path in float32 (the reference raised a bare
+    matmul error); a float64 state beside a float32 input was cast silently. Autocast still chooses its dtype."""
+    rnn = HyperLSTM(N_X, N_H, 1, N_HAT, N_Z)
+    rnn.fast = fast
+    x = torch.randn(T, B, N_X)
+    with pytest.raises(ValueError, match=r"input dtype \(torch.float32\) does not match weight dtype \(torch.float64"):
+        copy.deepcopy(rnn).double()(x)
+    state = rnn.zero_state(B, x)
+    with pytest.raises(ValueError, match=r"state.h is torch.float64, state.c_hat is torch.float64"):
+        rnn(x, state._replace(h=state.h.double(), c_hat=state.c_hat.double()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = rnn(x.bfloat16())
+    assert out.shape == (T, B, N_H)
 
 
 @pytest.mark.parametrize("use_hyper", [True, False])
