@@ -82,11 +82,6 @@ class CharLMTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: CharLMConfig, **kwargs):
-        if cfg.max_tokens is not None:
-            raise InputError(
-                f"--task char_lm does not take --max-tokens (got {cfg.max_tokens}): --batch-size sets the "
-                "number of parallel streams and --tokens-per-sample the segment length"
-            )
         if cfg.batch_size is not None and cfg.batch_size < 1:  # None: checked where streams are laid out
             raise _no_batch_size(cfg.batch_size)
         if cfg.tokens_per_sample < 1:
@@ -153,6 +148,11 @@ class CharLMTask(FairseqTask):
                 data_buffer_size=data_buffer_size, disable_iterator_cache=disable_iterator_cache,
                 skip_remainder_batch=skip_remainder_batch, grouped_shuffling=grouped_shuffling,
                 update_epoch_batch_itr=update_epoch_batch_itr)
+        if self.cfg.max_tokens is not None:  # lines to continue (fairseq-interactive) may be batched by tokens
+            raise InputError(
+                f"--task char_lm does not take --max-tokens (got {self.cfg.max_tokens}) to train or evaluate: "
+                "--batch-size sets the number of parallel streams and --tokens-per-sample the segment length"
+            )
         rows = max_sentences or self.cfg.batch_size
         if not rows:
             raise _no_batch_size(rows)

@@ -233,7 +233,8 @@ def test_fairseqs_python_api_and_interactive_score_and_continue_plain_text(train
     assert greedy.startswith("the company") and len(greedy) > len("the company") and "_" not in greedy, greedy
     proc = subprocess.run(
         [sys.executable, "-m", "fairseq_cli.interactive", str(ptb_slice_bin), "--user-dir", USER_DIR, "--task",
-         "char_lm", "--path", str(trained_lm), "--cpu", "--beam", "1", "--max-len-b", "40"],
+         "char_lm", "--path", str(trained_lm), "--cpu", "--beam", "1", "--max-len-b", "40",
+         "--max-tokens", "4000"],  # lines may be batched by tokens (refused with a streams message before)
         input="the company\n", capture_output=True, text=True, env=CLI_ENV, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     detokenized = [line.split("\t")[2] for line in proc.stdout.splitlines() if line.startswith("D-0\t")]

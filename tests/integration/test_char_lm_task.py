@@ -224,6 +224,10 @@ def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path)
             "--max-update", 1]
     proc = run_cli("fairseq_cli.train", *base, "--max-tokens", 800, check=False)
     assert proc.returncode != 0 and "does not take --max-tokens (got 800)" in proc.stderr
+    proc = run_cli("fairseq_cli.eval_lm", ptb_slice_bin, "--user-dir", USER_DIR, "--path", trained_lm, "--cpu",
+                   "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--max-tokens", 800,
+                   check=False)  # eval-lm passes its own --max-tokens default on: the flag itself is refused
+    assert proc.returncode != 0 and "does not take --max-tokens (got 800) to train or evaluate" in proc.stderr
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     proc = run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", empty, "--out", tmp_path / "e", check=False)
