@@ -62,9 +62,12 @@ def to_char_line(line: str, source: str = "text", number: int = 1) -> str:
     line = line.strip(" ")
     for column, char in enumerate(line, 1):
         if unrepresentable(char):
-            name = "'_' is the space symbol" if char == SPACE else f"whitespace {char!r} has no symbol"
-            raise CorpusError(f"{source}:{number}:{column}: character U+{ord(char):04X} cannot be represented "
-                              f"({name}); replace it with a space or a line break")
+            if char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029":  # what str.splitlines() breaks at
+                fix = "a line break inside one line: give the lines one at a time"
+            else:
+                name = "'_' is the space symbol" if char == SPACE else f"whitespace {char!r} has no symbol"
+                fix = f"{name}; replace it with a space or a line break"
+            raise CorpusError(f"{source}:{number}:{column}: character U+{ord(char):04X} cannot be represented ({fix})")
     return " ".join(line.replace(" ", SPACE))
 
 
