@@ -27,7 +27,7 @@ def test_characters_round_trip_with_the_space_symbol():
 def test_characters_without_a_symbol_are_refused_by_position():
     with pytest.raises(CorpusError, match="U\\+0009 .*whitespace '\\\\t' has no symbol; replace"):
         encoders.build_bpe("char_corpus").encode("a\tb")
-    with pytest.raises(CorpusError, match="1:2: U\\+000A .*\\(a line break inside one line"):
+    with pytest.raises(CorpusError, match="1:2: character U\\+000A .*\\(a line break inside one line"):
         encoders.build_bpe("char_corpus").encode("a\nb")  # was told to replace the line break with a line break
 
 
