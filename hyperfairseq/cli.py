@@ -7,6 +7,7 @@ and their checkpoint loader.
 """
 
 import argparse
+import os
 import sys
 from typing import Callable, Optional, Tuple, Type
 
@@ -45,5 +46,24 @@ def load_model_and_task(path: str, arg_overrides: Optional[dict] = None):
     fairseq read it through `checkpoint_files.safe_load` and name a missing or damaged file (fairseq_patches 1)."""
     from fairseq import checkpoint_utils
 
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides)
+    try:
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides)
+    except InputError as error:
+        stored = None if (arg_overrides or {}).get("data") else _stored_data_folder(path)
+        if stored is None or os.path.isdir(stored):
+            raise
+        raise InputError(f"{error}. The checkpoint names the data folder {stored!r} as it was given to fairseq-train"
+                         f"{' (relative to where training ran)' if not os.path.isabs(stored) else ''}: point --data "
+                         "at the folder that holds its dict.txt") from error
     return models[0], cfg, task
+
+
+def _stored_data_folder(path: str) -> Optional[str]:
+    """The first data folder of the checkpoint's task config (fairseq's `data` may list several, split by ':')."""
+    from hyperfairseq.checkpoint_files import safe_load
+
+    try:
+        data = safe_load(path, path)["cfg"]["task"]["data"]
+    except (InputError, KeyError, TypeError):
+        return None
+    return data.split(os.pathsep)[0] if isinstance(data, str) and data else None

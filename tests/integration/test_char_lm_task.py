@@ -228,6 +228,13 @@ def test_bad_input_is_named(ptb_slice_bin, ptb_slice_text, trained_lm, tmp_path)
                    "--task", "char_lm", "--batch-size", 2, "--tokens-per-sample", 10, "--max-tokens", 800,
                    check=False)  # eval-lm passes its own --max-tokens default on: the flag itself is refused
     assert proc.returncode != 0 and "does not take --max-tokens (got 800) to train or evaluate" in proc.stderr
+    state = checkpoint_files.safe_load(str(trained_lm), str(trained_lm))
+    state["cfg"]["task"]["data"] = "data-bin/moved_since_training"  # a relative path, given where training ran
+    torch.save(state, tmp_path / "moved.pt")
+    proc = run_cli("hyperfairseq.sample", "--path", tmp_path / "moved.pt", "--length", 5, check=False)
+    assert proc.returncode == 2 and "names the data folder 'data-bin/moved_since_training' as it was given to " \
+        "fairseq-train (relative to where training ran): point --data at" in proc.stderr, proc.stderr
+    assert run_cli("hyperfairseq.sample", "--path", tmp_path / "moved.pt", "--length", 5, "--data", ptb_slice_bin)
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     proc = run_cli("hyperfairseq.data.byte_corpus", "prepare", "--src", empty, "--out", tmp_path / "e", check=False)
