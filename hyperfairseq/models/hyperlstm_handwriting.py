@@ -17,8 +17,8 @@ Dropout fields are *drop* probabilities: the paper's keep 0.95 is 0.05.
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model
+from fairseq.modules import FairseqDropout
 from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
@@ -54,7 +54,7 @@ class HandwritingDecoder(nn.Module):
         super().__init__()
         self.rnn = rnn
         self.num_mixtures = num_mixtures
-        self.dropout_out = dropout_out
+        self.dropout_out = FairseqDropout(dropout_out, module_name=type(self).__name__)  # --retain-dropout too
         self.output_projection = nn.Linear(rnn.hidden_size, output_size(num_mixtures))
         register_normalisation(self)
 
@@ -69,7 +69,7 @@ class HandwritingDecoder(nn.Module):
         x = strokes.transpose(0, 1).to(self.output_projection.weight.dtype)  # (T, B, 3), time-major
         out = self.rnn(x, state, lengths=lengths, return_internals=return_internals)
         h, new_state = out[0], out[1]
-        h = F.dropout(h, self.dropout_out, self.training)  # H5: output dropout before the MDN layer
+        h = self.dropout_out(h)  # H5: output dropout before the MDN layer
         mixture = split_outputs(self.output_projection(h.transpose(0, 1)), self.num_mixtures, bias)
         return StrokeModelOutput(mixture, new_state, out[2] if return_internals else None)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.modules import FairseqDropout
 from torch import Tensor, nn
 
 from hyperfairseq.errors import InputError
@@ -95,7 +95,7 @@ class SynthesisDecoder(nn.Module):
         super().__init__()
         self.num_symbols = num_symbols
         self.num_mixtures = cfg.num_mixtures
-        self.dropout_out = cfg.dropout_out
+        self.dropout_out = FairseqDropout(cfg.dropout_out, module_name=type(self).__name__)  # --retain-dropout too
         n_h, c = cfg.decoder_hidden_size, num_symbols
         sizes = [PEN_ROW_SIZE + c] + [PEN_ROW_SIZE + c + n_h] * (cfg.decoder_layers - 1)
         self.layers = nn.ModuleList(build_hyperlstm(cfg, size, n_h) for size in sizes)
@@ -119,7 +119,7 @@ class SynthesisDecoder(nn.Module):
             out, final = rnn(torch.cat([x, window.w, hs[-1]], -1), upper_state, lengths=lengths)
             hs.append(out)
             finals.append(final)
-        h = F.dropout(torch.cat(hs, -1), self.dropout_out, self.training)  # H5
+        h = self.dropout_out(torch.cat(hs, -1))  # H5
         mixture = split_outputs(self.output_projection(h.transpose(0, 1)), self.num_mixtures, bias)
         new_state = SynthesisState(tuple(finals), window.kappa[-1], window.w[-1])
         trace = WindowTrace(window.phi.transpose(0, 1), window.kappa.transpose(0, 1))

@@ -9,7 +9,9 @@ import pytest
 import torch
 from test_hyperlstm_mt import build, left_padded_batch, teacher_forced_scores
 
+from hyperfairseq.models.hyperlstm_handwriting import HyperLSTMHandwritingConfig, HyperLSTMHandwritingModel
 from hyperfairseq.models.hyperlstm_lm import HyperLSTMLanguageModel
+from hyperfairseq.models.hyperlstm_synthesis import HyperLSTMSynthesisConfig, HyperLSTMSynthesisModel, SynthesisDecoder
 from hyperfairseq.params import build_config
 
 torch.set_num_threads(1)
@@ -77,5 +79,49 @@ def test_the_language_model_keeps_trainings_dropout_at_inference(modules, everyt
         torch.manual_seed(seed)
         with torch.no_grad():
             return model(tokens)[0]
+
+    check(make, scores, modules, everything)
+
+
+def flat(mixture) -> torch.Tensor:
+    return torch.cat([field.flatten() for field in mixture])
+
+
+@pytest.mark.parametrize("modules, everything", [(None, True), (["HandwritingDecoder"], False), (["HyperLSTM"], False)])
+def test_the_handwriting_model_keeps_trainings_dropout_at_inference(modules, everything):
+    """Output dropout before the MDN layer (H5) was `F.dropout(..., self.training)`: the flag left it off."""
+    strokes = torch.randn(3, 9, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def make():
+        torch.manual_seed(0)
+        cfg = HyperLSTMHandwritingConfig(decoder_hidden_size=8, hyper_hidden_size=4, n_z=2, num_mixtures=3,
+                                         dropout_out=0.3, recurrent_dropout=0.2)
+        return HyperLSTMHandwritingModel(HyperLSTMHandwritingModel.build_decoder(cfg, None, 3)).double()
+
+    def scores(model, seed=1):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return flat(model(strokes).mixture)
+
+    check(make, scores, modules, everything)
+
+
+@pytest.mark.parametrize("modules, everything", [(None, True), (["SynthesisDecoder"], False), (["HyperLSTM"], False)])
+def test_the_synthesis_model_keeps_trainings_dropout_at_inference(modules, everything):
+    """The synthesis decoder's output dropout (H5) likewise."""
+    gen = torch.Generator().manual_seed(3)
+    strokes = torch.randn(2, 7, 3, generator=gen, dtype=torch.float64)
+    chars = torch.randint(1, 5, (2, 3), generator=gen)
+
+    def make():
+        torch.manual_seed(0)
+        cfg = HyperLSTMSynthesisConfig(decoder_hidden_size=8, decoder_layers=2, hyper_hidden_size=4, n_z=2,
+                                       num_mixtures=3, num_gaussians=2, dropout_out=0.3, recurrent_dropout=0.2)
+        return HyperLSTMSynthesisModel(SynthesisDecoder(cfg, 4), "abcd").double()
+
+    def scores(model, seed=1):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return flat(model.decoder(strokes, chars).mixture)
 
     check(make, scores, modules, everything)
