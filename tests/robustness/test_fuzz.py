@@ -7,7 +7,8 @@ result or raises its documented error type, never anything else:
 * the one text rule (char_corpus / CharLM.encode on the real trained model): refused with CorpusError,
   or decoded back to the text with each line's edge spaces dropped;
 * IAM-OnDB lineStrokes XML (mutations of a schema-exact fixture) and the stroke row round trip;
-* KanjiVG SVG paths;
+* KanjiVG SVG paths: random text parses or raises ValueError; paths written by the grammar all parse,
+  through every endpoint;
 * dict.txt and the mmap .idx / .bin pair (mutations of the real binarised char-PTB slice): InputError,
   or fairseq reads them with the same symbol / item counts.
 """
@@ -123,6 +124,37 @@ def test_kanjivg_path_parses_or_raises_value_error(d):
     except ValueError:
         return
     assert points.ndim == 2 and points.shape[1] == 2
+
+
+ARGS = {"M": 2, "L": 2, "C": 6, "S": 4}  # numbers per command letter (SVG 1.1 §8.3)
+COMMAND = st.tuples(st.sampled_from("MmLlCcSs"), st.lists(st.integers(-999, 999), min_size=6, max_size=6),
+                    st.sampled_from([" ", ",", ", "]), st.booleans())
+
+
+@BUDGET
+@given(st.lists(COMMAND, min_size=1, max_size=6))
+def test_kanjivg_grammatical_paths_parse_through_every_endpoint(commands):
+    """Paths written by the grammar (absolute and relative commands, numbers as KanjiVG writes them: decimals,
+    separators, a minus sign glued to the number before it, the letter repeated or implicit): every one
+    parses, into 1 point per M/L and 3 per C/S (at points_per_curve 3), passing through each command's
+    endpoint (the last pair of its numbers, added to the current point when the letter is lower case)."""
+    if commands[0][0] not in "Mm":
+        commands[0] = ("M",) + commands[0][1:]  # a path starts with a moveto
+    d, cur, ends, count, letter = "", np.zeros(2), [], 0, None
+    for command, numbers, sep, implicit in commands:
+        values = [n / 10 for n in numbers[: ARGS[command.upper()]]]
+        text = sep.join(f"{v:g}" for v in values).replace(f"{sep}-", "-")
+        repeated = implicit and command == letter and command not in "Mm"  # "L1 2 3 4": two linetos
+        d += (text if text.startswith("-") else sep + text) if repeated else f" {command}{text}"
+        letter = command
+        end = np.array(values[-2:]) + (cur if command.islower() else 0)
+        count += 1 if command.upper() in "ML" else 3
+        cur = end
+        ends.append((count - 1, end))
+    points = kanjivg.path_to_points(d, 3)
+    assert points.shape == (count, 2), d
+    for index, end in ends:
+        np.testing.assert_allclose(points[index], end, rtol=0, atol=1e-9, err_msg=d)  # sums of ≤ 6 decimals
 
 
 @pytest.fixture
