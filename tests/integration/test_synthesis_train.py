@@ -14,10 +14,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+import torch
 from conftest import USER_DIR, require_data, run_cli
 
 from hyperfairseq.data import hershey
+from hyperfairseq.data.stroke_dataset import START_ROW
+from hyperfairseq.data.text_stroke_dataset import TextStrokeDataset
 from hyperfairseq.sample_handwriting import main as sample_main
+from hyperfairseq.synthesis_eval import alignment, load
 from hyperfairseq.synthesis_eval import main as eval_main
 
 TRAIN = ["--criterion", "mdn", "--optimizer", "adam", "--lr", "5e-3", "--clip-norm", "5", "--batch-size", "16",
@@ -151,6 +155,18 @@ def test_alignment_and_legibility_measurements_write_run_records(data, trained, 
     result = record["result"]
     assert result["lines"] == 40 and 0 <= result["aligned_share"] <= 1 and result["kappa_never_decreases"]
     assert result["min_kappa_step"] > 0 and record["hardware"]["cpu"] and record["commit"]
+    model = load(str(synth)).double()  # float64: no argmax tie between batched and single-line sums flips
+    ds = TextStrokeDataset.load(str(data), "valid", alphabet=model.alphabet)
+    aligned, steps = 0, []
+    for i in range(len(ds)):  # one line at a time, unpadded: the measurement's batching is not reused
+        line, chars = ds[i]["strokes"].double(), ds[i]["chars"]
+        with torch.no_grad():
+            out = model(torch.cat([line.new_tensor([START_ROW]), line[:-1]])[None], chars[None])
+        aligned += int(out.window.phi[0, -1, : len(chars)].argmax() == len(chars) - 1)
+        kappa = out.window.kappa[0]  # (T, K), from κ_0 = 0 (Eq. 51)
+        steps.append(float(torch.cat([torch.zeros_like(kappa[:1]), kappa]).diff(dim=0).min()))
+    batched = alignment(model, str(data), "valid", batch_size=16)  # float64 sums of ≤ T terms: ~1e-14 apart
+    assert batched["aligned_lines"] == aligned and batched["min_kappa_step"] == pytest.approx(min(steps), rel=1e-12)
     assert eval_main(["legibility", "--path", str(synth), "--data", str(data), "--texts", "4", "--distractors", "2",
                       "--json", str(tmp_path / "l.json")]) == 0
     result = json.loads((tmp_path / "l.json").read_text())["result"]
