@@ -217,10 +217,12 @@ class _Eager:
 
 def _make_plan(kernels: Kernels, shape: LayerShape, inputs: LayerTensors) -> Optional[GraphPlan]:
     """A `GraphPlan` for `shape`, or None (after one warning) where making it raises; the stream current
-    before is made current again (a capture that fails on ending leaves its side stream current)."""
+    before is made current again (a capture that fails on ending leaves its side stream current). Its buffers
+    are normal tensors even when the call runs under `torch.inference_mode()` (later training calls write them)."""
     stream = torch.cuda.current_stream() if shape.device.type == "cuda" else None
     try:
-        return GraphPlan(kernels, shape, inputs)
+        with torch.inference_mode(False):
+            return GraphPlan(kernels, shape, inputs)
     except Exception as err:  # the eager path serves every call the plan would have served
         if stream is not None:
             torch.cuda.set_stream(stream)

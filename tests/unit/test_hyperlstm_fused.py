@@ -424,15 +424,23 @@ def test_workspace_off(monkeypatch, small_workspace):
     assert not small_workspace.entries
 
 
-def test_inference_mode_call_then_training_call(small_workspace):
+@pytest.mark.parametrize("runner", ["eager", "replay"])
+def test_inference_mode_calls_then_training_call(small_workspace, monkeypatch, runner):
     """Bug: buffers made under torch.inference_mode were reused by the next training call ("Inplace update
-    to inference tensor outside InferenceMode")."""
+    to inference tensor outside InferenceMode"): the CPU pool's, and a CUDA-graph plan's (made by the second
+    call of a shape, under inference mode, then served the training call)."""
+    _use(monkeypatch, "cpp", runner)
     cell = make_layer(dtype=torch.float32)
     x = torch.randn(T, B, N_X)
     with torch.inference_mode():
-        fused_layer(cell, x, random_cell_state(dtype=torch.float32), None)
+        for _ in range(2):
+            fused_layer(cell, x, random_cell_state(dtype=torch.float32), None)
     _train_step(cell, x.requires_grad_(), random_cell_state(dtype=torch.float32))
-    assert any(t.is_inference() for t in small_workspace.entries)  # the pool did hold inference buffers
+    if runner == "eager":
+        assert any(t.is_inference() for t in small_workspace.entries)  # the pool did hold inference buffers
+    else:
+        (plan,) = cell._graph_plans.values()  # made under inference mode, and it served the training call
+        assert plan.generation == 2 and not plan.inputs.x_proj.is_inference()  # one replay each
 
 
 def _two_calls_and_padded(rnn, x, lengths):
