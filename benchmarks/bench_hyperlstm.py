@@ -305,15 +305,18 @@ def _configure(args) -> None:
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
 
 
-def _run_micro(result: dict, args, sizes) -> None:
-    result["micro"] = {f"{size}/B{b}": bench_micro(size, b, args.device)
-                       for size in sizes for b in map(int, args.batches.split(","))}
-    for key, rows in result["micro"].items():
-        for name, row in rows.items():
-            print(f"micro {key:12s} {name:30s} {row['us']:9.2f} us", flush=True)
+def _run_micro(result: dict, args, sizes, save) -> None:
+    result["micro"] = {}
+    for size in sizes:
+        for batch in map(int, args.batches.split(",")):
+            key = f"{size}/B{batch}"
+            result["micro"][key] = rows = bench_micro(size, batch, args.device)
+            for name, row in rows.items():
+                print(f"micro {key:12s} {name:30s} {row['us']:9.2f} us", flush=True)
+            save()
 
 
-def _run_throughput(result: dict, args, sizes, dtype) -> None:
+def _run_throughput(result: dict, args, sizes, dtype, save) -> None:
     """fwd+bwd tokens/s of every variant against nn.LSTM (and, with --profile, the self time per operator)."""
     for size in sizes:
         for batch in map(int, args.batches.split(",")):
@@ -328,14 +331,16 @@ def _run_throughput(result: dict, args, sizes, dtype) -> None:
                 for name, row in result["profile"][key].items():
                     print(f"{key:12s} {name:26s} " + "  ".join(f"{g} {ms:8.1f} ms" for g, ms in
                                                               row["ms_per_train_step"].items()), flush=True)
+            save()
 
 
-def _run_one_step(result: dict, args, dtype) -> None:
+def _run_one_step(result: dict, args, dtype, save) -> None:
     for batch in (1, 32):
         key = f"ptb/B{batch}"
         result["one_step"][key] = bench_one_step("ptb", batch, args.step_repeats, args.device, dtype)
         for name, row in result["one_step"][key].items():
             print(f"one step {key:8s} {name:14s} {row['ms']:8.3f} ms  x{row['vs_lstmcell']:.2f}", flush=True)
+        save()
 
 
 def main(argv=None):
@@ -357,16 +362,21 @@ def main(argv=None):
         kernels=getattr(kernels.kernels_for(torch.device(args.device)), "name", None),
         memory=f"saved_bytes and peak_bytes of one call with our layers eager ({GRAPHS_ENV}=0): every buffer "
                "allocated within the call and saved through autograd (timings use the CUDA-graph plans)",
-        cpu_gemm=kernels.cpu_gemm_libraries() if args.device == "cpu" else None,
+        cpu_gemm=kernels.cpu_gemm_libraries() if args.device == "cpu" else None, complete=False,
     )
+
+    def save() -> None:  # after every size: a run cut short by its time limit keeps the sizes it measured
+        if args.json:
+            run_record.write(args.json, result)
+
     if args.micro_only:
-        _run_micro(result, args, sizes)
+        _run_micro(result, args, sizes, save)
     else:
-        _run_throughput(result, args, sizes, dtype)
+        _run_throughput(result, args, sizes, dtype, save)
         if not args.no_one_step:
-            _run_one_step(result, args, dtype)
-    if args.json:
-        run_record.write(args.json, result)
+            _run_one_step(result, args, dtype, save)
+    result["complete"] = True
+    save()
     return result
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The prepared GPU check of the HyperLSTM (issue 13 §4, gpu-design §5): one run on the H200, from the
 # repository root, called with the device tool's timeout_s=590. Every stage has its own time limit and leaves
-# its files even when it fails; on exit (an EXIT trap: also after a failure or a signal) gpu_summary.py
-# summarises every stage in $OUT/gpu_check.json and the stage logs and JSON go into $OUT/logs.tar.gz, so
-# $OUT holds 7 files (8 at most come back from the device machine). Checkpoints are written outside $OUT.
+# its files even when it fails; after every stage its logs and JSON are packed into $OUT/logs.tar.gz (a run
+# killed outright, without its trap, still returns them: `gpu_summary.py --work` on the unpacked folder
+# summarises them here), and on exit (an EXIT trap: also after a failure or a signal) gpu_summary.py
+# summarises every stage in $OUT/gpu_check.json, so $OUT holds 7 files (8 at most come back from the device
+# machine). The work folder and the checkpoints are outside $OUT.
 #
 #   1 env       GPU, clocks, driver, versions, C compiler; one trivial Triton launch; fairseq's C extensions
 #   2 kernels   the fused layer on the GPU against float64 there (fp64/fp32/bf16, boundary shapes, graph
@@ -47,9 +49,9 @@ DRY_RUN=${DRY_RUN:-0}
 TRAIN_MIN=${TRAIN_MIN:-1}
 DATA=${DATA:-data-bin/ptb_char}
 PY=${PYTHON:-python3}
-WORK="$OUT/work"
-CKPT=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_ckpt.XXXXXX")  # outside $OUT: only 8 files come back
-mkdir -p "$WORK"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_work.XXXXXX")  # outside $OUT: only 8 files come back
+CKPT=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_ckpt.XXXXXX")
+mkdir -p "$OUT"
 # our warnings stay visible (a CUDA-graph capture that fell back to eager launches says so); the others not
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS="ignore,default:hyperfairseq"
 GRACE=5 SUMMARY_S=20 MIN_STAGE=10
@@ -117,6 +119,12 @@ stage() {
   echo "$rc" > "$WORK/$name.status"
   echo "$(($(date +%s) - began))" > "$WORK/$name.seconds"
   tail -4 "$WORK/$name.log"
+  pack_logs
+}
+
+# the work folder's files into $OUT/logs.tar.gz, replaced whole (a kill between stages keeps the last pack)
+pack_logs() {
+  tar -czf "$OUT/logs.tar.gz.part" -C "$WORK" . && mv -f "$OUT/logs.tar.gz.part" "$OUT/logs.tar.gz"
 }
 
 env_stage() {
@@ -215,7 +223,7 @@ finish() {
   timeout -k 2 $((SUMMARY_S * SLOW)) "$PY" benchmarks/gpu_summary.py --work "$WORK" --out "$OUT" \
     --seconds "$(($(date +%s) - START))" $([ "$DRY_RUN" = 1 ] && echo --dry-run) \
     || echo "gpu_summary.py failed or ran out of time: no gpu_check.json; the stage logs are in logs.tar.gz"
-  tar -czf "$OUT/logs.tar.gz" -C "$WORK" . && rm -rf "$WORK"
+  pack_logs && rm -rf "$WORK"
   rm -rf "$CKPT"
   echo "== done ($(($(date +%s) - START)) s)"
 }

@@ -71,6 +71,11 @@ def kernel_cases(path: Path, log: Path = None) -> dict:
     if log is not None:
         errors = re.findall(r"ERROR SUMMARY: (\d+) error", _tail(log, 400))
         out["sanitizer_errors"] = int(errors[-1]) if errors else None
+        text = _tail(log, 100_000)  # what the summary counted: an error a CUDA API call returned (the runtimes
+        # probe some on purpose) is reported as "Program hit ..."; a kernel's bad access as "Invalid ..." etc.
+        out["api_error_reports"] = len(re.findall(r"^=+ Program hit \S+", text, re.M))
+        out["kernel_memory_errors"] = len(re.findall(
+            r"^=+ (?:Invalid|Misaligned|Out-of-range|Uninitialized|Hardware exception|Malloc/Free error)", text, re.M))
     return out
 
 

@@ -65,3 +65,27 @@ def test_the_memory_figures_are_of_an_eager_call_even_where_graph_plans_serve_th
     planned = bench_hyperlstm.bench_throughput("tiny", 3, 4, 2, "cpu", bench_hyperlstm.torch.float32, False)
     for name in ("HyperLSTM", "LN-HyperLSTM", "LSTM (ours)", "LN-LSTM (ours)"):
         assert planned[name]["saved_bytes"] == eager[name]["saved_bytes"] > 0, name
+
+
+def test_a_run_cut_short_keeps_the_sizes_it_measured(tmp_path, monkeypatch):
+    """The GPU check's layer stage runs under a time limit: the record is rewritten after every size, marked
+    complete only at the end, so a run killed during its second size keeps its first."""
+    out, measured = tmp_path / "b.json", []
+    real = bench_hyperlstm.bench_throughput
+
+    def second_size_killed(size, batch, *args):
+        if measured:
+            raise KeyboardInterrupt  # as a kill arrives: nothing after this point runs
+        measured.append(size)
+        return real(size, batch, *args)
+
+    monkeypatch.setattr(bench_hyperlstm, "bench_throughput", second_size_killed)
+    with pytest.raises(KeyboardInterrupt):
+        bench_hyperlstm.main(["--sizes", "tiny", "--batches", "2,3", "--steps", "2", "--repeats", "1",
+                              "--no-one-step", "--threads", "1", "--json", str(out)])
+    record = json.loads(out.read_text())
+    assert list(record["throughput"]) == ["tiny/B2"] and record["complete"] is False
+    monkeypatch.setattr(bench_hyperlstm, "bench_throughput", real)
+    whole = bench_hyperlstm.main(["--sizes", "tiny", "--batches", "2", "--steps", "2", "--repeats", "1",
+                                  "--no-one-step", "--threads", "1", "--json", str(out)])
+    assert whole["complete"] is True and json.loads(out.read_text())["complete"] is True

@@ -37,7 +37,7 @@ def gpu_check(out: Path, data: Path, **env) -> Path:
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh"], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert not list(tmp.glob("gpu_check_ckpt*")), "the checkpoints were left behind"
+    assert not list(tmp.glob("gpu_check_*")), "the checkpoints or the work folder were left behind"
     return out
 
 
@@ -134,6 +134,40 @@ def test_a_run_whose_deadline_has_passed_skips_every_stage_and_still_returns_its
     assert "skipped:" in work["eval.log"] and "warm-up skipped" in work["warm.log"]
 
 
+def test_a_run_killed_outright_after_a_stage_returns_that_stages_logs(ptb_slice_bin, tmp_path):
+    """The device tool kills a command past its limit with everything it started (no EXIT trap runs): the logs
+    packed after every stage come back, holding each finished stage, beside nothing else half-written."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**CLI_ENV, "DRY_RUN": "1", "OUT": str(out), "DATA": str(ptb_slice_bin), "PYTHON": sys.executable,
+           "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(["bash", "benchmarks/gpu_check.sh"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "logs.tar.gz").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+    assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz"]
+    work = logs(out)
+    assert work["env.status"].strip() == "0" and "Triton" in work["env.log"] and "kernels.status" not in work
+
+
+def test_bench_train_passes_on_our_warnings_from_its_runs(capsys):
+    """A layer whose CUDA-graph capture failed runs eagerly and warns; bench_train.py ran fairseq-train with every
+    warning ignored, so its rates were eager ones without a word. It now keeps ours and prints them to its log."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_train
+
+    warn = ("import warnings; warnings.warn('hyperfairseq: CUDA graph capture failed for a layer', RuntimeWarning); "
+            "warnings.warn('fairseq: something else')")
+    bench_train.run_train([sys.executable, "-c", warn], bench_train.child_env())
+    printed = capsys.readouterr().out
+    assert "RuntimeWarning: hyperfairseq: CUDA graph capture failed" in printed and "UserWarning" not in printed
+
+
 def test_a_kernel_check_stopped_mid_run_keeps_every_finished_case(tmp_path):
     """check_kernels_on_device.py rewrites its JSON after every case: killed (a stage's time limit) after the
     first, the record holds it, says it is incomplete and is valid JSON."""
@@ -166,3 +200,23 @@ def test_a_fairseq_train_run_that_fails_is_recorded_in_its_row_and_the_others_ar
     failed, timed = rows["ln_hyperlstm_lm_ptb [fp16]"], rows["ln_hyperlstm_lm_ptb [fp32]"]
     assert "exited" in failed["error"] and "--fp16" in failed["log_tail"] and failed["words_per_s"] is None
     assert timed["words_per_s"] > 0 and "error" not in timed
+
+
+def test_the_sanitizer_summary_tells_kernel_memory_errors_from_api_errors(tmp_path):
+    """compute-sanitizer's ERROR SUMMARY also counts errors that CUDA API calls returned (runtimes probe some on
+    purpose): the summary reports the kernels' own memory errors apart (a parser test on memcheck's line forms)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_summary
+
+    log = tmp_path / "memcheck.log"
+    log.write_text("\n".join([
+        "========= COMPUTE-SANITIZER",
+        "========= Program hit cudaErrorInvalidValue (error 1) due to \"invalid argument\" on CUDA API call to "
+        "cudaFuncGetAttributes.",
+        "=========     Saved host backtrace up to driver entry point at error",
+        "========= Invalid __global__ read of size 4 bytes",
+        "=========     at cell_forward+0x1a0",
+        "========= Program hit cudaErrorNotReady (error 34) on CUDA API call to cudaEventQuery.",
+        "========= ERROR SUMMARY: 3 errors", ""]))
+    counts = gpu_summary.kernel_cases(tmp_path / "none.json", log)
+    assert counts["sanitizer_errors"] == 3 and counts["api_error_reports"] == 2 and counts["kernel_memory_errors"] == 1

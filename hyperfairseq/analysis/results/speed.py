@@ -136,7 +136,9 @@ def render_gpu_check(records: List[Record]) -> List[str]:
     out += ["", f"Kernels against float64 on the device: {kernels.get('cases')} cases, {kernels.get('failed')} "
             f"failed, {kernels.get('skipped', 0)} left out for time; under compute-sanitizer memcheck: "
             f"{memcheck.get('cases')} cases, {memcheck.get('failed')} failed, "
-            f"{memcheck.get('sanitizer_errors', '?')} sanitizer errors. CUDA-graph captures that failed (their "
+            f"{memcheck.get('sanitizer_errors', '?')} sanitizer errors ({memcheck.get('kernel_memory_errors', '?')} "
+            f"kernel memory errors, {memcheck.get('api_error_reports', '?')} CUDA API calls that returned an error). "
+            "CUDA-graph captures that failed (their "
             f"layers ran eagerly): {data.get('graph_capture_failures', '?')}.", ""]
     return out
 
