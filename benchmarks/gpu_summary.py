@@ -6,7 +6,10 @@ the char-PTB run (`table3_gpu_ln_hyperlstm_lm_ptb.json`). A stage that failed is
 of its log; the gates it feeds read as not measured. Every file it and gpu_check.sh leave in OUT but the logs is a
 run record that goes to docs/runs/ as it is (scripts/make_results.sh then renders it).
 
-    python benchmarks/gpu_summary.py --work OUT/work --out OUT --seconds 512
+    python benchmarks/gpu_summary.py --work WORK --out OUT --seconds 512
+
+gpu_check.sh calls it on exit. A run killed outright returns only OUT's files: unpack its logs.tar.gz
+(`mkdir w && tar -xzf OUT/logs.tar.gz -C w`, our own archive) and run it here with `--work w --out OUT`.
 """
 
 import argparse
