@@ -61,6 +61,9 @@ if [ "$DRY_RUN" = 1 ]; then
   # the Triton kernels (interpreted) in the stages that exist for them; the fairseq-train stages prove their
   # command lines and parsing with the C++ kernels (the interpreter would take minutes per run there)
   export TRITON_INTERPRET=1 OMP_NUM_THREADS=1 KERNELS=triton
+  # the CUDA-graph plan logic (made on a shape's second call, busy until its backward, one per validation
+  # shape, evicted) through every stage, with an eager re-run standing in for each graph (cuda_graphs.py)
+  export HYPERFAIRSEQ_CUDA_GRAPHS=replay
   SIZES=tiny BATCHES=4 STEPS=2 REPEATS=1 SPEED_BATCH=4 TRAIN_UPDATES=2 BATCH=4 TPS=20
   # what the dry run proves is the script, once per code path; the unit tests hold the interpreted kernels to the
   # reference (tests/unit/test_hyperlstm_fused.py, test_triton_cell.py) and run every microbenchmark tile
