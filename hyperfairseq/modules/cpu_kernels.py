@@ -47,17 +47,17 @@ def _flags():
 
 
 def _extension_name(tag: str, python=tuple(sys.version_info[:2]), torch_version: str = torch.__version__,
-                    torch_dir: str = os.path.dirname(torch.__file__)) -> str:
+                    torch_dir: str = os.path.dirname(torch.__file__), source: Path = SOURCE) -> str:
     """The library's name, which names its build folder too: per CPU code (`tag`), Python and torch version,
-    and torch's installation (8 hex digits of its folder's hash).
+    torch's installation and the source file's place (8 hex digits of a hash of the two folders).
 
     torch's default folder tells Python and CUDA versions apart but not torch's (TORCH_EXTENSIONS_DIR tells none):
     two environments with different torch that share it rebuilt the library against their own headers at every
     switch, and a process of one could load the other's build. Two environments with the same torch in other
     folders (two checkouts' .venv) did the same: the build file names the headers' folder, so each switch was a
-    rebuild of ~20-30 s.
+    rebuild of ~20-30 s. So did two checkouts sharing one .venv (the build file names the source's path too).
     """
-    place = hashlib.sha1(os.path.realpath(torch_dir).encode()).hexdigest()[:8]
+    place = hashlib.sha1(f"{os.path.realpath(torch_dir)}\0{os.path.realpath(source)}".encode()).hexdigest()[:8]
     version = re.sub(r"[^0-9A-Za-z]+", "_", torch_version)
     return f"hyperfairseq_cell_{tag}_py{python[0]}{python[1]}_torch{version}_{place}"
 

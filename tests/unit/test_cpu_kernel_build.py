@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 from torch.utils import cpp_extension
 
@@ -28,15 +29,16 @@ def _built_folder():
 def test_each_torch_and_python_version_builds_in_its_own_folder():
     """Two environments sharing an extension folder (TORCH_EXTENSIONS_DIR, or torch's default, which holds
     Python and CUDA versions apart but not torch's), with other torch versions or the same one installed
-    elsewhere, get two folders: neither rebuilds over, nor loads, the other's library. The folder this process
-    built in is the one named."""
+    elsewhere, or two checkouts sharing one environment, get two folders: neither rebuilds over, nor loads, the
+    other's library. The folder this process built in is the one named."""
     built = _built_folder()
     assert os.path.basename(built) == cpu_kernels._extension_name(cpu_kernels._flags()[0])
     assert any(name.endswith(".so") for name in os.listdir(built))
-    names = {cpu_kernels._extension_name("avx2", python, version, place)
+    names = {cpu_kernels._extension_name("avx2", python, version, place, Path(source))
              for python in ((3, 11), (3, 12)) for version in ("2.11.0+cu130", "2.14.1+cu130")
-             for place in ("/a/.venv/lib/torch", "/b/.venv/lib/torch")}  # two checkouts' venvs: no rebuilds
-    assert len(names) == 8 and any(n.startswith("hyperfairseq_cell_avx2_py312_torch2_11_0_cu130_") for n in names)
+             for place in ("/a/.venv/lib/torch", "/b/.venv/lib/torch")  # two checkouts' venvs: no rebuilds
+             for source in ("/a/hyperfairseq/modules/csrc/x.cpp", "/b/hyperfairseq/modules/csrc/x.cpp")}
+    assert len(names) == 16 and any(n.startswith("hyperfairseq_cell_avx2_py312_torch2_11_0_cu130_") for n in names)
 
 
 def test_a_lock_left_by_a_killed_build_is_cleared_and_the_kernels_load(tmp_path):
