@@ -6,18 +6,22 @@
 # Inputs are plain text, one sentence per line, PREFIX.SRC and PREFIX.TGT with equal line counts.
 # DEST gets spm.model / spm.vocab (trained on train.SRC + train.TGT), the binarised splits and dict.*.txt.
 # Use with fairseq-generate ... --remove-bpe sentencepiece (detokenised output for sacrebleu).
-# Options: --spm-sample N (sentences used to train sentencepiece, default 2000000), --workers N (default 1).
+# Options: --spm-sample N (sentences used to train sentencepiece, default 2000000), --workers N (default 1),
+# --replace (rebuild a DEST that holds files; without it such a DEST is refused before anything is written).
+# Everything is built in a folder beside DEST and moved into place whole when done: a failed or killed run
+# leaves DEST as it was.
 set -euo pipefail
 # the README's virtualenv (.venv), unless one is active: `python` and `fairseq-*` below are its
 venv="$(dirname "$0")/../.venv"; [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 die() { echo "prepare_parallel.sh: error: $*" >&2; exit 1; }
-SRC= TGT= TRAIN= VALID= TEST= VOCAB=32000 SAMPLE=2000000 WORKERS=1 DEST=
+SRC= TGT= TRAIN= VALID= TEST= VOCAB=32000 SAMPLE=2000000 WORKERS=1 DEST= REPLACE=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --src) SRC=$2; shift 2 ;; --tgt) TGT=$2; shift 2 ;;
         --train) TRAIN=$2; shift 2 ;; --valid) VALID=$2; shift 2 ;; --test) TEST=$2; shift 2 ;;
         --vocab-size) VOCAB=$2; shift 2 ;; --spm-sample) SAMPLE=$2; shift 2 ;; --workers) WORKERS=$2; shift 2 ;;
-        -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+        --replace) REPLACE=1; shift ;;
+        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) [[ -z "$DEST" ]] || die "one destination expected, got '$DEST' and '$1'"; DEST=$1; shift ;;
     esac
@@ -33,7 +37,16 @@ for p in "${PREFIXES[@]}"; do
     [[ "$a" == "$b" ]] || die "$p.$SRC has $a lines but $p.$TGT has $b: the sides must align line by line"
 done
 
+if [[ -d "$DEST" && -n "$(ls -A "$DEST")" && "$REPLACE" != 1 ]]; then
+    die "$DEST already holds files (a prepared data set?): choose another folder, or add --replace to rebuild it"
+fi
+[[ -e "$DEST" && ! -d "$DEST" ]] && die "$DEST exists and is not a folder"
+
 PY=${PYTHON:-python}
+FINAL=$DEST
+mkdir -p "$(dirname "$FINAL")"
+DEST=$(mktemp -d "$(dirname "$FINAL")/.$(basename "$FINAL").partial.XXXXXX")  # moved to $FINAL when complete
+trap 'rm -rf "$DEST"' EXIT
 mkdir -p "$DEST/spm"
 TMP="$DEST/spm"
 cat "$TRAIN.$SRC" "$TRAIN.$TGT" > "$TMP/spm_input.txt"
@@ -71,4 +84,11 @@ pref=(--trainpref "$TMP/train" --validpref "$TMP/valid")
 [[ -n "$TEST" ]] && pref+=(--testpref "$TMP/test")
 fairseq-preprocess --source-lang "$SRC" --target-lang "$TGT" "${pref[@]}" --destdir "$DEST" \
     --joined-dictionary --workers "$WORKERS"
-echo "prepared $DEST: $(wc -l < "$DEST/dict.$SRC.txt") dictionary entries (+4 specials), splits ${SPLITS[*]}"
+entries=$(wc -l < "$DEST/dict.$SRC.txt")
+if [[ -d "$FINAL" ]]; then  # --replace, or an empty folder: the old one goes only now that the new one is whole
+    old=$(mktemp -d "$(dirname "$FINAL")/.$(basename "$FINAL").old.XXXXXX")
+    mv "$FINAL" "$old/data" && mv "$DEST" "$FINAL" && rm -rf "$old"
+else
+    mv "$DEST" "$FINAL"
+fi
+echo "prepared $FINAL: $entries dictionary entries (+4 specials), splits ${SPLITS[*]}"

@@ -29,7 +29,7 @@ if [[ $SMOKE == 1 ]]; then
     python -m hyperfairseq.data.sword --out "$WORK/text" --max-train 300 --replace
     for s in valid test; do for l in en es; do head -n 20 "$WORK/text/$s.$l" > "$WORK/text/$s.slice.$l"; done; done
     bash "$HERE/prepare_parallel.sh" --src en --tgt es --train "$WORK/text/train" --valid "$WORK/text/valid.slice" \
-        --test "$WORK/text/test.slice" --vocab-size 300 "$WORK/bin"
+        --test "$WORK/text/test.slice" --vocab-size 300 --replace "$WORK/bin"
     DATA=$WORK/bin
     # the Table 6 architectures (8 + 8 layers, residuals, attention) with 32-unit cells so that CPU steps are quick
     SHRINK=(--encoder-embed-dim 32 --encoder-hidden-size 32 --decoder-embed-dim 32 --decoder-hidden-size 32

@@ -173,3 +173,20 @@ def test_mismatched_dictionary_is_a_clear_error(trained, bible_bin, tmp_path):
                "--cpu", check=False)
     assert proc.returncode != 0
     assert re.search(r"checkpoint does not fit .*shape differs: .*embed_tokens", proc.stderr), proc.stderr[-2000:]
+
+
+def test_preparing_into_a_prepared_folder_is_refused_and_replace_swaps_it_whole(bible_slice, tmp_path):
+    """Bug: a second run into the same folder overwrote spm.model, then fairseq-preprocess failed on the existing
+    dictionaries (a traceback), leaving a sentencepiece model beside data it did not segment. Now a folder that
+    holds files is refused before anything is written; --replace builds beside it and swaps it in whole."""
+    dest = tmp_path / "bin"
+    base = ["bash", "scripts/prepare_parallel.sh", "--src", "en", "--tgt", "es", "--train", bible_slice / "valid",
+            "--valid", bible_slice / "test"]
+    run(*base, "--vocab-size", 300, dest)
+    model, dictionary = (dest / "spm.model").read_bytes(), (dest / "dict.en.txt").read_text()
+    proc = run(*base, "--vocab-size", 250, dest, check=False)
+    assert proc.returncode == 1 and "already holds files" in proc.stderr and "--replace" in proc.stderr, proc.stderr
+    assert (dest / "spm.model").read_bytes() == model and (dest / "dict.en.txt").read_text() == dictionary
+    run(*base, "--vocab-size", 250, "--replace", dest)
+    assert (dest / "spm.model").read_bytes() != model and (dest / "dict.en.txt").read_text() != dictionary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]  # no staging or old folder left beside it
