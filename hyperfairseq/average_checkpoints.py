@@ -63,11 +63,18 @@ def run(inputs: List[str], output: str) -> None:
         raise InputError(f"--inputs: give at least two checkpoints to average; got {len(inputs)}")
     if os.path.abspath(output) in {os.path.abspath(p) for p in inputs}:
         raise InputError(f"--output {output} is one of the inputs; write the average to another file")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):  # torch.save would fail only after every input was read, with a bare error
+        raise InputError(f"--output {output}: the folder {folder} does not exist")
     states = [read_checkpoint(path) for path in inputs]
     state = dict(states[-1], model=average([s["model"] for s in states], inputs))
     tmp = output + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, output)  # the output is whole or absent
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, output)  # the output is whole or absent
+    finally:
+        if os.path.exists(tmp):  # a failed write (disk full) leaves no partial file behind
+            os.remove(tmp)
     print(f"averaged {len(inputs)} checkpoints into {output}")
 
 

@@ -294,6 +294,9 @@ def test_checkpoints_of_one_run_average_into_one_that_evaluates(ptb_slice_bin, t
     proc = run_cli("hyperfairseq.average_checkpoints", "--inputs", a, other / "checkpoint_last.pt", "--output",
                    tmp_path / "bad.pt", check=False)
     assert proc.returncode == 2 and "hold different tensors" in proc.stderr and not (tmp_path / "bad.pt").exists()
+    proc = run_cli("hyperfairseq.average_checkpoints", "--inputs", a, b, "--output", tmp_path / "no/avg.pt",
+                   check=False)  # was torch's bare "Parent directory ... does not exist", after reading every input
+    assert proc.returncode == 2 and f"the folder {tmp_path / 'no'} does not exist" in proc.stderr, proc.stderr
 
 
 def test_hydra_config_trains_through_fairseq_hydra_train(ptb_slice_bin, tmp_path):
