@@ -67,8 +67,9 @@ class HyperLSTMTranslationConfig(HyperLSTMCellConfig):
     layer_norm: bool = field(default=False, metadata={"help": "layer norm per gate and on c (R8); Table 6's "
                                                        "HyperLSTM rows: on"})
     dropout: float = field(default=0.2, metadata={"help": "drop prob. on every layer's input and before the softmax"})
-    max_source_positions: int = field(default=1024, metadata={"help": "longest source accepted, in tokens"})
-    max_target_positions: int = field(default=1024, metadata={"help": "longest target accepted, in tokens"})
+    # a recurrence has no length limit: fairseq's `lstm` default (1e5), not a Transformer's 1024
+    max_source_positions: int = field(default=100000, metadata={"help": "longest source accepted, in tokens"})
+    max_target_positions: int = field(default=100000, metadata={"help": "longest target accepted, in tokens"})
 
 
 class EncoderOut(NamedTuple):

@@ -303,3 +303,15 @@ def test_no_config_of_ours_has_a_boolean_that_defaults_to_true():
     for name, cls in ours.items():
         for f in dataclasses.fields(cls):
             assert not (f.type in (bool, "bool") and f.default is True), f"{name}.{f.name} defaults to True"
+
+
+def test_sources_and_targets_longer_than_a_transformers_1024_tokens_are_accepted():
+    """A recurrence has no length limit: fairseq-generate refused sources over 1024 tokens (the default limit
+    was a Transformer's; fairseq's lstm takes 1e5). A 1500-token source and target score."""
+    model = tiny("ln_hyperlstm")
+    assert model.max_positions() == (100000, 100000)
+    src = torch.randint(4, 30, (1, 1500))
+    src[0, -1] = 2
+    prev = torch.cat([torch.tensor([[2]]), src[:, :-1]], 1)
+    logits, _ = model(src, torch.tensor([1500]), prev)
+    assert logits.shape == (1, 1500, 30) and bool(torch.isfinite(logits).all())
