@@ -63,7 +63,10 @@ def _stored_data_folder(path: str) -> Optional[str]:
     from hyperfairseq.checkpoint_files import safe_load
 
     try:
-        data = safe_load(path, path)["cfg"]["task"]["data"]
-    except (InputError, KeyError, TypeError):
+        state = safe_load(path, path)
+    except InputError:
         return None
+    data = state
+    for key in ("cfg", "task", "data"):  # a checkpoint's config as fairseq writes it (plain containers)
+        data = data.get(key) if isinstance(data, dict) else None
     return data.split(os.pathsep)[0] if isinstance(data, str) and data else None

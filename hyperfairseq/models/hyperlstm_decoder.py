@@ -6,7 +6,6 @@ token inputs (one-hot by default, R10, or a learned embedding), input and output
 state so that fairseq's sequence generator can sample one token at a time.
 """
 
-import hashlib
 from typing import Dict, Optional
 
 import torch.nn.functional as F
@@ -14,10 +13,10 @@ from fairseq.models import FairseqIncrementalDecoder
 from fairseq.modules import FairseqDropout
 from torch import Tensor, nn
 
-from hyperfairseq.errors import InputError
 from hyperfairseq.modules import HyperLSTM, HyperLSTMState, detach_state, reorder_state
 
 from .carried_ranks import rows_of_this_rank
+from .state_dict_check import RemembersDictionary
 
 STATE_KEY = "hyperlstm_state"
 
@@ -30,14 +29,7 @@ def state_from_dict(fields: Dict[str, Optional[Tensor]]) -> HyperLSTMState:
     return HyperLSTMState(**fields)
 
 
-def dictionary_md5(dictionary) -> Optional[str]:
-    """Fingerprint of a dictionary's symbols in order (None without a dictionary, as in `params`)."""
-    if dictionary is None:
-        return None
-    return hashlib.md5("\n".join(dictionary.symbols).encode("utf-8")).hexdigest()
-
-
-class HyperLSTMDecoder(FairseqIncrementalDecoder):
+class HyperLSTMDecoder(RemembersDictionary, FairseqIncrementalDecoder):
     """Tokens (B, T) -> next-token logits (B, T, V) through a multi-layer HyperLSTM.
 
     Inputs are one-hot vectors over the dictionary's symbols (`input_mode="one_hot"`, the paper's
@@ -52,6 +44,8 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
     is kept per stream name, so validation never disturbs training; the states are saved in
     checkpoints (`get_extra_state`) so that a resumed run continues its streams exactly.
     """
+
+    dictionary_file = "dict.txt"  # its md5 in the checkpoint (`RemembersDictionary`)
 
     supports_carry = True
 
@@ -74,7 +68,6 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         self.dropout_out = FairseqDropout(dropout_out, module_name=type(self).__name__)
         self.output_projection = nn.Linear(rnn.hidden_size, num_symbols)
         self.carried: Dict[str, HyperLSTMState] = {}
-        self.dictionary_md5 = dictionary_md5(dictionary)
         self.carried_ranks = 1  # the data-parallel ranks whose rows `carried` holds (fairseq_patches §15 sets it)
 
     def embed(self, tokens: Tensor) -> Tensor:
@@ -146,22 +139,13 @@ class HyperLSTMDecoder(FairseqIncrementalDecoder):
         carried = {
             name: {k: v for k, v in state._asdict().items() if v is not None} for name, state in self.carried.items()
         }
-        return {"carried": carried, "ranks": self.carried_ranks, "dictionary_md5": self.dictionary_md5}
-
-    def check_extra_state(self, extra) -> None:
-        """Refuse a checkpoint trained with another dictionary, naming it (before any tensor shape, which
-        would blame the architecture: one-hot inputs make the dictionary's size part of every input layer)."""
-        theirs = (extra or {}).get("dictionary_md5")
-        if theirs and self.dictionary_md5 and theirs != self.dictionary_md5:
-            raise InputError(
-                f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's dict.txt "
-                f"(md5 {self.dictionary_md5}, {len(self.dictionary)} symbols): point --data / the data folder "
-                "at the folder the model was trained on"
-            )
+        return {**super().get_extra_state(), "carried": carried, "ranks": self.carried_ranks}
 
     def set_extra_state(self, extra) -> None:
-        """None (a checkpoint without the extra state, e.g. averaged): nothing carried, no dictionary check."""
-        self.check_extra_state(extra)
+        """None (a checkpoint without the extra state, e.g. averaged): nothing carried, no dictionary check.
+        Another dictionary is refused before any tensor shape is compared, which would blame the architecture
+        (one-hot inputs make the dictionary's size part of every input layer)."""
+        super().set_extra_state(extra)
         extra = extra or {}
         carried = {
             name: HyperLSTMState(**{k: fields.get(k) for k in HyperLSTMState._fields})

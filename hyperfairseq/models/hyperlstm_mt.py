@@ -44,7 +44,7 @@ from hyperfairseq.modules.state import layer_state, stack_states
 
 from . import architectures
 from .config import CELL_RULES, HyperLSTMCellConfig, at_least, build_hyperlstm, check_config, drop_probability, positive
-from .state_dict_check import ChecksCheckpointFit
+from .state_dict_check import ChecksCheckpointFit, RemembersDictionary
 
 RESIDUAL_FROM = 3  # GNMT: residual connections start at the third layer (1-based), encoder and decoder
 STATE_KEY = "hyperlstm_mt_state"
@@ -122,8 +122,11 @@ def _time_gather(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
-class HyperLSTMEncoder(FairseqEncoder):
-    """Source tokens -> top-layer outputs, GNMT-shaped (bidirectional bottom layer, residuals from layer 3)."""
+class HyperLSTMEncoder(RemembersDictionary, FairseqEncoder):
+    """Source tokens -> top-layer outputs, GNMT-shaped (bidirectional bottom layer, residuals from layer 3).
+    Its checkpoint holds the source dictionary's md5 (`RemembersDictionary`)."""
+
+    dictionary_file = "source dictionary (dict.SRC.txt)"
 
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
@@ -165,12 +168,15 @@ class HyperLSTMEncoder(FairseqEncoder):
         return self.max_source_positions
 
 
-class HyperLSTMAttentionDecoder(FairseqIncrementalDecoder):
+class HyperLSTMAttentionDecoder(RemembersDictionary, FairseqIncrementalDecoder):
     """Target prefix + encoder output -> next-token logits (B, T, V) and attention (B, T, S).
 
     Layer 1 reads [y_{t-1}; c_{t-1}] and gives the attention query; layers 2..L read [h^{l-1}_t; c_t];
-    residual connections from layer 3; softmax over the top layer.
+    residual connections from layer 3; softmax over the top layer. Its checkpoint holds the target dictionary's
+    md5 (`RemembersDictionary`).
     """
+
+    dictionary_file = "target dictionary (dict.TGT.txt)"
 
     def __init__(self, cfg, dictionary, encoder_dim: int):
         super().__init__(dictionary)

@@ -1,6 +1,7 @@
 """A clear message when a checkpoint does not fit the model being loaded, naming the likely cause."""
 
-from typing import Collection, Mapping
+import hashlib
+from typing import Collection, Mapping, Optional
 
 from torch import Tensor, nn
 
@@ -43,6 +44,37 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, Tensor], li
         cause = (f"its vocabulary differs from the data's dictionaries ({sizes} symbols): was it trained on other "
                  "data, or in the other language direction (-s/-t)?")
     raise InputError(f"checkpoint does not fit this {type(model).__name__} ({cause}); " + "; ".join(problems))
+
+
+def dictionary_md5(dictionary) -> Optional[str]:
+    """Fingerprint of a dictionary's symbols in order (None without a dictionary, as in `params`)."""
+    if dictionary is None:
+        return None
+    return hashlib.md5("\n".join(dictionary.symbols).encode("utf-8")).hexdigest()
+
+
+class RemembersDictionary:
+    """Mixin ahead of a fairseq encoder or decoder: its checkpoint holds its dictionary's md5 (its extra state),
+    and loading it beside another dictionary is refused, naming it (`check_extra_states` runs before any shape
+    check; two dictionaries of one size would otherwise load and translate or score as garbage, silently)."""
+
+    dictionary_file = "dictionary"  # how the message names the data's file
+
+    def get_extra_state(self):
+        return {"dictionary_md5": dictionary_md5(self.dictionary)}
+
+    def check_extra_state(self, extra) -> None:
+        theirs, ours = (extra or {}).get("dictionary_md5"), dictionary_md5(self.dictionary)
+        if theirs and ours and theirs != ours:
+            raise InputError(
+                f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's "
+                f"{self.dictionary_file} (md5 {ours}, {len(self.dictionary)} symbols): point --data / the data "
+                "folder at the folder the model was trained on"
+            )
+
+    def set_extra_state(self, extra) -> None:
+        """None (a checkpoint written before the md5 was kept, or without extra states): no check."""
+        self.check_extra_state(extra)
 
 
 def dictionary_sizes(model: nn.Module) -> set:

@@ -164,15 +164,23 @@ def test_over_long_sources_skipped_with_count_or_clear_error(trained, bible_bin,
 
 
 def test_mismatched_dictionary_is_a_clear_error(trained, bible_bin, tmp_path):
-    other = tmp_path / "bin"
-    shutil.copytree(bible_bin, other)
+    """The checkpoint holds each side's dictionary md5: another dictionary is named as such, also one of the same
+    size (two symbols swapped: it loaded and translated as garbage, silently). The target side's dictionary
+    differs only in the second case, so each side's check is seen."""
+    grown, swapped = tmp_path / "grown", tmp_path / "swapped"
+    shutil.copytree(bible_bin, grown)
+    shutil.copytree(bible_bin, swapped)
     for lang in ("en", "es"):
-        with open(other / f"dict.{lang}.txt", "a", encoding="utf-8") as f:
+        with open(grown / f"dict.{lang}.txt", "a", encoding="utf-8") as f:
             f.write("".join(f"zzextra{i} 1\n" for i in range(8)))
-    proc = cli("fairseq_cli.generate", other, "--user-dir", USER_DIR, "--path", trained, "--gen-subset", "test",
-               "--cpu", check=False)
-    assert proc.returncode != 0
-    assert re.search(r"checkpoint does not fit .*shape differs: .*embed_tokens", proc.stderr), proc.stderr[-2000:]
+    lines = (swapped / "dict.es.txt").read_text(encoding="utf-8").splitlines()
+    lines[10], lines[11] = lines[11], lines[10]
+    (swapped / "dict.es.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for other, side in ((grown, "source dictionary (dict.SRC.txt)"), (swapped, "target dictionary (dict.TGT.txt)")):
+        proc = cli("fairseq_cli.generate", other, "--user-dir", USER_DIR, "--path", trained, "--gen-subset", "test",
+                   "--cpu", "--source-lang", "en", "--target-lang", "es", check=False)
+        assert proc.returncode != 0 and "trained with another dictionary" in proc.stderr, proc.stderr[-2000:]
+        assert f"than this data's {side}" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_preparing_into_a_prepared_folder_is_refused_and_replace_swaps_it_whole(bible_slice, tmp_path):
