@@ -3,8 +3,8 @@
     python -m hyperfairseq.average_checkpoints --inputs ckpt/checkpoint_1_1000.pt ckpt/checkpoint_1_2000.pt \
         --output ckpt/averaged.pt
 
-fairseq's `scripts/average_checkpoints.py` (not in its wheel) refuses the plugin's language models: their
-decoder saves an extra state that is not a tensor (the carried states and the dictionary's md5), and under
+fairseq's `scripts/average_checkpoints.py` (not in its wheel) refuses the plugin's language and translation
+models: they save an extra state that is not a tensor (the carried states, the dictionaries' md5), and under
 torch >= 2.6 it cannot read any fairseq checkpoint without `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`. Here every file
 is read safely (`weights_only`); floating-point tensors are averaged in float64 and stored in their dtype, other
 tensors must be equal; the output is the last input with the averaged weights, no carried state (a state of
