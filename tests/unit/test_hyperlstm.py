@@ -126,8 +126,7 @@ def test_recurrent_dropout_is_off_in_eval_and_its_mask_is_fresh_every_step():
     clean.load_state_dict(rnn.state_dict())
     x = torch.randn(T, B, N_X)
     rnn.eval()
-    torch.testing.assert_close(rnn(x)[0], clean(x)[0])
-    torch.testing.assert_close(rnn(x)[0], rnn(x)[0])
+    torch.testing.assert_close(rnn(x)[0], clean(x)[0])  # off in eval: equal to a network without dropout
 
     rnn.train()
     _, _, internals = rnn(x, return_internals=True)
