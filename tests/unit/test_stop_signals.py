@@ -117,7 +117,7 @@ def test_leaving_the_context_restores_the_previous_handlers():
 def test_the_same_signal_delivered_twice_at_once_is_one_request_and_a_later_one_exits():
     """GNU `timeout -s INT` sends its signal to the command and again to its process group: both deliveries
     arrive together and must stop gracefully, as one; the same signal sent again after DUPLICATE_SECONDS
-    (1 s; the test waits 1.3) is a person's second request and exits at once."""
+    (1 s; the test waits 1.1) is a person's second request and exits at once."""
     result = run("""
         STOP.armed = True
         os.kill(os.getpid(), signal.SIGINT)
