@@ -28,6 +28,19 @@ CLI_ENV = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test computes on one thread, whichever files were collected with it and however it is run (a file
+    alone, or the suite under xdist): float reductions in one order, and the CPU shared with the other workers.
+    A test that needs more threads sets them itself; the count is restored after each test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def data_root() -> Path:
     return Path(os.environ.get("HYPERFAIRSEQ_DATA", REPO / "data"))
 

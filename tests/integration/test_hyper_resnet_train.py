@@ -14,7 +14,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vision_fixtures as vf  # noqa: E402
 
-torch.set_num_threads(1)
 T = vf.load_train_module()
 
 

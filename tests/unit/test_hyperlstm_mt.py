@@ -11,8 +11,6 @@ from fairseq.sequence_generator import SequenceGenerator
 import hyperfairseq.modules.hyperlstm as hyperlstm_module
 from hyperfairseq.models.hyperlstm_mt import HyperLSTMTranslationModel
 
-torch.set_num_threads(1)
-
 CELL_TYPES = {  # name -> (no_hyper, layer_norm)
     "hyperlstm": (False, False),
     "ln_hyperlstm": (False, True),

@@ -9,8 +9,6 @@ from torch import distributions as D
 from hyperfairseq.criterions.mdn import line_nll
 from hyperfairseq.modules.mdn import MixtureParams, output_size, point_log_prob, sample_point, split_outputs
 
-torch.set_num_threads(1)
-
 
 def reference_log_prob(params: MixtureParams, target: torch.Tensor) -> torch.Tensor:
     """torch.distributions: MixtureSameFamily(MultivariateNormal) + Bernoulli, for (N,) rows."""

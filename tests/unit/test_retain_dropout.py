@@ -14,8 +14,6 @@ from hyperfairseq.models.hyperlstm_lm import HyperLSTMLanguageModel
 from hyperfairseq.models.hyperlstm_synthesis import HyperLSTMSynthesisConfig, HyperLSTMSynthesisModel, SynthesisDecoder
 from hyperfairseq.params import build_config
 
-torch.set_num_threads(1)
-
 
 def prepared(model, retain: bool, modules=None):
     """The model after fairseq's `prepare_for_inference_` with `--retain-dropout [--retain-dropout-modules]`."""

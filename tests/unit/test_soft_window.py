@@ -8,8 +8,6 @@ import torch
 
 from hyperfairseq.modules.soft_window import SoftWindow, one_hot_chars, passed_end, window_weights
 
-torch.set_num_threads(1)
-
 
 def reference_window(h_seq, weight, bias, chars, lengths):
     """Eq. 46–51 written out with numpy loops over t, b, k, u (float64), u = 1 … U + 1."""

@@ -6,8 +6,6 @@ import torch
 
 from hyperfairseq.modules.static_hypernet import StaticHyperNetwork, tile_basic_kernels
 
-torch.set_num_threads(1)
-
 
 def test_generated_kernel_shapes_follow_declared_layers():
     shapes = [(16, 16), (32, 16), (64, 32), (16, 48)]

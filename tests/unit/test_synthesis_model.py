@@ -13,7 +13,6 @@ from hyperfairseq.models.hyperlstm_synthesis import (
 )
 from hyperfairseq.modules.mdn import point_log_prob, split_outputs
 
-torch.set_num_threads(1)
 VARIANTS = {
     "hyper": dict(),
     "lstm": dict(no_hyper=True),

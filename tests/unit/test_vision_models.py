@@ -11,8 +11,6 @@ import vision_fixtures as vf  # noqa: E402
 from hyperfairseq.vision import UnknownArchitectureError, build_model, export_plain  # noqa: E402
 from hyperfairseq.vision.datasets import load_cifar10  # noqa: E402
 
-torch.set_num_threads(1)
-
 # totals and the breakdown printed by --count-params (paper: 0.563 M, 0.097 M, 2.236 M, 0.148 M)
 COUNTS = {
     "wrn_40_1": (563_930, {"kernels": 557_568, "bn": 2_720, "shortcuts": 2_560}),
