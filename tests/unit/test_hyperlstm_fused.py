@@ -818,6 +818,23 @@ def test_graph_plan_copies_every_input_in_at_every_call(monkeypatch):
     assert _plan_of(cell).generation == 3  # calls 1-3 were served by the plan
 
 
+def test_what_a_planned_call_returned_survives_the_next_replay(monkeypatch):
+    """A plan's graph writes its outputs into its static buffers at every replay: a call's outputs and final
+    state are copies, so keeping them across the next call (fairseq's validation, a caller's list of outputs)
+    keeps that call's values. Inference calls: the plan is never busy, so each call after the first replays."""
+    _use(monkeypatch, "cpp", "replay")
+    cell = make_layer(layer_norm=True)
+    kept = []
+    with torch.no_grad():
+        for call in range(4):  # call 0 eager, call 1 makes the plan, calls 2 and 3 replay it
+            x, state = torch.randn(T, B, N_X, dtype=torch.float64), random_cell_state(seed=call)
+            kept.append((fused_layer(cell, x, state, None), run_layer(cell, x, state, None, False)))
+    for (out, final, _), (ref, ref_final, _) in kept:  # float64: the two paths agree to ~1e-15
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(final.c, ref_final.c, rtol=1e-10, atol=1e-10)
+    assert _plan_of(cell).generation == 3
+
+
 def test_a_graph_capture_that_fails_warns_once_and_its_calls_run_eagerly_without_another_try(monkeypatch):
     """CUDA-graph capture had never run on real hardware: where making a plan raises, the call that tried and
     every later call of that shape run eagerly with the eager path's results, after one warning that names
