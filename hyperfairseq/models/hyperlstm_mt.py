@@ -127,6 +127,8 @@ class HyperLSTMEncoder(RemembersDictionary, FairseqEncoder):
     Its checkpoint holds the source dictionary's md5 (`RemembersDictionary`)."""
 
     dictionary_file = "source dictionary (dict.SRC.txt)"
+    dictionary_fix = ("was it trained on other data, or in the other language direction (-s/-t)? Point the data "
+                      "folder at the one the model was trained on")
 
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
@@ -177,6 +179,7 @@ class HyperLSTMAttentionDecoder(RemembersDictionary, FairseqIncrementalDecoder):
     """
 
     dictionary_file = "target dictionary (dict.TGT.txt)"
+    dictionary_fix = HyperLSTMEncoder.dictionary_fix
 
     def __init__(self, cfg, dictionary, encoder_dim: int):
         super().__init__(dictionary)

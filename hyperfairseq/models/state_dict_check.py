@@ -59,6 +59,7 @@ class RemembersDictionary:
     check; two dictionaries of one size would otherwise load and translate or score as garbage, silently)."""
 
     dictionary_file = "dictionary"  # how the message names the data's file
+    dictionary_fix = "point --data / the data folder at the folder the model was trained on"
 
     def get_extra_state(self):
         return {"dictionary_md5": dictionary_md5(self.dictionary)}
@@ -68,8 +69,7 @@ class RemembersDictionary:
         if theirs and ours and theirs != ours:
             raise InputError(
                 f"the checkpoint was trained with another dictionary (md5 {theirs}) than this data's "
-                f"{self.dictionary_file} (md5 {ours}, {len(self.dictionary)} symbols): point --data / the data "
-                "folder at the folder the model was trained on"
+                f"{self.dictionary_file} (md5 {ours}, {len(self.dictionary)} symbols): {self.dictionary_fix}"
             )
 
     def set_extra_state(self, extra) -> None:
