@@ -1,10 +1,10 @@
 """`--task char_lm` on real char-PTB: carried state, resume, data parallel, sampling, bytes, bad input."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 
 import pytest
@@ -120,12 +120,6 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(ptb_slice_bin, tmp_path
         assert torch.equal(resumed[name], whole[name]), name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(ptb_slice_bin, tmp_path):
     """Exact by construction: float64 (`--double`) and plain SGD (fairseq's sgd is torch.optim.SGD).
 
@@ -162,15 +156,17 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_total_batch(
 
 
 def train_two_ranks(data, save, *extra) -> list:
-    """fairseq-train in two gloo processes (ranks 0 and 1) with 4 streams each; their outputs."""
-    port = free_port()
+    """fairseq-train in two gloo processes (ranks 0 and 1) with 4 streams each; their outputs. The ranks meet
+    through a file of their own (a free TCP port, found and released before rank 0 binds it, could be taken by
+    another test worker in between)."""
+    rendezvous = f"file://{save}.{uuid.uuid4().hex}.init"
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "fairseq_cli.train", str(data), "--user-dir", USER_DIR,
              *map(str, STREAM_FLAGS), *map(str, TINY_LM), "--save-dir", str(save), "--batch-size", "4",
              *map(str, extra), "--distributed-backend", "gloo", "--distributed-no-spawn",
              "--distributed-world-size", "2", "--distributed-rank", str(rank),
-             "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--ddp-backend", "legacy_ddp"],
+             "--distributed-init-method", rendezvous, "--ddp-backend", "legacy_ddp"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV, cwd=REPO,
         )
         for rank in range(2)
